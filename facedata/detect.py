@@ -1,0 +1,135 @@
+"""Face detection with facenet-pytorch's MTCNN (its bundled P/R/O-Net weights: nothing is downloaded).
+
+``FaceDetector().detect(image, color=...)`` returns a list of :class:`Face`, one per face, each with a
+box (x1, y1, x2, y2), a score and five landmarks (image-left eye, image-right eye, nose, mouth left,
+mouth right) as float32 arrays in the coordinates of the image that was passed in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from .io import ColorOrder, ImageInput, load_image
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face. ``box`` is (4,) x1,y1,x2,y2; ``landmarks`` is (5, 2) x,y; both float32."""
+
+    box: np.ndarray
+    score: np.float32
+    landmarks: np.ndarray
+
+    @property
+    def area(self) -> float:
+        return float(max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1]))
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """MTCNN settings. Defaults are facenet-pytorch's; the seed's real-time script used
+    thresholds (0.65, 0.75, 0.85) and min_face_size 60."""
+
+    # Stage thresholds of P-Net, R-Net, O-Net: higher rejects more non-faces and more faint faces.
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    # Smallest face side in pixels searched for; larger is faster (fewer pyramid levels).
+    min_face_size_px: int = 20
+    # Image-pyramid scale step; facenet-pytorch's default.
+    scale_factor: float = 0.709
+    # Images whose longer side exceeds this are detected on a downscaled copy (speed and memory);
+    # results are mapped back to full resolution. None disables it.
+    detect_max_side_px: int | None = 1280
+    # Faces scoring below this are dropped after detection (O-Net already applied thresholds[2]).
+    min_score: float = 0.0
+    device: str = "cpu"
+
+
+class FaceDetector:
+    """MTCNN face detector returning :class:`Face` objects; see the module docstring."""
+
+    def __init__(self, config: DetectorConfig | None = None, **overrides) -> None:
+        from facenet_pytorch import MTCNN  # heavy import kept out of module import time
+
+        cfg = config or DetectorConfig()
+        if overrides:
+            cfg = DetectorConfig(**{**cfg.__dict__, **overrides})
+        self.config = cfg
+        self._mtcnn = MTCNN(
+            keep_all=True,
+            min_face_size=cfg.min_face_size_px,
+            thresholds=list(cfg.thresholds),
+            factor=cfg.scale_factor,
+            device=cfg.device,
+            post_process=False,
+        )
+
+    def detect(self, image: ImageInput, color: ColorOrder | None = None) -> list[Face]:
+        """Detect every face in ``image`` (path, PIL, or numpy with ``color`` stated); [] when none."""
+        rgb = load_image(image, color=color)
+        return self.detect_rgb(rgb)
+
+    def detect_rgb(self, rgb: np.ndarray) -> list[Face]:
+        """Detect faces in an RGB uint8 (H, W, 3) array; the fast path for already-decoded frames."""
+        h, w = rgb.shape[:2]
+        scale = 1.0
+        small = rgb
+        limit = self.config.detect_max_side_px
+        if limit is not None and max(h, w) > limit:
+            scale = limit / max(h, w)
+            small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        if min(small.shape[:2]) < 12:  # below P-Net's 12-px window nothing can be found
+            return []
+        boxes, probs, points = self._mtcnn.detect(small, landmarks=True)
+        return _to_faces(boxes, probs, points, 1.0 / scale, self.config.min_score)
+
+    def detect_batch(self, frames: Sequence[np.ndarray]) -> list[list[Face]]:
+        """Detect faces in equally-sized RGB frames in one MTCNN call (video batches)."""
+        if not frames:
+            return []
+        h, w = frames[0].shape[:2]
+        if any(f.shape[:2] != (h, w) for f in frames):
+            raise ValueError("detect_batch needs frames of one size; call detect_rgb per frame otherwise")
+        scale = 1.0
+        batch = np.stack(frames)
+        limit = self.config.detect_max_side_px
+        if limit is not None and max(h, w) > limit:
+            scale = limit / max(h, w)
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            batch = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+        boxes, probs, points = self._mtcnn.detect(batch, landmarks=True)
+        return [_to_faces(b, p, q, 1.0 / scale, self.config.min_score) for b, p, q in zip(boxes, probs, points)]
+
+
+def _to_faces(boxes, probs, points, scale: float, min_score: float) -> list[Face]:
+    """Turn MTCNN's (possibly None, possibly object-dtype) outputs into Face objects."""
+    if boxes is None or probs is None or points is None:
+        return []
+    boxes = np.asarray(np.stack(list(boxes)), dtype=np.float32).reshape(-1, 4) * scale
+    points = np.asarray(np.stack(list(points)), dtype=np.float32).reshape(-1, 5, 2) * scale
+    probs = np.asarray(list(probs), dtype=np.float32).reshape(-1)
+    faces = [
+        Face(box=boxes[i].copy(), score=np.float32(probs[i]), landmarks=points[i].copy())
+        for i in range(len(probs))
+        if probs[i] >= min_score
+    ]
+    faces.sort(key=lambda f: -float(f.score))
+    return faces
+
+
+def pick_main_face(faces: Sequence[Face], image_shape: tuple[int, ...]) -> Face | None:
+    """The largest, most central face: among faces at least half the area of the largest, the one
+    whose box centre is nearest the image centre. None for no faces."""
+    if not faces:
+        return None
+    h, w = image_shape[:2]
+    biggest = max(f.area for f in faces)
+    candidates = [f for f in faces if f.area >= 0.5 * biggest]
+
+    def centre_distance(f: Face) -> float:
+        cx, cy = (f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2
+        return float(np.hypot(cx - w / 2, cy - h / 2))
+
+    return min(candidates, key=centre_distance)
