@@ -80,10 +80,17 @@ class FaceDetector:
         if limit is not None and max(h, w) > limit:
             scale = limit / max(h, w)
             small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-        if min(small.shape[:2]) < 12:  # below P-Net's 12-px window nothing can be found
+        if not self._set_min_face(small.shape[:2], scale):
             return []
         boxes, probs, points = self._mtcnn.detect(small, landmarks=True)
         return _to_faces(boxes, probs, points, 1.0 / scale, self.config.min_score)
+
+    def _set_min_face(self, shape: tuple[int, int], scale: float) -> bool:
+        """Keep min_face_size_px in original-image pixels on a downscaled copy; False when the image is
+        smaller than the smallest face searched for (MTCNN would build an empty pyramid and fail)."""
+        min_face = max(1.0, self.config.min_face_size_px * scale)
+        self._mtcnn.min_face_size = min_face
+        return min(shape) >= max(12.0, min_face)
 
     def detect_batch(self, frames: Sequence[np.ndarray]) -> list[list[Face]]:
         """Detect faces in equally-sized RGB frames in one MTCNN call (video batches)."""
@@ -99,6 +106,8 @@ class FaceDetector:
             scale = limit / max(h, w)
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             batch = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+        if not self._set_min_face(batch.shape[1:3], scale):
+            return [[] for _ in frames]
         boxes, probs, points = self._mtcnn.detect(batch, landmarks=True)
         return [_to_faces(b, p, q, 1.0 / scale, self.config.min_score) for b, p, q in zip(boxes, probs, points)]
 

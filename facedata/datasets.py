@@ -1,0 +1,167 @@
+"""Face-folder datasets (``<root>/<identity>/<image>``), identity filters and deterministic splits.
+
+* :func:`scan_face_folder` lists identities and images, keeping identities with at least
+  ``min_images_per_class`` images and, with ``max_classes``, the N identities with most images
+  (CASIA-WebFace with >= 75 images per identity gives 1,292 identities).
+* :func:`stratified_split`: per-identity split for closed-set validation (same identities in each part).
+* :func:`identity_disjoint_split`: train identities and unseen query / distractor identities for open-set
+  evaluation, as the ID-rate protocol needs.
+* :class:`FaceDataset`: a torch dataset that reads crops and applies the model's :class:`Preprocess`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import DatasetError
+from .io import is_image_file, load_image
+from .preprocess import Preprocess
+
+
+@dataclass(frozen=True)
+class FaceFolder:
+    """An indexed face folder: ``paths[i]`` belongs to ``classes[labels[i]]``."""
+
+    root: Path
+    classes: list[str]
+    paths: list[Path]
+    labels: np.ndarray  # int64, one per path
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def counts(self) -> dict[str, int]:
+        return {c: int(n) for c, n in zip(self.classes, np.bincount(self.labels, minlength=len(self.classes)))}
+
+    def subset(self, indices: Sequence[int]) -> "FaceFolder":
+        """The same classes (labels unchanged) restricted to ``indices``."""
+        idx = np.asarray(indices, dtype=np.int64)
+        return FaceFolder(self.root, self.classes, [self.paths[i] for i in idx], self.labels[idx])
+
+
+def scan_face_folder(root: str | os.PathLike, min_images_per_class: int = 1, max_classes: int | None = None,
+                     exclude: Sequence[str] = ("manifest.csv", "prepare.json")) -> FaceFolder:
+    """Index ``root/<identity>/<image>``; identities sorted by name get labels 0..C-1 after filtering."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset folder not found; expected <identity>/<image> files "
+                           "(make data builds the sample set)")
+    per_class: dict[str, list[Path]] = {}
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.is_dir() and not entry.name.startswith("."):
+            files = sorted(Path(entry.path, f) for f in os.listdir(entry.path)
+                           if is_image_file(f) and not f.startswith("."))
+            if files:
+                per_class[entry.name] = files
+    if not per_class:
+        raise DatasetError(f"{root}: no <identity>/<image> files found (image files must sit in one folder per identity)")
+    kept = {c: p for c, p in per_class.items() if len(p) >= min_images_per_class}
+    if max_classes is not None:
+        ranked = sorted(kept, key=lambda c: (-len(kept[c]), c))[:max_classes]
+        kept = {c: kept[c] for c in sorted(ranked)}
+    if not kept:
+        most = max(len(p) for p in per_class.values())
+        raise DatasetError(f"{root}: no identity has >= {min_images_per_class} images (the most is {most}); "
+                           "lower min_images_per_class")
+    classes = sorted(kept)
+    paths, labels = [], []
+    for i, c in enumerate(classes):
+        paths += kept[c]
+        labels += [i] * len(kept[c])
+    return FaceFolder(root, classes, paths, np.asarray(labels, dtype=np.int64))
+
+
+def stratified_split(folder: FaceFolder, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 42) -> list[FaceFolder]:
+    """Split every identity's images by ``fractions`` (closed-set: every part sees the same identities).
+
+    An identity's n images are shuffled with ``seed``; every part after the first gets
+    floor(n * fraction) of them and the first (training) part keeps the rest, so an identity with few
+    images stays in training rather than leaving it empty.
+    """
+    fr = np.asarray(fractions, dtype=np.float64)
+    if np.any(fr < 0) or not np.isclose(fr.sum(), 1.0):
+        raise DatasetError(f"split fractions must be >= 0 and sum to 1, got {list(fractions)}")
+    rng = np.random.default_rng(seed)
+    parts: list[list[int]] = [[] for _ in fr]
+    for label in range(len(folder.classes)):
+        idx = np.flatnonzero(folder.labels == label)
+        idx = idx[rng.permutation(len(idx))]
+        sizes = [int(np.floor(len(idx) * f + 1e-9)) for f in fr[1:]]
+        start = len(idx) - sum(sizes)
+        parts[0] += idx[:start].tolist()
+        for k, size in enumerate(sizes, 1):
+            parts[k] += idx[start:start + size].tolist()
+            start += size
+    return [folder.subset(sorted(p)) for p in parts]
+
+
+@dataclass(frozen=True)
+class OpenSetSplit:
+    """Identity-disjoint parts: ``train`` identities, and unseen ``query`` / ``distractor`` identities."""
+
+    train: FaceFolder
+    query: FaceFolder
+    distractor: FaceFolder
+
+
+def identity_disjoint_split(folder: FaceFolder, n_query: int, n_distractor: int, seed: int = 42,
+                            query_images: int | None = None, distractor_images: int | None = None,
+                            min_query_images: int = 2) -> OpenSetSplit:
+    """Hold out identities for open-set evaluation; no identity is in two parts.
+
+    Query identities are drawn from those with at least ``max(min_query_images, query_images)`` images
+    (they need same-identity pairs); distractors from the rest of those with at least
+    ``distractor_images``. ``query_images`` / ``distractor_images`` cap the images per identity (the seed
+    protocol: 50 x 6 query, 50 x 60 distractor). Everything else is the training part.
+    """
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(folder.labels, minlength=len(folder.classes))
+    need_q = max(min_query_images, query_images or 0)
+    q_pool = np.flatnonzero(counts >= need_q)
+    if len(q_pool) < n_query:
+        raise DatasetError(f"{folder.root}: {n_query} query identities need >= {need_q} images each; "
+                           f"only {len(q_pool)} identities have that many")
+    query_ids = rng.choice(q_pool, size=n_query, replace=False) if n_query else np.array([], dtype=np.int64)
+    d_pool = np.setdiff1d(np.flatnonzero(counts >= max(1, distractor_images or 1)), query_ids)
+    if len(d_pool) < n_distractor:
+        raise DatasetError(f"{folder.root}: {n_distractor} distractor identities requested; only {len(d_pool)} "
+                           f"identities remain with >= {max(1, distractor_images or 1)} images")
+    dist_ids = rng.choice(d_pool, size=n_distractor, replace=False) if n_distractor else np.array([], dtype=np.int64)
+
+    def take(ids: np.ndarray, cap: int | None) -> list[int]:
+        out: list[int] = []
+        for label in sorted(ids.tolist()):
+            idx = np.flatnonzero(folder.labels == label)
+            if cap is not None and len(idx) > cap:
+                idx = np.sort(rng.choice(idx, size=cap, replace=False))
+            out += idx.tolist()
+        return out
+
+    held = set(query_ids.tolist()) | set(dist_ids.tolist())
+    train_idx = [i for i, lab in enumerate(folder.labels.tolist()) if lab not in held]
+    return OpenSetSplit(folder.subset(train_idx), folder.subset(take(query_ids, query_images)),
+                        folder.subset(take(dist_ids, distractor_images)))
+
+
+class FaceDataset:
+    """Torch-style dataset over a :class:`FaceFolder` of aligned crops: ``(tensor, label)`` items.
+
+    ``augment`` (optional) maps an RGB uint8 crop to another before the model's ``preprocess``.
+    """
+
+    def __init__(self, folder: FaceFolder, preprocess: Preprocess,
+                 augment: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        self.folder, self.preprocess, self.augment = folder, preprocess, augment
+
+    def __len__(self) -> int:
+        return len(self.folder)
+
+    def __getitem__(self, i: int):
+        crop = load_image(self.folder.paths[i])
+        if self.augment is not None:
+            crop = self.augment(crop)
+        return self.preprocess(crop), int(self.folder.labels[i])

@@ -1,0 +1,196 @@
+"""Readers for insightface's data files, without MXNet.
+
+* Verification sets (``lfw.bin``, ``cfp_fp.bin``, ``agedb_30.bin``): a pickle of (list of encoded image
+  bytes, list of is-same booleans), pairs consecutive. Unpickled with a restricted unpickler that
+  accepts only builtin containers, bytes and booleans: no class is ever imported.
+* Training packs ``train.rec`` / ``train.idx``: MXNet RecordIO. Each record is a 4-byte magic, a 4-byte
+  length word (top 3 bits: continuation flag), the payload padded to 4 bytes. An image payload starts
+  with the header struct ``IfQQ`` (flag, label, id, id2); flag > 0 means ``flag`` float labels follow.
+  Record 0 of insightface packs is a header whose label holds (first identity record, end), and
+  images are keys 1 .. label[0] - 1.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import DatasetError
+
+RECORDIO_MAGIC = 0xCED7230A
+_MAGIC_BYTES = struct.pack("<I", RECORDIO_MAGIC)
+_IR_FORMAT = "IfQQ"
+_IR_SIZE = struct.calcsize(_IR_FORMAT)
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):  # noqa: D401 - pickle hook
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: verification files hold only bytes, lists and booleans")
+
+
+def _decode(buf: bytes, where: str) -> np.ndarray:
+    img = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DatasetError(f"{where}: image bytes cannot be decoded")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+@dataclass(frozen=True)
+class VerificationSet:
+    """Pairs ``(images[2i], images[2i+1])`` with ``issame[i]``; images stay encoded until asked for."""
+
+    path: Path
+    images: list[bytes]
+    issame: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.issame)
+
+    def image(self, i: int) -> np.ndarray:
+        """Decoded RGB uint8 image ``i`` (0 .. 2 * len - 1)."""
+        return _decode(self.images[i], f"{self.path}[{i}]")
+
+
+def load_verification_bin(path: str | os.PathLike) -> VerificationSet:
+    """Read an insightface ``.bin`` verification file safely."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: verification file not found")
+    try:
+        with open(path, "rb") as fh:
+            obj = _SafeUnpickler(fh, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+        raise DatasetError(f"{path}: not a valid insightface verification file ({exc})") from None
+    if not isinstance(obj, (tuple, list)) or len(obj) != 2:
+        raise DatasetError(f"{path}: expected a pickled (images, issame) pair, got {type(obj).__name__}")
+    images, issame = obj
+    if not isinstance(images, list) or not all(isinstance(b, (bytes, bytearray)) for b in images):
+        raise DatasetError(f"{path}: first element must be a list of encoded image bytes")
+    if not isinstance(issame, list) or not all(isinstance(b, bool) for b in issame):
+        raise DatasetError(f"{path}: second element must be a list of booleans")
+    if len(images) != 2 * len(issame):
+        raise DatasetError(f"{path}: {len(images)} images for {len(issame)} pairs; expected exactly two per pair")
+    return VerificationSet(path, [bytes(b) for b in images], np.asarray(issame, dtype=bool))
+
+
+@dataclass(frozen=True)
+class Record:
+    flag: int
+    label: np.ndarray  # float32, shape (max(flag, 1),)
+    id: int
+    id2: int
+    payload: bytes  # encoded image (empty for header records)
+
+
+def unpack_record(data: bytes) -> Record:
+    """Split an image-record payload into its IRHeader and image bytes."""
+    if len(data) < _IR_SIZE:
+        raise DatasetError(f"record of {len(data)} bytes is shorter than its {_IR_SIZE}-byte header")
+    flag, label, id1, id2 = struct.unpack(_IR_FORMAT, data[:_IR_SIZE])
+    rest = data[_IR_SIZE:]
+    if flag > 0:
+        labels = np.frombuffer(rest[: 4 * flag], dtype=np.float32).copy()
+        rest = rest[4 * flag:]
+    else:
+        labels = np.asarray([label], dtype=np.float32)
+    return Record(flag, labels, id1, id2, rest)
+
+
+def pack_record(label: float | np.ndarray, image_bytes: bytes, id1: int = 0, id2: int = 0) -> bytes:
+    """Inverse of :func:`unpack_record` (used to write packs and test files)."""
+    labels = np.atleast_1d(np.asarray(label, dtype=np.float32))
+    if labels.size == 1:
+        return struct.pack(_IR_FORMAT, 0, float(labels[0]), id1, id2) + image_bytes
+    return struct.pack(_IR_FORMAT, labels.size, 0.0, id1, id2) + labels.tobytes() + image_bytes
+
+
+class RecordIOReader:
+    """Random access to an MXNet ``.rec`` file through its ``.idx`` (``key<TAB>offset`` lines)."""
+
+    def __init__(self, rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = None) -> None:
+        self.rec_path = Path(rec_path)
+        self.idx_path = Path(idx_path) if idx_path is not None else self.rec_path.with_suffix(".idx")
+        for p in (self.rec_path, self.idx_path):
+            if not p.is_file():
+                raise DatasetError(f"{p}: not found (a RecordIO pack needs both the .rec and the .idx file)")
+        self.offsets: dict[int, int] = {}
+        for n, line in enumerate(self.idx_path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 2:
+                raise DatasetError(f"{self.idx_path}:{n}: expected 'key<TAB>offset', got {line!r}")
+            self.offsets[int(parts[0])] = int(parts[1])
+        self._fh = open(self.rec_path, "rb")
+
+    def keys(self) -> list[int]:
+        return sorted(self.offsets)
+
+    def read(self, key: int) -> bytes:
+        """Raw payload of record ``key`` (multi-part records joined as MXNet does)."""
+        if key not in self.offsets:
+            raise KeyError(f"{self.rec_path}: no record with key {key}")
+        self._fh.seek(self.offsets[key])
+        chunks = []
+        while True:
+            head = self._fh.read(8)
+            if len(head) < 8:
+                raise DatasetError(f"{self.rec_path}: truncated record at key {key}")
+            magic, lrec = struct.unpack("<II", head)
+            if magic != RECORDIO_MAGIC:
+                raise DatasetError(f"{self.rec_path}: bad magic {magic:#x} at key {key} (offset {self.offsets[key]})")
+            cflag, length = lrec >> 29, lrec & ((1 << 29) - 1)
+            data = self._fh.read(length)
+            self._fh.read((4 - length % 4) % 4)
+            chunks.append(data)
+            if cflag in (0, 3):
+                break
+            chunks.append(_MAGIC_BYTES)  # dmlc splits records at magic words it then drops
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "RecordIOReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class InsightfacePack:
+    """An insightface ``train.rec`` / ``train.idx`` pack: ``pack[i]`` -> (RGB image, int label)."""
+
+    def __init__(self, rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = None) -> None:
+        self.reader = RecordIOReader(rec_path, idx_path)
+        first = unpack_record(self.reader.read(self.reader.keys()[0]))
+        if first.flag > 0:  # insightface header record: images are keys 1 .. label[0] - 1
+            self.image_keys = list(range(1, int(first.label[0])))
+        else:
+            self.image_keys = self.reader.keys()
+
+    def __len__(self) -> int:
+        return len(self.image_keys)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        key = self.image_keys[i]
+        rec = unpack_record(self.reader.read(key))
+        return _decode(rec.payload, f"{self.reader.rec_path}[key {key}]"), int(rec.label[0])
+
+
+def write_recordio(records: list[bytes], rec_path: str | os.PathLike, idx_path: str | os.PathLike) -> None:
+    """Write payloads as single-part RecordIO records with an index (keys 0..N-1)."""
+    buf, idx = io.BytesIO(), []
+    for key, data in enumerate(records):
+        idx.append(f"{key}\t{buf.tell()}")
+        buf.write(struct.pack("<II", RECORDIO_MAGIC, len(data)))
+        buf.write(data)
+        buf.write(b"\0" * ((4 - len(data) % 4) % 4))
+    Path(rec_path).write_bytes(buf.getvalue())
+    Path(idx_path).write_text("\n".join(idx) + "\n")
