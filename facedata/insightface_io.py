@@ -2,7 +2,8 @@
 
 * Verification sets (``lfw.bin``, ``cfp_fp.bin``, ``agedb_30.bin``): a pickle of (list of encoded image
   bytes, list of is-same booleans), pairs consecutive. Unpickled with a restricted unpickler that
-  accepts only builtin containers, bytes and booleans: no class is ever imported.
+  accepts only builtin containers, bytes and booleans: no class is ever imported (the one callable
+  allowed is ``codecs.encode``, which protocol-2 pickles use for bytes).
 * Training packs ``train.rec`` / ``train.idx``: MXNet RecordIO. Each record is a 4-byte magic, a 4-byte
   length word (top 3 bits: continuation flag), the payload padded to 4 bytes. An image payload starts
   with the header struct ``IfQQ`` (flag, label, id, id2); flag > 0 means ``flag`` float labels follow.
@@ -11,6 +12,7 @@
 """
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import pickle
@@ -31,6 +33,9 @@ _IR_SIZE = struct.calcsize(_IR_FORMAT)
 
 class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):  # noqa: D401 - pickle hook
+        if (module, name) == ("_codecs", "encode"):
+            # Python 3 writes bytes at pickle protocol 2 as _codecs.encode(str, "latin1"): data only.
+            return codecs.encode
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: verification files hold only bytes, lists and booleans")
 
 
