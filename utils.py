@@ -1,0 +1,8 @@
+"""Helpers for notebooks and scripts, re-exported from the facedata package (the code lives there,
+tested). Kept at the top level because the seed project's notebooks import from ``utils``."""
+from facedata.align import align_face, arcface_template
+from facedata.detect import FaceDetector, pick_main_face
+from facedata.draw import draw_faces, image_grid
+from facedata.io import load_image
+
+__all__ = ["align_face", "arcface_template", "FaceDetector", "pick_main_face", "draw_faces", "image_grid", "load_image"]
