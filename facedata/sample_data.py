@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from .errors import SampleDataError
-from .io import save_image_atomic, write_bytes_atomic
+from .io import _to_uint8, save_image_atomic, write_bytes_atomic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO_ROOT / "data"
@@ -182,7 +182,7 @@ def extract_skimage(raw: Path) -> None:
     subset = skdata.lfw_subset()  # 200 images: first 100 faces, last 100 non-faces
     for i, img in enumerate(subset):
         kind = "face" if i < 100 else "nonface"
-        gray = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+        gray = _to_uint8(np.asarray(img))  # float in [0, 1] in scikit-image 0.25; uint8 in some releases
         save_image_atomic(np.repeat(gray[:, :, None], 3, axis=2), out / "lfw_subset" / f"{kind}_{i % 100:03d}.png")
 
 
