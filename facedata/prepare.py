@@ -171,6 +171,12 @@ def prepare_folder(src: Path, dst: Path, config: PrepareConfig = PrepareConfig()
     if dst == src or src in dst.parents:
         raise DatasetError(f"{dst}: output folder is inside the source {src}; choose a folder outside it")
     files = list_source_files(src)
+    outputs: dict[Path, Path] = {}
+    for rel in files:
+        other = outputs.setdefault(output_name(rel), rel)
+        if other != rel:
+            raise DatasetError(f"{src / other} and {src / rel} would both become {dst / output_name(rel)}; "
+                               "rename one of them")
     dst.mkdir(parents=True, exist_ok=True)
     spec_path = dst / "prepare.json"
     spec = asdict(config)

@@ -1,4 +1,5 @@
-"""Embedding backbones, heads and losses (to come with the models issue).
+"""Embedding models: ``backbones`` (registry of trunks + neck -> embedding), ``mobilefacenet``, and
+``heads`` (softmax, ArcFace / sub-centre ArcFace, CosFace, triplet, contrastive: ``loss = head(emb, labels)``).
 
-Models take aligned crops as defined by ``facedata.preprocess.Preprocess`` and return embeddings.
+Models take aligned crops as defined by ``facedata.preprocess.Preprocess``.
 """

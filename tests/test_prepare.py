@@ -148,3 +148,11 @@ def test_cli_runs_with_other_alignment(source, tmp_path, capsys):
     assert "12 images" in out and "ok 7" in out
     crop = load_image(tmp_path / "out" / "Barack_Obama" / "Barack_Obama_0001.jpg")
     assert crop.shape == (160, 160, 3)
+
+
+def test_output_name_collision_is_refused(tmp_path):
+    (tmp_path / "src" / "A").mkdir(parents=True)
+    (tmp_path / "src" / "A" / "A_0001.jpg").write_bytes(b"x")
+    (tmp_path / "src" / "A" / "A_0001.png").write_bytes(b"x")
+    with pytest.raises(DatasetError, match="A_0001.png would both become .*A_0001.jpg; rename one"):
+        prepare_folder(tmp_path / "src", tmp_path / "out", workers=0, progress=False)

@@ -1,0 +1,182 @@
+"""Heads and losses: one call ``loss = head(embeddings, labels)``; heads are thrown away after training.
+
+Margin heads (ArcFace, sub-centre ArcFace, CosFace) and softmax own class weights (give their
+parameters to the optimizer); triplet and contrastive heads have none.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SoftmaxHead(nn.Module):
+    """Linear classifier + cross-entropy (the seed's CE models)."""
+
+    def __init__(self, embedding_size: int, num_classes: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(embedding_size, num_classes)
+
+    def logits(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.fc(emb)
+
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self.logits(emb), labels)
+
+
+class MarginHead(nn.Module):
+    """Cosine classifier on normalised embeddings and class centres, with ``sub_centers`` centres per
+    class (max-pooled, sub-centre ArcFace). Subclasses set the margin on the target logit."""
+
+    def __init__(self, embedding_size: int, num_classes: int, scale: float = 64.0, sub_centers: int = 1) -> None:
+        super().__init__()
+        if sub_centers < 1:
+            raise ValueError(f"sub_centers must be >= 1, got {sub_centers}")
+        self.scale, self.k, self.num_classes = scale, sub_centers, num_classes
+        self.weight = nn.Parameter(torch.empty(num_classes * sub_centers, embedding_size))
+        nn.init.normal_(self.weight, std=0.01)
+
+    def cosine(self, emb: torch.Tensor) -> torch.Tensor:
+        """(N, C) cosine between each embedding and its class (the nearest sub-centre)."""
+        cos = F.linear(F.normalize(emb, dim=1), F.normalize(self.weight, dim=1))
+        if self.k > 1:
+            cos = cos.view(-1, self.num_classes, self.k).amax(dim=2)
+        return cos.clamp(-1.0, 1.0)
+
+    def target_logit(self, cos_target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def logits(self, emb: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Scaled logits; with ``labels`` the margin is applied to each row's target class."""
+        cos = self.cosine(emb)
+        if labels is not None:
+            idx = labels.view(-1, 1)
+            cos = cos.scatter(1, idx, self.target_logit(cos.gather(1, idx)))
+        return self.scale * cos
+
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self.logits(emb.float(), labels), labels)
+
+
+class ArcFaceHead(MarginHead):
+    """ArcFace: target logit s*cos(theta + m). Where theta + m would pass pi, cos(theta + m) stops being
+    monotonic in theta; there the target becomes cos(theta) - m*sin(m) (insightface's fallback)."""
+
+    def __init__(self, embedding_size: int, num_classes: int, scale: float = 64.0, margin_rad: float = 0.5,
+                 sub_centers: int = 1) -> None:
+        super().__init__(embedding_size, num_classes, scale, sub_centers)
+        self.margin_rad = margin_rad
+        self.cos_m, self.sin_m = math.cos(margin_rad), math.sin(margin_rad)
+        self.threshold = math.cos(math.pi - margin_rad)
+        self.fallback = math.sin(math.pi - margin_rad) * margin_rad
+
+    def target_logit(self, cos_t: torch.Tensor) -> torch.Tensor:
+        sin_t = torch.sqrt((1.0 - cos_t * cos_t).clamp(min=0.0))  # clamp: no NaN gradient at |cos| = 1
+        phi = cos_t * self.cos_m - sin_t * self.sin_m
+        return torch.where(cos_t > self.threshold, phi, cos_t - self.fallback)
+
+
+class CosFaceHead(MarginHead):
+    """CosFace: target logit s*(cos(theta) - m)."""
+
+    def __init__(self, embedding_size: int, num_classes: int, scale: float = 64.0, margin: float = 0.35,
+                 sub_centers: int = 1) -> None:
+        super().__init__(embedding_size, num_classes, scale, sub_centers)
+        self.margin = margin
+
+    def target_logit(self, cos_t: torch.Tensor) -> torch.Tensor:
+        return cos_t - self.margin
+
+
+def pairwise_distance(emb: torch.Tensor, metric: str) -> torch.Tensor:
+    """(N, N) distances: 'cosine' = 1 - cos on normalised vectors; 'euclidean' on the vectors as given."""
+    if metric == "cosine":
+        e = F.normalize(emb, dim=1)
+        return 1.0 - e @ e.T
+    if metric == "euclidean":
+        sq = (emb * emb).sum(1)
+        d2 = (sq[:, None] + sq[None, :] - 2.0 * emb @ emb.T).clamp(min=0.0)
+        return torch.sqrt(d2 + 1e-12) * (1.0 - torch.eye(len(emb), device=emb.device, dtype=emb.dtype))
+    raise ValueError(f"unknown distance {metric!r}; valid: cosine, euclidean")
+
+
+class TripletHead(nn.Module):
+    """Triplet loss max(0, d(a, p) - d(a, n) + margin) mined inside a P x K batch.
+
+    ``batch_hard``: for each anchor its farthest positive and nearest negative. ``semi_hard``: every
+    positive pair with the nearest negative farther than the positive (d(a,n) > d(a,p)), or, when none
+    is, the farthest negative (FaceNet's rule as TensorFlow Addons implements it). Anchors with no positive or no negative are
+    skipped; a batch with none usable raises (the sampler must give >= 2 identities x >= 2 images).
+    """
+
+    def __init__(self, margin: float = 0.2, mining: str = "batch_hard", distance: str = "cosine") -> None:
+        super().__init__()
+        if mining not in ("batch_hard", "semi_hard"):
+            raise ValueError(f"unknown mining {mining!r}; valid: batch_hard, semi_hard")
+        pairwise_distance(torch.zeros(1, 1), distance)  # validates the name
+        self.margin, self.mining, self.distance = margin, mining, distance
+
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        d = pairwise_distance(emb.float(), self.distance)
+        same = labels[:, None] == labels[None, :]
+        eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+        pos, neg = same & ~eye, ~same
+        usable = pos.any(1) & neg.any(1)
+        if not usable.any():
+            raise ValueError("triplet batch has no anchor with both a positive and a negative: "
+                             "sample >= 2 identities with >= 2 images each (P x K sampler)")
+        inf = torch.finfo(d.dtype).max
+        if self.mining == "batch_hard":
+            hardest_pos = torch.where(pos, d, torch.zeros_like(d)).amax(1)
+            hardest_neg = torch.where(neg, d, torch.full_like(d, inf)).amin(1)
+            return F.relu(hardest_pos - hardest_neg + self.margin)[usable].mean()
+        # semi-hard: one triplet per (anchor, positive) pair
+        a_idx, p_idx = torch.nonzero(pos & usable[:, None], as_tuple=True)
+        d_ap = d[a_idx, p_idx]
+        d_an = d[a_idx]  # (T, N)
+        negs = neg[a_idx]
+        semi = negs & (d_an > d_ap[:, None])
+        nearest_semi = torch.where(semi, d_an, torch.full_like(d_an, inf)).amin(1)
+        farthest_neg = torch.where(negs, d_an, torch.full_like(d_an, -inf)).amax(1)
+        chosen = torch.where(semi.any(1), nearest_semi, farthest_neg)
+        return F.relu(d_ap - chosen + self.margin).mean()
+
+
+class ContrastiveHead(nn.Module):
+    """Siamese contrastive loss y*d^2 + (1-y)*max(0, m - d)^2 (Hadsell et al. 2006), y = 1 for the same
+    person, d the Euclidean distance. The batch holds pairs back to back: rows (0, 1), (2, 3), ..."""
+
+    def __init__(self, margin: float = 1.0) -> None:
+        super().__init__()
+        self.margin = margin
+
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if len(emb) % 2:
+            raise ValueError(f"contrastive batches hold pairs back to back; got an odd batch of {len(emb)}")
+        a, b = emb[0::2].float(), emb[1::2].float()
+        y = (labels[0::2] == labels[1::2]).float()
+        d = torch.sqrt(((a - b) ** 2).sum(1) + 1e-12)
+        return (y * d.pow(2) + (1 - y) * F.relu(self.margin - d).pow(2)).mean()
+
+
+HEADS: dict[str, type[nn.Module]] = {
+    "softmax": SoftmaxHead,
+    "arcface": ArcFaceHead,
+    "cosface": CosFaceHead,
+    "triplet": TripletHead,
+    "contrastive": ContrastiveHead,
+}
+CLASSIFIER_HEADS = {"softmax", "arcface", "cosface"}  # take (embedding_size, num_classes)
+
+
+def build_head(name: str, embedding_size: int, num_classes: int, **kwargs) -> nn.Module:
+    """A head by name; classifier heads get the sizes, metric heads only their keyword options."""
+    try:
+        cls = HEADS[name]
+    except KeyError:
+        raise KeyError(f"unknown head {name!r}; valid: {', '.join(sorted(HEADS))}") from None
+    if name in CLASSIFIER_HEADS:
+        return cls(embedding_size, num_classes, **kwargs)
+    return cls(**kwargs)
