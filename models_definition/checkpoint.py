@@ -1,0 +1,85 @@
+"""Checkpoints that carry their own spec, so any script rebuilds the model (and its preprocessing).
+
+A checkpoint is ``{"spec": {...}, "model": state_dict, ...extra}`` where the spec holds only plain
+values (backbone, embedding size, dropout, the :class:`~facedata.preprocess.Preprocess` dict, head,
+training config, metrics, classes). It is written atomically and read with
+``torch.load(weights_only=True)``: loading never runs code.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from facedata.preprocess import Preprocess
+
+from .backbones import Embedder, build_embedder
+
+REQUIRED_SPEC = ("backbone", "embedding_size", "preprocess")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, or does not match the model its spec describes."""
+
+
+def save_checkpoint(path: str | os.PathLike, model: Embedder, spec: dict[str, Any], **extra: Any) -> Path:
+    """Write ``{"spec", "model", **extra}`` to ``path`` through a temporary file and a rename."""
+    missing = [k for k in REQUIRED_SPEC if k not in spec]
+    if missing:
+        raise CheckpointError(f"spec lacks {missing}; a checkpoint must say how to rebuild its model")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save({"spec": spec, "model": model.state_dict(), **extra}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or "spec" not in ckpt or "model" not in ckpt:
+        raise CheckpointError(f"{path}: not a checkpoint of this project (no 'spec' and 'model' entries)")
+    return ckpt
+
+
+def model_from_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[Embedder, Preprocess, dict]:
+    """Rebuild the embedder its spec describes, load its weights, and return (model in eval mode,
+    its preprocessing, the spec). A state dict that does not fit the spec says what differs."""
+    ckpt = load_checkpoint(path, map_location)
+    spec = ckpt["spec"]
+    model = build_embedder(spec["backbone"], spec["embedding_size"], pretrained=None,
+                           input_px=spec["preprocess"]["size_px"], dropout=spec.get("dropout", 0.0))
+    own = model.state_dict()
+    theirs = ckpt["model"]
+    problems = []
+    missing = sorted(set(own) - set(theirs))
+    unexpected = sorted(set(theirs) - set(own))
+    if missing:
+        problems.append(f"missing {len(missing)} tensors (first: {missing[:3]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensors (first: {unexpected[:3]})")
+    shapes = [f"{k}: checkpoint {tuple(theirs[k].shape)} vs spec {tuple(own[k].shape)}"
+              for k in sorted(set(own) & set(theirs)) if own[k].shape != theirs[k].shape]
+    if shapes:
+        problems.append(f"{len(shapes)} shape mismatches ({'; '.join(shapes[:3])})")
+    if problems:
+        raise CheckpointError(f"{path}: weights do not match the spec (backbone {spec['backbone']!r}, embedding "
+                              f"{spec['embedding_size']}): " + "; ".join(problems))
+    model.load_state_dict(theirs)
+    return model.eval(), Preprocess.from_dict(spec["preprocess"]), spec
