@@ -14,23 +14,15 @@ import numpy as np
 from .errors import DatasetError
 
 
-class PKSampler:
-    """Yields lists of dataset indices, P identities x K images each; ``len`` batches per epoch."""
+class _EpochSampler:
+    """Indices per class, and batches drawn from a generator seeded by (seed, epoch)."""
 
-    def __init__(self, labels: Sequence[int], p: int, k: int, batches_per_epoch: int | None = None,
-                 seed: int = 0, min_images: int = 1) -> None:
+    batches: int
+
+    def __init__(self, labels: Sequence[int], seed: int) -> None:
         labels = np.asarray(labels)
         self.by_class = {int(c): np.flatnonzero(labels == c) for c in np.unique(labels)}
-        self.by_class = {c: idx for c, idx in self.by_class.items() if len(idx) >= min_images}
-        if p < 2 or k < 1:
-            raise DatasetError(f"P x K sampling needs P >= 2 identities and K >= 1 images, got P={p}, K={k}")
-        if len(self.by_class) < p:
-            raise DatasetError(f"P x K sampling with P={p} needs >= {p} identities with >= {min_images} images; "
-                               f"the dataset has {len(self.by_class)}")
-        self.p, self.k, self.seed, self.epoch = p, k, seed, 0
-        self.classes = np.array(sorted(self.by_class))
-        n_images = sum(len(v) for v in self.by_class.values())
-        self.batches = batches_per_epoch or max(1, n_images // (p * k))
+        self.seed, self.epoch = seed, 0
 
     def set_epoch(self, epoch: int) -> None:
         """Each epoch draws other batches; the same (seed, epoch) always draws the same ones (resume)."""
@@ -39,8 +31,29 @@ class PKSampler:
     def __len__(self) -> int:
         return self.batches
 
+    def _rng(self) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch])
+
+
+class PKSampler(_EpochSampler):
+    """Yields lists of dataset indices, P identities x K images each; ``len`` batches per epoch."""
+
+    def __init__(self, labels: Sequence[int], p: int, k: int, batches_per_epoch: int | None = None,
+                 seed: int = 0, min_images: int = 1) -> None:
+        super().__init__(labels, seed)
+        self.by_class = {c: idx for c, idx in self.by_class.items() if len(idx) >= min_images}
+        if p < 2 or k < 1:
+            raise DatasetError(f"P x K sampling needs P >= 2 identities and K >= 1 images, got P={p}, K={k}")
+        if len(self.by_class) < p:
+            raise DatasetError(f"P x K sampling with P={p} needs >= {p} identities with >= {min_images} images; "
+                               f"the dataset has {len(self.by_class)}")
+        self.p, self.k = p, k
+        self.classes = np.array(sorted(self.by_class))
+        n_images = sum(len(v) for v in self.by_class.values())
+        self.batches = batches_per_epoch or max(1, n_images // (p * k))
+
     def __iter__(self) -> Iterator[list[int]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
+        rng = self._rng()
         for _ in range(self.batches):
             batch: list[int] = []
             for c in rng.choice(self.classes, size=self.p, replace=False):
@@ -49,7 +62,7 @@ class PKSampler:
             yield batch
 
 
-class PairSampler:
+class PairSampler(_EpochSampler):
     """Yields batches of ``pairs`` index pairs flattened back to back: [a0, b0, a1, b1, ...].
 
     Same-person pairs come from identities with >= 2 images; different-person pairs from any two.
@@ -57,25 +70,18 @@ class PairSampler:
 
     def __init__(self, labels: Sequence[int], pairs: int, batches_per_epoch: int | None = None,
                  same_fraction: float = 0.5, seed: int = 0) -> None:
-        labels = np.asarray(labels)
-        self.by_class = {int(c): np.flatnonzero(labels == c) for c in np.unique(labels)}
+        super().__init__(labels, seed)
         self.multi = np.array(sorted(c for c, idx in self.by_class.items() if len(idx) >= 2))
         self.classes = np.array(sorted(self.by_class))
         if len(self.classes) < 2:
             raise DatasetError(f"pair sampling needs >= 2 identities; the dataset has {len(self.classes)}")
         if same_fraction > 0 and len(self.multi) == 0:
             raise DatasetError("same-person pairs need an identity with >= 2 images; the dataset has none")
-        self.pairs, self.same_fraction, self.seed, self.epoch = pairs, same_fraction, seed, 0
+        self.pairs, self.same_fraction = pairs, same_fraction
         self.batches = batches_per_epoch or max(1, len(labels) // (2 * pairs))
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.batches
-
     def __iter__(self) -> Iterator[list[int]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
+        rng = self._rng()
         n_same = int(round(self.pairs * self.same_fraction))
         for _ in range(self.batches):
             batch: list[int] = []
