@@ -43,8 +43,7 @@ class FaceFolder:
         return FaceFolder(self.root, self.classes, [self.paths[i] for i in idx], self.labels[idx])
 
 
-def scan_face_folder(root: str | os.PathLike, min_images_per_class: int = 1, max_classes: int | None = None,
-                     exclude: Sequence[str] = ("manifest.csv", "prepare.json")) -> FaceFolder:
+def scan_face_folder(root: str | os.PathLike, min_images_per_class: int = 1, max_classes: int | None = None) -> FaceFolder:
     """Index ``root/<identity>/<image>``; identities sorted by name get labels 0..C-1 after filtering."""
     root = Path(root)
     if not root.is_dir():

@@ -18,6 +18,10 @@ class ImageReadError(FaceDataError):
         super().__init__(msg)
 
 
+class ImageTooLargeError(ImageReadError):
+    """An image has more pixels than the configured limit; refused before it is decoded."""
+
+
 class DatasetError(FaceDataError):
     """A dataset folder, split or pairs file is unusable as given."""
 

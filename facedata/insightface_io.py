@@ -27,7 +27,7 @@ from .errors import DatasetError
 
 RECORDIO_MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", RECORDIO_MAGIC)
-_IR_FORMAT = "IfQQ"
+_IR_FORMAT = "<IfQQ"  # little-endian, as MXNet writes it
 _IR_SIZE = struct.calcsize(_IR_FORMAT)
 
 

@@ -15,7 +15,7 @@ from typing import Literal, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageReadError
+from .errors import ImageReadError, ImageTooLargeError
 
 ColorOrder = Literal["RGB", "BGR"]
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
@@ -58,7 +58,7 @@ def _pil_to_rgb(img: Image.Image) -> np.ndarray:
 
 def _check_pixels(name: str, width: int, height: int, max_pixels: int | None) -> None:
     if max_pixels is not None and width * height > max_pixels:
-        raise ImageReadError(
+        raise ImageTooLargeError(
             name,
             f"image is {width}x{height} = {width * height / 1e6:.1f} MP, above the limit of "
             f"{max_pixels / 1e6:.1f} MP",

@@ -21,7 +21,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .errors import DatasetError, ImageReadError
+from .detect import DetectorConfig
+from .errors import DatasetError, ImageReadError, ImageTooLargeError
+from .io import DEFAULT_MAX_PIXELS
 
 MANIFEST_NAME = "manifest.csv"
 MANIFEST_FIELDS = [
@@ -36,10 +38,8 @@ class PrepareConfig:
 
     method: str = "arcface"  # alignment, one of facedata.align.ALIGNERS
     size_px: int = 112  # crop side; ArcFace-style models use 112, InceptionResnetV1 160
-    min_face_size_px: int = 20  # MTCNN's smallest face searched for
-    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)  # MTCNN stage thresholds
-    max_pixels: int = 40_000_000  # refuse larger images (decompression-bomb guard)
-    detect_max_side_px: int = 1280  # detect on a downscaled copy above this side
+    detector: DetectorConfig = DetectorConfig()  # MTCNN thresholds, min face size, downscaling
+    max_pixels: int = DEFAULT_MAX_PIXELS  # refuse larger images (decompression-bomb guard)
     jpeg_quality: int = 95  # crops are stored as JPEG like insightface's packs
 
 
@@ -88,14 +88,11 @@ def _init_worker(config: PrepareConfig, threads: int) -> None:
     global _DETECTOR, _CONFIG
     import torch
 
-    from .detect import DetectorConfig, FaceDetector
+    from .detect import FaceDetector
 
     torch.set_num_threads(max(1, threads))
     _CONFIG = config
-    _DETECTOR = FaceDetector(DetectorConfig(
-        thresholds=config.thresholds, min_face_size_px=config.min_face_size_px,
-        detect_max_side_px=config.detect_max_side_px,
-    ))
+    _DETECTOR = FaceDetector(config.detector)
 
 
 def _process(job: tuple[str, str, str]) -> dict:
@@ -103,6 +100,7 @@ def _process(job: tuple[str, str, str]) -> dict:
     import numpy as np
 
     from .align import get_aligner
+    from .io import write_bytes_atomic
     from .detect import pick_main_face
     from .io import load_image, save_image_atomic
 
@@ -130,8 +128,10 @@ def _process(job: tuple[str, str, str]) -> dict:
         )
         if len(faces) > 1:
             row["reason"] = f"{len(faces)} faces; kept the largest, most central"
+    except ImageTooLargeError as exc:
+        row.update(status="too_large", reason=exc.reason)
     except ImageReadError as exc:
-        row.update(status="too_large" if "above the limit" in exc.reason else "unreadable", reason=exc.reason)
+        row.update(status="unreadable", reason=exc.reason)
     except Exception as exc:  # one bad file is recorded, never fatal
         row.update(status="error", reason=f"{type(exc).__name__}: {exc}")
     return row
@@ -165,6 +165,7 @@ def prepare_folder(src: Path, dst: Path, config: PrepareConfig = PrepareConfig()
     from tqdm import tqdm
 
     from .align import get_aligner
+    from .io import write_bytes_atomic
 
     src, dst = Path(src).resolve(), Path(dst).resolve()
     get_aligner(config.method)  # unknown method: fail before any work
@@ -179,15 +180,14 @@ def prepare_folder(src: Path, dst: Path, config: PrepareConfig = PrepareConfig()
                                "rename one of them")
     dst.mkdir(parents=True, exist_ok=True)
     spec_path = dst / "prepare.json"
-    spec = asdict(config)
-    spec["thresholds"] = list(spec["thresholds"])
+    spec = json.loads(json.dumps(asdict(config)))  # tuples become lists, as they read back from the file
     if spec_path.exists():
         old = json.loads(spec_path.read_text())
         if old != spec:
             diff = {k: (old.get(k), v) for k, v in spec.items() if old.get(k) != v}
             raise DatasetError(f"{dst} was prepared with other settings {diff} (old, new); use another output folder")
     else:
-        spec_path.write_text(json.dumps(spec, indent=1))
+        write_bytes_atomic(json.dumps(spec, indent=1).encode(), spec_path)
     manifest = dst / MANIFEST_NAME
     done = read_manifest(manifest)
     todo = []
@@ -230,15 +230,18 @@ def main(argv: Iterable[str] | None = None) -> int:
     p.add_argument("--method", default="arcface", help="alignment: arcface (default), eye_rotation, box")
     p.add_argument("--size", type=int, default=112, help="crop side in pixels (112; 160 for InceptionResnetV1)")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="decode/detect processes; 0 = in-process")
-    p.add_argument("--min-face-size", type=int, default=20, help="smallest face side searched for, pixels")
-    p.add_argument("--thresholds", type=float, nargs=3, default=(0.6, 0.7, 0.7), help="MTCNN stage thresholds")
-    p.add_argument("--max-megapixels", type=float, default=40.0, help="refuse larger images (default 40)")
+    defaults = DetectorConfig()
+    p.add_argument("--min-face-size", type=int, default=defaults.min_face_size_px, help="smallest face side searched for, pixels")
+    p.add_argument("--thresholds", type=float, nargs=3, default=defaults.thresholds, help="MTCNN stage thresholds")
+    p.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6,
+                   help=f"refuse larger images (default {DEFAULT_MAX_PIXELS / 1e6:g})")
     p.add_argument("--retry-failed", action="store_true", help="re-try files the manifest lists as failed")
     p.add_argument("--limit", type=int, default=None, help="process at most N new files (quick trials)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(list(argv) if argv is not None else None)
-    config = PrepareConfig(method=args.method, size_px=args.size, min_face_size_px=args.min_face_size,
-                           thresholds=tuple(args.thresholds), max_pixels=int(args.max_megapixels * 1e6))
+    detector = DetectorConfig(thresholds=tuple(args.thresholds), min_face_size_px=args.min_face_size)
+    config = PrepareConfig(method=args.method, size_px=args.size, detector=detector,
+                           max_pixels=int(args.max_megapixels * 1e6))
     try:
         result = prepare_folder(args.src, args.dst, config, workers=args.workers,
                                 retry_failed=args.retry_failed, progress=not args.no_progress, limit=args.limit)

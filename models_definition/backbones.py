@@ -108,16 +108,18 @@ def _inception_resnet_v1(pretrained: str | None, input_px: int) -> tuple[nn.Modu
     return _InceptionResnetTrunk(net), 1792
 
 
-def _torchvision(name: str, weights: str, trunk: Callable[[nn.Module], tuple[nn.Module, int]]):
+def _torchvision(name: str, weights: str, trunk: Callable[[nn.Module], tuple[nn.Module, int]],
+                 kwargs: dict | None = None, random_init_kwargs: dict | None = None):
+    """``kwargs`` go to the constructor always; ``random_init_kwargs`` only without pretrained weights."""
+
     def build(pretrained: str | None, input_px: int) -> tuple[nn.Module, int]:
         import torchvision
 
         ctor = getattr(torchvision.models, name)
-        kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
         if pretrained == "imagenet":
-            net = _download_guard(f"{name} (ImageNet)", lambda: ctor(weights=weights, **({"aux_logits": False} if name == "googlenet" else {})))
+            net = _download_guard(f"{name} (ImageNet)", lambda: ctor(weights=weights, **(kwargs or {})))
         else:
-            net = ctor(weights=None, **kwargs)
+            net = ctor(weights=None, **(kwargs or {}), **(random_init_kwargs or {}))
         return trunk(net)
 
     return build
@@ -162,7 +164,7 @@ BACKBONES: dict[str, BackboneEntry] = {
     "mobilefacenet": BackboneEntry(_mobilefacenet, (), 112, "MobileFaceNet (Chen et al. 2018), 1M parameters, CPU real time"),
     # The seed comparison's ImageNet encoders, without their classifier.
     "densenet121": BackboneEntry(_torchvision("densenet121", "IMAGENET1K_V1", _densenet_trunk), ("imagenet",), 224, "DenseNet-121 features (torchvision)"),
-    "googlenet": BackboneEntry(_torchvision("googlenet", "IMAGENET1K_V1", _googlenet_trunk), ("imagenet",), 224, "GoogLeNet without fc (torchvision)"),
+    "googlenet": BackboneEntry(_torchvision("googlenet", "IMAGENET1K_V1", _googlenet_trunk, {"aux_logits": False}, {"init_weights": True}), ("imagenet",), 224, "GoogLeNet without fc (torchvision)"),
     "squeezenet1_0": BackboneEntry(_torchvision("squeezenet1_0", "IMAGENET1K_V1", _squeezenet_trunk), ("imagenet",), 224, "SqueezeNet 1.0 features (torchvision)"),
     "vgg16": BackboneEntry(_torchvision("vgg16", "IMAGENET1K_V1", _vgg_trunk), ("imagenet",), 224, "VGG-16 up to fc7 (torchvision)"),
 }
