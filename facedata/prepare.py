@@ -199,9 +199,9 @@ def prepare_folder(src: Path, dst: Path, config: PrepareConfig = PrepareConfig()
             todo.append(rel)  # crop deleted since: redo it
         elif row["status"] != "ok" and retry_failed:
             todo.append(rel)
+    skipped = len(files) - len(todo)  # finished before this run (not those a --limit leaves for later)
     if limit is not None:
         todo = todo[:limit]
-    skipped = len(files) - len(todo)
     counts: Counter = Counter()
     start = time.perf_counter()
     new_file = not manifest.exists() or manifest.stat().st_size == 0
