@@ -31,3 +31,74 @@ CROP_SIZE_PX = 112  # ArcFace-family input side; InceptionResnetV1 models use 16
 # CASIA-WebFace identities with >= 75 images: 1,292 identities, the seed project's training set.
 CASIA_MIN_IMAGES_PER_CLASS = 75
 SPLIT_SEED = 42  # the seed project's split seed; fixed so every model sees the same split
+
+# --- training recipes (python train.py --recipe NAME) ---------------------------------------------------
+# Fields are training.config.TrainConfig's. The seed project's models train on CASIA-WebFace aligned crops
+# (`python -m facedata.prepare CASIA/ data/casia_aligned --size 160`), identities with >= 75 images.
+CHECKPOINTS = ROOT / "checkpoints"  # git-ignored; train.py writes <recipe>/best.pt and last.pt here
+_CASIA = dict(
+    data=str(DATA_DIR / "casia_aligned"),
+    min_images_per_class=CASIA_MIN_IMAGES_PER_CLASS,
+    val_fraction=0.1,  # closed-set validation, per identity (the seed's 80/10/10 kept 10% for validation)
+    # The seed's ID-rate protocol holds out 50 query identities x 6 images and 50 distractors x 60 images.
+    open_set_query=50, open_set_query_images=6, open_set_distractor=50, open_set_distractor_images=60,
+    split_seed=SPLIT_SEED,
+    preprocess="imagenet160",  # the seed: 160 px, ImageNet mean/std for every backbone
+    schedule="plateau", plateau_factor=0.2, plateau_patience=4,  # the seed's ReduceLROnPlateau
+    early_stop_patience=8,  # two plateau reductions without progress: stop
+    optimizer="adam", lr=1e-3, weight_decay=5e-4,
+    workers=8,  # a GPU box: enough JPEG decoders to keep the GPU fed
+)
+# Small, fast recipes for the built-in sample data (CPU, minutes). Three held-out identities with several
+# images (pyfeat_man, pyfeat_woman, Obama) give same-person pairs; 150 held-out portraits are distractors;
+# the other ~460 one-portrait identities train, each as K augmented views per batch.
+_SAMPLE = dict(
+    data=str(SAMPLE_ALIGNED), open_set_query=3, open_set_distractor=150, val_fraction=0.0,
+    backbone="efficientnet_b0",  # faster to train than MobileFaceNet on 2 CPU cores (benchmarks/README.md)
+    preprocess="arcface112", sampler="pk", pk_k=4, batch_size=64,
+    batches_per_epoch=20, epochs=5,  # about 3 minutes on 2 cores
+    schedule="cosine", warmup_epochs=1.0, lr=1e-3, workers=2,
+)
+TRAIN_RECIPES: dict[str, dict] = {
+    "ce-efficientnet": dict(_CASIA, backbone="efficientnet_b3", pretrained="imagenet", head="softmax", epochs=30),
+    "ce-inceptionresnetv1-1292": dict(_CASIA, backbone="inception_resnet_v1", pretrained=None, head="softmax", epochs=30),
+    "arcface-efficientnet": dict(_CASIA, backbone="efficientnet_b2", pretrained="imagenet", head="arcface",
+                                 head_kwargs=dict(scale=64.0, margin_rad=0.5, sub_centers=3), epochs=12),
+    # Triplet: P x K with K = 4, 128 images a batch, margin 0.2 on cosine distance, hardest pairs mined.
+    # The seed kept two checkpoints of this run: min validation loss (best.pt) and the last epoch (last.pt).
+    "triplet-efficientnet": dict(_CASIA, backbone="efficientnet_b3", pretrained="imagenet", head="triplet",
+                                 head_kwargs=dict(margin=0.2, mining="batch_hard", distance="cosine"),
+                                 sampler="pk", pk_k=4, batch_size=128, monitor="val_loss", epochs=30),
+    # Siamese ResNet18 (seeds 000/001): contrastive loss, margin 1.0, Adam 5e-5, weight decay 5e-4.
+    "siamese-resnet18": dict(_CASIA, backbone="resnet18", pretrained="imagenet", head="contrastive",
+                             head_kwargs=dict(margin=1.0), sampler="pairs", lr=5e-5, epochs=50),
+    # CE and ArcFace learn one class weight per identity: 96 classes get seen often enough in 100 steps.
+    "sample-ce": dict(_SAMPLE, head="softmax", max_train_classes=96),
+    "sample-arcface": dict(_SAMPLE, head="arcface", max_train_classes=96,
+                           head_kwargs=dict(scale=32.0, margin_rad=0.3)),  # gentler than 64 / 0.5 on 96 classes
+    "sample-triplet": dict(_SAMPLE, head="triplet", head_kwargs=dict(margin=0.2, mining="batch_hard", distance="cosine")),
+    "sample-siamese": dict(_SAMPLE, head="contrastive", head_kwargs=dict(margin=1.0), sampler="pairs"),
+}
+
+# --- models by name (load_model(name), the real-time script, evaluation) --------------------------------
+# threshold_cos: the unknown-face threshold as a cosine similarity, measured at threshold_fpr on held-out
+# identities. None: use the one the training run measured (FPR 1e-3 on its open-set split); `python -m id_rate`
+# can measure it again on other data.
+MODELS: dict[str, dict] = {
+    "ce-efficientnet": dict(checkpoint=CHECKPOINTS / "ce-efficientnet" / "best.pt", recipe="ce-efficientnet",
+                            threshold_cos=None, threshold_fpr=1e-3),
+    "ce-inceptionresnetv1-1292": dict(checkpoint=CHECKPOINTS / "ce-inceptionresnetv1-1292" / "best.pt",
+                                      recipe="ce-inceptionresnetv1-1292", threshold_cos=None, threshold_fpr=1e-3),
+    "arcface-efficientnet": dict(checkpoint=CHECKPOINTS / "arcface-efficientnet" / "best.pt",
+                                 recipe="arcface-efficientnet", threshold_cos=None, threshold_fpr=1e-3),
+    "triplet-efficientnet-min-val-loss": dict(checkpoint=CHECKPOINTS / "triplet-efficientnet" / "best.pt",
+                                              recipe="triplet-efficientnet", threshold_cos=None, threshold_fpr=1e-3),
+    "triplet-efficientnet-last-epoch": dict(checkpoint=CHECKPOINTS / "triplet-efficientnet" / "last.pt",
+                                            recipe="triplet-efficientnet", threshold_cos=None, threshold_fpr=1e-3),
+    "siamese-resnet18": dict(checkpoint=CHECKPOINTS / "siamese-resnet18" / "best.pt", recipe="siamese-resnet18",
+                             threshold_cos=None, threshold_fpr=1e-3),
+    **{name: dict(checkpoint=CHECKPOINTS / name / "best.pt", recipe=name, threshold_cos=None, threshold_fpr=1e-3)
+       for name in ("sample-ce", "sample-arcface", "sample-triplet", "sample-siamese")},
+    # OpenCV Zoo SFace: its published cosine threshold 0.363, chosen on LFW by its authors (their FPR).
+    "sface": dict(reference="sface", threshold_cos=0.363, threshold_fpr=None),
+}

@@ -149,18 +149,21 @@ def identity_disjoint_split(folder: FaceFolder, n_query: int, n_distractor: int,
 class FaceDataset:
     """Torch-style dataset over a :class:`FaceFolder` of aligned crops: ``(tensor, label)`` items.
 
-    ``augment`` (optional) maps an RGB uint8 crop to another before the model's ``preprocess``.
+    ``augment`` (optional) maps ``(crop, rng)`` to another RGB uint8 crop before the model's
+    ``preprocess``. A key may be an index or ``(index, seed)``: the seed makes the augmented view
+    reproducible whatever worker reads it (the training engine passes one per batch position).
     """
 
     def __init__(self, folder: FaceFolder, preprocess: Preprocess,
-                 augment: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+                 augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None) -> None:
         self.folder, self.preprocess, self.augment = folder, preprocess, augment
 
     def __len__(self) -> int:
         return len(self.folder)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, key: int | tuple[int, int]):
+        i, seed = key if isinstance(key, tuple) else (key, None)
         crop = load_image(self.folder.paths[i])
         if self.augment is not None:
-            crop = self.augment(crop)
+            crop = self.augment(crop, np.random.default_rng(seed))
         return self.preprocess(crop), int(self.folder.labels[i])

@@ -4,6 +4,7 @@
   in every batch). An identity with fewer than K images is drawn with repetition, so that with random
   augmentation one portrait still gives K different views.
 * :class:`PairSampler`: Siamese pairs back to back (rows 2i, 2i+1), half same-person, half different.
+* :class:`ShuffleSampler`: plain shuffled batches (classification on large datasets).
 """
 from __future__ import annotations
 
@@ -93,3 +94,19 @@ class PairSampler(_EpochSampler):
                     c1, c2 = rng.choice(self.classes, size=2, replace=False)
                     batch += [int(rng.choice(self.by_class[int(c1)])), int(rng.choice(self.by_class[int(c2)]))]
             yield batch
+
+
+class ShuffleSampler(_EpochSampler):
+    """Shuffled batches of ``batch_size`` indices, the last incomplete batch dropped (BatchNorm)."""
+
+    def __init__(self, labels: Sequence[int], batch_size: int, seed: int = 0) -> None:
+        super().__init__(labels, seed)
+        self.n, self.batch_size = len(labels), batch_size
+        if self.n < batch_size:
+            raise DatasetError(f"a batch of {batch_size} needs >= {batch_size} images; the dataset has {self.n}")
+        self.batches = self.n // batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        perm = self._rng().permutation(self.n)
+        for b in range(self.batches):
+            yield perm[b * self.batch_size:(b + 1) * self.batch_size].tolist()

@@ -36,3 +36,22 @@ def obama(raw: Path) -> np.ndarray:
     from facedata.io import load_image
 
     return load_image(raw / "face_recognition" / "obama.jpg")
+
+
+@pytest.fixture(scope="session")
+def small_aligned(sample_data: Path, tmp_path_factory) -> Path:
+    """A small aligned set from the real sample faces: 8 frames of the man, 8 of the woman, Obama's 5
+    photos and 16 one-portrait identities (about 35 crops, a few seconds to align)."""
+    from facedata.prepare import prepare_folder
+
+    ids = sample_data / "sample_identities"
+    src = tmp_path_factory.mktemp("small_src")
+    portraits = sorted(p for p in ids.iterdir() if p.is_dir() and not p.name.startswith(("pyfeat", "Barack")))[:16]
+    for folder, n in [(ids / "pyfeat_man", 8), (ids / "pyfeat_woman", 8), (ids / "Barack_Obama", 5)] + [(p, 1) for p in portraits]:
+        (src / folder.name).mkdir()
+        files = sorted(folder.glob("*.jpg"))
+        for f in files[:: max(1, len(files) // n)][:n]:
+            (src / folder.name / f.name).write_bytes(f.read_bytes())
+    dst = tmp_path_factory.mktemp("small_aligned")
+    prepare_folder(src, dst, workers=0, progress=False)
+    return dst

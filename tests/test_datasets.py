@@ -91,7 +91,7 @@ def test_face_dataset_on_real_aligned_crops(sample_data, tmp_path):
     x, y = ds[2]
     assert tuple(x.shape) == (3, 112, 112) and y == 1
     assert -1.0 <= float(x.min()) and float(x.max()) <= 1.0
-    flipped = FaceDataset(folder, get_preset("arcface112"), augment=lambda im: im[:, ::-1].copy())
+    flipped = FaceDataset(folder, get_preset("arcface112"), augment=lambda im, rng: im[:, ::-1].copy())
     assert np.allclose(flipped[0][0].numpy(), ds[0][0].numpy()[:, :, ::-1])
 
 

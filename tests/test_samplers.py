@@ -50,3 +50,14 @@ def test_pairs():
         PairSampler([0, 0, 0], pairs=2)
     with pytest.raises(DatasetError, match="identity with >= 2 images"):
         PairSampler([0, 1, 2], pairs=2)
+
+
+def test_shuffle_sampler():
+    from facedata.samplers import ShuffleSampler
+
+    s = ShuffleSampler(list(range(10)), batch_size=3, seed=0)
+    batches = list(s)
+    assert len(batches) == len(s) == 3 and all(len(b) == 3 for b in batches)
+    assert len(set(sum(batches, []))) == 9  # no repeats; the incomplete tenth image waits for another epoch
+    with pytest.raises(DatasetError, match="a batch of 64 needs >= 64 images; the dataset has 10"):
+        ShuffleSampler(list(range(10)), batch_size=64)

@@ -1,0 +1,136 @@
+"""The training engine on real aligned faces: exact resume, NaN stop, DDP, bad settings, the CLI."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from facedata.errors import DatasetError
+from models_definition.checkpoint import load_checkpoint, model_from_checkpoint
+from training import TrainConfig, Trainer, TrainingError, make_splits
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(data: Path, **kw) -> TrainConfig:
+    base = dict(data=str(data), backbone="mobilefacenet", embedding_size=64, head="arcface",
+                head_kwargs={"scale": 16.0, "margin_rad": 0.3}, sampler="pk", pk_k=2, batch_size=8,
+                batches_per_epoch=2, epochs=2, open_set_query=1, open_set_distractor=6, val_fraction=0.25,
+                workers=0, progress=False, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_splits_are_disjoint_and_relabelled(small_aligned):
+    s = make_splits(tiny(small_aligned))
+    q_names = {s.query.classes[i] for i in s.query.labels}
+    d_names = {s.distractor.classes[i] for i in s.distractor.labels}
+    train_names = set(s.train.classes)
+    assert len(q_names) == 1 and len(d_names) == 6 and not (q_names | d_names) & train_names
+    assert s.train.labels.max() == len(s.train.classes) - 1  # classifier labels 0..C-1
+    assert set(s.val.labels) <= set(s.train.labels)  # closed-set: validation identities are trained on
+
+
+def test_resume_is_exact(small_aligned, tmp_path):
+    torch.manual_seed(0)
+    straight = Trainer(tiny(small_aligned), tmp_path / "a")
+    straight.fit()
+    first = Trainer(tiny(small_aligned), tmp_path / "b")
+    first.fit(max_epochs=1)  # "interrupted" after epoch 1
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["spec"]["epoch"] == 1
+    torch.manual_seed(123)  # resume must not depend on the global RNG of the new process
+    resumed = Trainer(tiny(small_aligned), tmp_path / "b", resume=True)
+    assert resumed.epoch == 1
+    resumed.fit()
+    a, b = straight.history, resumed.history
+    assert [r["epoch"] for r in b] == [0, 1, 2]
+    for ra, rb in zip(a, b):
+        for key in ("train_loss", "val_loss", "val_auc", "val_acc"):
+            if ra[key] is None:
+                assert rb[key] is None
+            else:
+                assert rb[key] == pytest.approx(ra[key], rel=1e-5, abs=1e-6), key
+    sa, sb = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.allclose(sa[k].float(), sb[k].float(), atol=1e-5) for k in sa)
+    # outputs: config, log with the untrained row and two epochs, curves, checkpoints with the full spec
+    rows = list(csv.DictReader(open(tmp_path / "b" / "log.csv")))
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"] and rows[0]["train_loss"] == ""
+    assert (tmp_path / "b" / "loss.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["head"] == "arcface"
+    model, pre, spec = model_from_checkpoint(tmp_path / "b" / "best.pt")
+    assert spec["backbone"] == "mobilefacenet" and spec["embedding_size"] == 64 and spec["head"] == "arcface"
+    assert pre.size_px == 112 and spec["preprocess"]["alignment"] == "arcface" and len(spec["classes"]) > 10
+    assert {"val_auc", "val_tpr@1e-3", "threshold_cos@fpr=1e-3"} <= set(spec["metrics"])
+
+
+def test_existing_run_and_changed_settings_are_refused(small_aligned, tmp_path):
+    Trainer(tiny(small_aligned, epochs=1), tmp_path).fit()
+    with pytest.raises(TrainingError, match="already holds a run"):
+        Trainer(tiny(small_aligned, epochs=1), tmp_path)
+    with pytest.raises(TrainingError, match=r"cannot resume with other settings \(lr: run 0.001 vs now 0.01\)"):
+        Trainer(tiny(small_aligned, epochs=2, lr=0.01), tmp_path, resume=True)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(small_aligned, tmp_path):
+    trainer = Trainer(tiny(small_aligned, epochs=3), tmp_path)
+    trainer.fit(max_epochs=1)
+    before = (tmp_path / "last.pt").read_bytes()
+    trainer.head.forward = lambda emb, labels: emb.sum() * float("nan")
+    with pytest.raises(TrainingError, match=r"loss is nan at epoch 2, step 0.*last.pt still holds the last good epoch \(1\)"):
+        trainer.fit()
+    assert (tmp_path / "last.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("head, sampler", [("softmax", "shuffle"), ("triplet", "pk"), ("contrastive", "pairs"),
+                                           ("cosface", "pk")])
+def test_every_objective_trains_a_step(small_aligned, tmp_path, head, sampler):
+    kwargs = {"cosface": {"scale": 16.0}}.get(head, {})
+    t = Trainer(tiny(small_aligned, head=head, head_kwargs=kwargs, sampler=sampler, epochs=1), tmp_path)
+    hist = t.fit()
+    assert np.isfinite(hist[-1]["train_loss"]) and hist[-1]["val_auc"] is not None
+    if head != "contrastive":
+        assert hist[-1]["val_acc"] is not None  # logits for classifiers, nearest class mean for metric heads
+
+
+def test_bad_settings(small_aligned, tmp_path):
+    with pytest.raises(TrainingError, match="triplet head mines inside P x K batches"):
+        Trainer(tiny(small_aligned, head="triplet", head_kwargs={}, sampler="shuffle"), tmp_path / "a")
+    # Without augmentation a triplet batch needs identities with >= 2 real images.
+    with pytest.raises(DatasetError, match="too small for the 'pk' sampler.*P=4 needs >= 4 identities with >= 2 images"):
+        Trainer(tiny(small_aligned, head="triplet", head_kwargs={}, augment=None, open_set_query=0,
+                     open_set_distractor=0), tmp_path / "b")
+    with pytest.raises(KeyError, match="unknown head 'arcfcae'; valid: arcface, contrastive"):
+        Trainer(tiny(small_aligned, head="arcfcae"), tmp_path / "c")
+    with pytest.raises(ValueError, match="unknown sampler 'px'; valid: shuffle, pk, pairs"):
+        tiny(small_aligned, sampler="px")
+    with pytest.raises(ValueError, match=r"unknown training options \['lrate'\]"):
+        TrainConfig.from_dict({"lrate": 1})
+
+
+def _cli(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+def test_cli_recipe_errors():
+    r = _cli("train.py", "--recipe", "nope")
+    assert r.returncode == 2 and "unknown recipe 'nope'; valid: ce-efficientnet" in r.stderr
+
+
+def test_ddp_two_processes_gloo(small_aligned, tmp_path):
+    """torchrun with 2 CPU processes (gloo): both train their share of the batches; rank 0 saves."""
+    cfg = tiny(small_aligned, epochs=1, device="cpu")
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg.to_dict()))
+    r = _cli("-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", "train.py",
+             "--config", str(tmp_path / "cfg.json"), "--out", str(tmp_path / "run"), "--no-progress")
+    assert r.returncode == 0, r.stderr[-3000:]
+    spec = load_checkpoint(tmp_path / "run" / "last.pt")["spec"]
+    assert spec["epoch"] == 1 and (tmp_path / "run" / "best.pt").exists()
+    assert "done:" in r.stdout and r.stdout.count("done:") == 1  # only rank 0 reports and writes

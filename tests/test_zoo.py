@@ -1,0 +1,75 @@
+"""Models by name: trained checkpoints and the SFace reference, with their preprocessing and thresholds."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import config
+from facedata.io import load_image
+from models_definition.backbones import build_embedder
+from models_definition.checkpoint import save_checkpoint
+from models_definition.reference import SFACE_PREPROCESS, sface_onnx
+from models_definition.zoo import ModelNotFoundError, load_model
+from facedata.preprocess import get_preset
+
+
+def crops(folder: Path, n: int) -> list[np.ndarray]:
+    return [load_image(p) for p in sorted(folder.glob("*.jpg"))[:n]]
+
+
+def test_every_config_model_resolves():
+    for name, entry in config.MODELS.items():
+        assert ("checkpoint" in entry) != ("reference" in entry), name
+        if "checkpoint" in entry:
+            assert entry["recipe"] in config.TRAIN_RECIPES, name
+
+
+def test_unknown_and_untrained_models():
+    with pytest.raises(ModelNotFoundError, match="unknown model 'ce-efficient'; valid: arcface-efficientnet, ce-efficientnet"):
+        load_model("ce-efficient")
+    registry = {"ce-efficientnet": dict(checkpoint=Path("/nonexistent/best.pt"), recipe="ce-efficientnet")}
+    with pytest.raises(ModelNotFoundError, match=r"checkpoint /nonexistent/best.pt not found\. Train it with "
+                                                 r"`python train.py --recipe ce-efficientnet`"):
+        load_model("ce-efficientnet", registry)
+
+
+def test_checkpoint_model_batches_flips_and_threshold(small_aligned, tmp_path):
+    torch.manual_seed(0)
+    model = build_embedder("mobilefacenet", 64).eval()
+    pre = get_preset("arcface112")
+    spec = {"backbone": "mobilefacenet", "embedding_size": 64, "preprocess": pre.to_dict(),
+            "metrics": {"threshold_cos@fpr=1e-3": 0.42}}
+    save_checkpoint(tmp_path / "best.pt", model, spec)
+    registry = {"m": dict(checkpoint=tmp_path / "best.pt", recipe="x", threshold_cos=None)}
+    emb = load_model("m", registry, device="cpu", batch_size=4)
+    faces = crops(small_aligned / "pyfeat_man", 6)
+    batched = emb(faces)
+    one_by_one = np.concatenate([emb([f]) for f in faces])
+    assert len(faces) >= 3 and batched.shape == (len(faces), 64) and np.allclose(np.linalg.norm(batched, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-4)
+    assert emb.threshold == 0.42 and emb.threshold_fpr == 1e-3  # measured by the training run
+    flip = load_model("m", registry, device="cpu", flip_tta=True)
+    mirrored = [f[:, ::-1].copy() for f in faces]
+    np.testing.assert_allclose(flip(faces), flip(mirrored), atol=1e-4)  # crop + mirror: order does not matter
+    assert emb([]).shape == (0, 64)
+    registry["m"]["threshold_cos"] = 0.3
+    assert load_model("m", registry, device="cpu").threshold == 0.3  # the config entry wins
+
+
+def test_sface_reference_on_real_faces(small_aligned):
+    sface = load_model("sface", device="cpu")
+    assert sface.preprocess == SFACE_PREPROCESS and sface.threshold == 0.363
+    man, woman = sface(crops(small_aligned / "pyfeat_man", 4)), sface(crops(small_aligned / "pyfeat_woman", 4))
+    obama = sface(crops(small_aligned / "Barack_Obama", 3))
+    same = [(man @ man.T)[np.triu_indices(4, 1)], (obama @ obama.T)[np.triu_indices(3, 1)]]
+    assert min(s.min() for s in same) > sface.threshold  # the same person clears the published threshold
+    assert (man @ woman.T).max() < sface.threshold and (man @ obama.T).max() < sface.threshold
+    # Batched OpenCV DNN gives OpenCV's own FaceRecognizerSF features.
+    rec = cv2.FaceRecognizerSF.create(str(sface_onnx()), "")
+    face = crops(small_aligned / "Barack_Obama", 1)[0]
+    ref = rec.feature(np.ascontiguousarray(face[:, :, ::-1])).ravel()
+    np.testing.assert_allclose(sface([face])[0], ref / np.linalg.norm(ref), atol=1e-4)

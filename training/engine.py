@@ -1,0 +1,481 @@
+"""The training engine: one loop for every backbone and head, used by ``train.py`` and the notebooks.
+
+``Trainer(config, out_dir).fit()`` trains and validates every epoch, writing to ``out_dir``:
+``config.json``, ``log.csv`` (one row per epoch; epoch 0 is the untrained model), ``loss.png``,
+``last.pt`` (everything needed to resume exactly) and ``best.pt`` (the best epoch by the monitored
+metric; only the embedder and its spec: heads are thrown away after training).
+
+Exact resume: the sampler draws from (seed, epoch), augmentation from (seed, epoch, batch, position),
+and ``last.pt`` holds the optimizer, scheduler, AMP scaler, torch RNG, epoch and history. Started with
+``torchrun``, the engine runs DistributedDataParallel (NCCL on GPUs, gloo on CPU); rank r trains on
+every world-th batch and rank 0 validates and writes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from facedata.augment import Augment
+from facedata.datasets import FaceDataset, FaceFolder, identity_disjoint_split, scan_face_folder, stratified_split
+from facedata.errors import DatasetError
+from facedata.io import write_bytes_atomic
+from facedata.preprocess import Preprocess, get_preset
+from facedata.samplers import PairSampler, PKSampler, ShuffleSampler
+from id_rate.metrics import MetricError, nearest_mean_accuracy, pair_scores, roc_auc, tpr_at_fpr
+from models_definition.backbones import Embedder, build_embedder
+from models_definition.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from models_definition.heads import CLASSIFIER_HEADS, build_head
+
+from .config import MONITORS, RESUMABLE_CHANGES, TrainConfig
+from .log import write_log
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (NaN loss, a run folder in the way, a resume that does not match)."""
+
+
+class TrainModule(nn.Module):
+    """Embedder + head as one module, so DDP synchronises the head's class weights too."""
+
+    def __init__(self, model: Embedder, head: nn.Module) -> None:
+        super().__init__()
+        self.model, self.head = model, head
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.head(self.model(x), y)
+
+
+class KeyedBatches:
+    """Wraps an epoch sampler: keeps this rank's batches and gives each position an augmentation seed
+    derived from (seed, epoch, batch, position), so views do not depend on worker scheduling."""
+
+    def __init__(self, sampler, seed: int, epoch: int, rank: int = 0, world: int = 1) -> None:
+        self.sampler, self.seed, self.epoch, self.rank, self.world = sampler, seed, epoch, rank, world
+
+    def __len__(self) -> int:
+        return len(range(self.rank, len(self.sampler), self.world))
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        self.sampler.set_epoch(self.epoch)
+        for b, batch in enumerate(self.sampler):
+            if b % self.world == self.rank:
+                seeds = np.random.SeedSequence([self.seed, self.epoch, b]).generate_state(len(batch))
+                yield [(int(i), int(s)) for i, s in zip(batch, seeds)]
+
+
+@dataclass
+class Splits:
+    train: FaceFolder
+    val: FaceFolder  # closed-set: training identities, other images (may be empty)
+    query: FaceFolder  # open-set, unseen identities (may be empty)
+    distractor: FaceFolder
+
+
+def make_splits(cfg: TrainConfig) -> Splits:
+    """Identity filter, identity-disjoint open-set hold-out, then the per-identity closed-set split."""
+    folder = scan_face_folder(cfg.data, cfg.min_images_per_class, cfg.max_classes)
+    if cfg.open_set_query or cfg.open_set_distractor:
+        held = identity_disjoint_split(folder, cfg.open_set_query, cfg.open_set_distractor, cfg.split_seed,
+                                       cfg.open_set_query_images, cfg.open_set_distractor_images)
+        rest, query, distractor = held.train, held.query, held.distractor
+    else:
+        rest = folder
+        query = distractor = folder.subset([])
+    if cfg.max_train_classes is not None and len(np.unique(rest.labels)) > cfg.max_train_classes:
+        chosen = np.random.default_rng(cfg.split_seed).choice(np.unique(rest.labels), cfg.max_train_classes, replace=False)
+        rest = rest.subset(np.flatnonzero(np.isin(rest.labels, chosen)))
+    if cfg.val_fraction > 0:
+        train, val = stratified_split(rest, (1 - cfg.val_fraction, cfg.val_fraction), cfg.split_seed)
+    else:
+        train, val = rest, rest.subset([])
+    # Labels of the classifier: only identities that have training images, numbered 0..C-1.
+    kept = np.unique(train.labels)
+    remap = np.full(len(folder.classes), -1, dtype=np.int64)
+    remap[kept] = np.arange(len(kept))
+    classes = [folder.classes[i] for i in kept]
+
+    def relabel(f: FaceFolder, keep_unknown: bool) -> FaceFolder:
+        lab = remap[f.labels] if not keep_unknown else f.labels
+        return FaceFolder(f.root, classes if not keep_unknown else folder.classes, f.paths, lab)
+
+    return Splits(relabel(train, False), relabel(val, False), relabel(query, True), relabel(distractor, True))
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu")
+    return dev
+
+
+class Trainer:
+    """Builds data, model, head, optimizer and schedule from a :class:`TrainConfig` and trains."""
+
+    def __init__(self, cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False) -> None:
+        self.cfg, self.out = cfg, Path(out_dir)
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.distributed = self.world > 1
+        if self.distributed and not dist.is_initialized():
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            use_cuda = cfg.device != "cpu" and torch.cuda.is_available()
+            if use_cuda:
+                torch.cuda.set_device(local)
+            dist.init_process_group("nccl" if use_cuda else "gloo")
+            self.device = torch.device("cuda", local) if use_cuda else torch.device("cpu")
+        else:
+            self.device = _device(cfg.device)
+        self.is_main = self.rank == 0
+        self.cuda = self.device.type == "cuda"
+        self.amp = cfg.amp and self.cuda
+        self.channels_last = cfg.channels_last
+
+        last = self.out / "last.pt"
+        if last.exists() and not resume:
+            raise TrainingError(f"{self.out} already holds a run (last.pt); resume it (--resume / resume=True) "
+                                "or choose another output folder")
+        state = self._check_resume(last) if resume and last.exists() else None
+
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)
+        self.preprocess: Preprocess = get_preset(cfg.preprocess)
+        self.splits = make_splits(cfg)
+        self.classes = self.splits.train.classes
+        self.model = build_embedder(cfg.backbone, cfg.embedding_size, cfg.pretrained, self.preprocess.size_px,
+                                    cfg.dropout).to(self.device)
+        self.head = build_head(cfg.head, self.model.embedding_size, len(self.classes), **cfg.head_kwargs).to(self.device)
+        if cfg.bn_momentum is not None:
+            for mod in self.model.modules():
+                if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                    mod.momentum = cfg.bn_momentum
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.module: nn.Module = TrainModule(self.model, self.head)
+        if self.distributed:
+            self.module = nn.parallel.DistributedDataParallel(
+                self.module, device_ids=[self.device.index] if self.cuda else None)
+        self.monitor = cfg.monitor or ("val_auc" if len(self.splits.query) else
+                                       "val_acc" if len(self.splits.val) else "train_loss")
+        self.sampler = self._make_sampler(self.splits.train.labels, cfg.seed)
+        self.steps_per_epoch = len(KeyedBatches(self.sampler, cfg.seed, 0, self.rank, self.world))
+        self.optimizer = self._make_optimizer()
+        self.scheduler = self._make_scheduler()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.augment = Augment.from_dict(cfg.augment) if cfg.augment is not None else None
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self.best: float | None = None
+        self.stale = 0
+        if state is not None:
+            self._load_state(state)
+
+    # --- construction ---------------------------------------------------------------------------
+    def _make_sampler(self, labels: np.ndarray, seed: int):
+        cfg = self.cfg
+        if cfg.head == "contrastive" and cfg.sampler != "pairs":
+            raise TrainingError("the contrastive head needs pairs back to back: use sampler='pairs'")
+        if cfg.head == "triplet" and cfg.sampler != "pk":
+            raise TrainingError("the triplet head mines inside P x K batches: use sampler='pk'")
+        try:
+            if cfg.sampler == "pk":
+                return PKSampler(labels, p=max(2, cfg.batch_size // cfg.pk_k), k=cfg.pk_k,
+                                 batches_per_epoch=cfg.batches_per_epoch, seed=seed,
+                                 min_images=2 if cfg.augment is None else 1)
+            if cfg.sampler == "pairs":
+                return PairSampler(labels, pairs=cfg.batch_size // 2, batches_per_epoch=cfg.batches_per_epoch, seed=seed)
+            return ShuffleSampler(labels, cfg.batch_size, seed=seed)
+        except DatasetError as exc:
+            raise DatasetError(f"{cfg.data}: training split too small for the {cfg.sampler!r} sampler: {exc}") from None
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.cfg
+        # No weight decay on BatchNorm and bias parameters (they set scale and offset, not capacity).
+        decay, no_decay = [], []
+        for p in self.module.parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim <= 1 else decay).append(p)
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+        cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        return cls(groups, lr=cfg.lr)
+
+    def _make_scheduler(self):
+        cfg = self.cfg
+        if cfg.schedule == "plateau":
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, mode=MONITORS[self.monitor],
+                                                              factor=cfg.plateau_factor, patience=cfg.plateau_patience)
+        if cfg.schedule == "constant":
+            return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 1.0)
+        total = max(1, cfg.epochs * self.steps_per_epoch)
+        warm = int(cfg.warmup_epochs * self.steps_per_epoch)
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            t = min(1.0, (step - warm) / max(1, total - warm))
+            return cfg.min_lr_factor + (1 - cfg.min_lr_factor) * 0.5 * (1 + math.cos(math.pi * t))
+
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+
+    # --- checkpoints ------------------------------------------------------------------------------
+    def spec(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        cfg = self.cfg
+        return {
+            "backbone": cfg.backbone, "embedding_size": self.model.embedding_size, "dropout": cfg.dropout,
+            "preprocess": self.preprocess.to_dict(), "head": cfg.head, "head_kwargs": dict(cfg.head_kwargs),
+            "train_config": cfg.to_dict(), "metrics": metrics, "classes": list(self.classes), "epoch": self.epoch,
+        }
+
+    def _check_resume(self, last: Path) -> dict[str, Any]:
+        ckpt = load_checkpoint(last, map_location="cpu")
+        saved = ckpt["spec"]["train_config"]
+        now = self.cfg.to_dict()
+        diff = [f"{k}: run {saved.get(k)!r} vs now {now[k]!r}" for k in now
+                if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]]
+        if diff:
+            raise TrainingError(f"{last}: cannot resume with other settings ({'; '.join(diff)}); "
+                                "use the run's config.json or another output folder")
+        return ckpt
+
+    def _load_state(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.head.load_state_dict(ckpt["head"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scheduler") is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        torch.set_rng_state(ckpt["rng_cpu"])
+        if self.cuda and ckpt.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(ckpt["rng_cuda"], self.device)
+        self.epoch = int(ckpt["spec"]["epoch"])
+        self.history = list(ckpt["history"])
+        self.best, self.stale = ckpt["best"], int(ckpt["stale"])
+
+    def _save(self, metrics: dict[str, Any], improved: bool) -> None:
+        spec = self.spec(metrics)
+        if improved:
+            save_checkpoint(self.out / "best.pt", self.model, spec)
+        save_checkpoint(self.out / "last.pt", self.model, spec, head=self.head.state_dict(),
+                        optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+                        scaler=self.scaler.state_dict(), rng_cpu=torch.get_rng_state(),
+                        rng_cuda=torch.cuda.get_rng_state(self.device) if self.cuda else None,
+                        history=self.history, best=self.best, stale=self.stale)
+
+    # --- data ----------------------------------------------------------------------------------------
+    def _loader(self, folder: FaceFolder, batches, augment: bool) -> torch.utils.data.DataLoader:
+        ds = FaceDataset(folder, self.preprocess, self.augment if augment else None)
+        workers = self.cfg.workers
+        return torch.utils.data.DataLoader(
+            ds, batch_sampler=batches, num_workers=workers, pin_memory=self.cuda,
+            generator=torch.Generator().manual_seed(self.cfg.seed), persistent_workers=False,
+            prefetch_factor=4 if workers else None)
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    @torch.no_grad()
+    def embed_folder(self, folder: FaceFolder, batch_size: int = 128) -> np.ndarray:
+        """Raw (not normalised) embeddings of a folder's crops, in eval mode, in folder order."""
+        if len(folder) == 0:
+            return np.zeros((0, self.model.embedding_size), np.float32)
+        idx = list(range(len(folder)))
+        batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+        was_training = self.model.training
+        self.model.eval()
+        out = []
+        try:
+            for x, _ in self._loader(folder, batches, augment=False):
+                with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+                    out.append(self.model(self._to_device(x)).float().cpu())
+        finally:
+            self.model.train(was_training)
+        return torch.cat(out).numpy()
+
+    # --- validation --------------------------------------------------------------------------------
+    def validate(self) -> dict[str, Any]:
+        """Closed-set accuracy and loss on ``val``; open-set ROC-AUC, TPR@FPR and the cosine threshold at
+        FPR 1e-3 on the held-out query / distractor identities. Missing parts give None."""
+        m: dict[str, Any] = {"val_loss": None, "val_acc": None, "val_auc": None, "val_tpr@1e-3": None,
+                             "val_tpr@1e-2": None, "threshold_cos@fpr=1e-3": None}
+        s = self.splits
+        if len(s.val):
+            raw = torch.from_numpy(self.embed_folder(s.val))
+            labels = torch.from_numpy(s.val.labels)
+            m["val_loss"] = self._val_loss(raw, labels)
+            if self.cfg.head in CLASSIFIER_HEADS:
+                with torch.no_grad():
+                    logits = self.head.logits(raw.to(self.device)).cpu()
+                m["val_acc"] = float((logits.argmax(1) == labels).float().mean())
+            else:
+                ref = s.train.subset(self._per_class_subset(s.train, 20))
+                ref_emb = _normalise(self.embed_folder(ref))
+                m["val_acc"] = nearest_mean_accuracy(_normalise(raw.numpy()), s.val.labels, ref_emb, ref.labels)
+        if len(s.query):
+            q = _normalise(self.embed_folder(s.query))
+            d = _normalise(self.embed_folder(s.distractor))
+            try:
+                pos, neg = pair_scores(q, s.query.labels, d)
+                m["val_auc"] = roc_auc(pos, neg)
+                for p in tpr_at_fpr(pos, neg, (1e-3, 1e-2)):
+                    key = "1e-3" if p.target_fpr == 1e-3 else "1e-2"
+                    m[f"val_tpr@{key}"] = p.tpr if p.resolvable else None
+                    if key == "1e-3":
+                        m["threshold_cos@fpr=1e-3"] = p.threshold
+                m["n_pos"], m["n_neg"] = len(pos), len(neg)
+            except MetricError as exc:
+                raise TrainingError(f"open-set validation failed: {exc}") from None
+        return m
+
+    def _per_class_subset(self, folder: FaceFolder, per_class: int) -> list[int]:
+        rng = np.random.default_rng(0)
+        out: list[int] = []
+        for c in np.unique(folder.labels):
+            idx = np.flatnonzero(folder.labels == c)
+            out += sorted(rng.choice(idx, size=min(per_class, len(idx)), replace=False).tolist())
+        return out
+
+    @torch.no_grad()
+    def _val_loss(self, raw: torch.Tensor, labels: torch.Tensor) -> float | None:
+        """The training loss on validation embeddings, batched the way the sampler batches training."""
+        try:
+            sampler = self._make_sampler(labels.numpy(), seed=0)
+        except (DatasetError, TrainingError):
+            return None
+        losses = []
+        for batch in list(sampler)[:16]:
+            idx = torch.as_tensor(batch)
+            try:
+                losses.append(float(self.head(raw[idx].to(self.device), labels[idx].to(self.device))))
+            except ValueError:  # a triplet batch without positives
+                continue
+        return float(np.mean(losses)) if losses else None
+
+    # --- training -------------------------------------------------------------------------------------
+    def train_epoch(self) -> dict[str, float]:
+        cfg = self.cfg
+        batches = KeyedBatches(self.sampler, cfg.seed, self.epoch, self.rank, self.world)
+        loader = self._loader(self.splits.train, batches, augment=True)
+        self.module.train()
+        params = [p for p in self.module.parameters() if p.requires_grad]
+        total, count, seen = 0.0, 0, 0
+        start = time.perf_counter()
+        bar = None
+        if cfg.progress and self.is_main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(batches), desc=f"epoch {self.epoch}/{cfg.epochs}", unit="batch", file=sys.stderr,
+                       dynamic_ncols=True)
+        for step, (x, y) in enumerate(loader):
+            x, y = self._to_device(x), y.to(self.device, non_blocking=True)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp) if self.cuda else nullcontext():
+                loss = self.module(x, y)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"loss is {float(loss.detach())} at epoch {self.epoch}, step {step}: training stopped. "
+                    f"{self.out / 'last.pt'} still holds the last good epoch ({self.epoch - 1}); lower the learning "
+                    f"rate (now {self.optimizer.param_groups[0]['lr']:.3g}) or enable gradient clipping, then resume")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if cfg.grad_clip_norm:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(params, cfg.grad_clip_norm)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            if not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.scheduler.step()
+            total += float(loss.detach())
+            count += 1
+            seen += len(x)
+            if bar is not None:
+                rate = seen * self.world / max(1e-9, time.perf_counter() - start)
+                bar.set_postfix(loss=f"{total / count:.4f}", img_s=f"{rate:.0f}")
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        seconds = time.perf_counter() - start
+        mean = total / max(1, count)
+        if self.distributed:
+            t = torch.tensor([mean], device=self.device)
+            dist.all_reduce(t)
+            mean = float(t) / self.world
+        return {"train_loss": mean, "images_per_s": seen * self.world / max(1e-9, seconds), "seconds": seconds}
+
+    def fit(self, max_epochs: int | None = None) -> list[dict[str, Any]]:
+        """Train until ``epochs`` or early stopping (or, with ``max_epochs``, that many more epochs in this
+        call: a later ``fit`` or a resumed run continues); returns the history (one dict per epoch)."""
+        cfg = self.cfg
+        stop_at = cfg.epochs if max_epochs is None else min(cfg.epochs, self.epoch + max_epochs)
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(json.dumps(cfg.to_dict(), indent=2).encode(), self.out / "config.json")
+            if not self.history:  # epoch 0: the untrained model, the baseline every epoch is compared to
+                row = {"epoch": 0, "lr": self.optimizer.param_groups[0]["lr"], "train_loss": None,
+                       "images_per_s": None, "seconds": None, **self.validate()}
+                self.history.append(row)
+                write_log(self.out, self.history)
+        while self.epoch < stop_at:
+            if self.stale_out():
+                break
+            self.epoch += 1
+            stats = self.train_epoch()
+            metrics = self.validate() if self.is_main else {}
+            value = self._broadcast(metrics.get(self.monitor, stats.get(self.monitor)))
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and value is not None:
+                self.scheduler.step(value)
+            improved = value is not None and (self.best is None or (
+                value > self.best if MONITORS[self.monitor] == "max" else value < self.best))
+            if improved:
+                self.best, self.stale = value, 0
+            else:
+                self.stale += 1
+            row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"], **stats, **metrics}
+            self.history.append(row)
+            if self.is_main:
+                self._save(row, improved)
+                write_log(self.out, self.history)
+            if self.distributed:
+                dist.barrier()
+        return self.history
+
+    def stale_out(self) -> bool:
+        p = self.cfg.early_stop_patience
+        return p is not None and self.stale >= p
+
+    def _broadcast(self, value: float | None) -> float | None:
+        if not self.distributed:
+            return value
+        t = torch.tensor([math.nan if value is None else float(value)], device=self.device)
+        dist.broadcast(t, 0)
+        v = float(t)
+        return None if math.isnan(v) else v
+
+
+def _normalise(e: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(e, axis=1, keepdims=True)
+    return e / np.maximum(n, 1e-12)
+
+
+def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False) -> Trainer:
+    """Train (or resume) a run and return its :class:`Trainer` (``.history``, ``.model``)."""
+    trainer = Trainer(cfg, out_dir, resume)
+    trainer.fit()
+    return trainer
+
+
+__all__ = ["Trainer", "TrainingError", "TrainConfig", "train", "make_splits", "CheckpointError"]
