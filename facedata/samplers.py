@@ -66,13 +66,16 @@ class PKSampler(_EpochSampler):
 class PairSampler(_EpochSampler):
     """Yields batches of ``pairs`` index pairs flattened back to back: [a0, b0, a1, b1, ...].
 
-    Same-person pairs come from identities with >= 2 images; different-person pairs from any two.
+    Same-person pairs come from identities with >= 2 images; different-person pairs from any two. With
+    ``repeat_single=True`` (training with augmentation) a one-image identity pairs with itself: two
+    augmented views of one portrait.
     """
 
     def __init__(self, labels: Sequence[int], pairs: int, batches_per_epoch: int | None = None,
-                 same_fraction: float = 0.5, seed: int = 0) -> None:
+                 same_fraction: float = 0.5, seed: int = 0, repeat_single: bool = False) -> None:
         super().__init__(labels, seed)
-        self.multi = np.array(sorted(c for c, idx in self.by_class.items() if len(idx) >= 2))
+        min_same = 1 if repeat_single else 2
+        self.multi = np.array(sorted(c for c, idx in self.by_class.items() if len(idx) >= min_same))
         self.classes = np.array(sorted(self.by_class))
         if len(self.classes) < 2:
             raise DatasetError(f"pair sampling needs >= 2 identities; the dataset has {len(self.classes)}")
@@ -89,7 +92,8 @@ class PairSampler(_EpochSampler):
             for i in range(self.pairs):
                 if i < n_same:
                     c = int(rng.choice(self.multi))
-                    batch += rng.choice(self.by_class[c], size=2, replace=False).tolist()
+                    idx = self.by_class[c]
+                    batch += rng.choice(idx, size=2, replace=len(idx) < 2).tolist()
                 else:
                     c1, c2 = rng.choice(self.classes, size=2, replace=False)
                     batch += [int(rng.choice(self.by_class[int(c1)])), int(rng.choice(self.by_class[int(c2)]))]

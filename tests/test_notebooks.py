@@ -12,7 +12,16 @@ NOTEBOOKS = sorted(p for p in ROOT.glob("**/*.ipynb") if ".venv" not in p.parts 
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[str(p.relative_to(ROOT)) for p in NOTEBOOKS])
-def test_notebook_runs_and_is_thin(path, sample_data):
+def test_notebook_runs_and_is_thin(path, sample_data, small_aligned, monkeypatch):
+    # Training notebooks run a few steps on a small aligned set (their full setting takes minutes).
+    monkeypatch.setenv("FACEKIT_SMOKE", "1")
+    monkeypatch.setenv("FACEKIT_DATA", str(small_aligned))
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    smoke_runs = ROOT / "runs" / "notebook-smoke"
+    if smoke_runs.exists():
+        import shutil
+
+        shutil.rmtree(smoke_runs)
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":

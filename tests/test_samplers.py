@@ -61,3 +61,13 @@ def test_shuffle_sampler():
     assert len(set(sum(batches, []))) == 9  # no repeats; the incomplete tenth image waits for another epoch
     with pytest.raises(DatasetError, match="a batch of 64 needs >= 64 images; the dataset has 10"):
         ShuffleSampler(list(range(10)), batch_size=64)
+
+
+def test_pair_sampler_single_images_pair_with_themselves_only_when_asked():
+    labels = [0, 1, 2, 3]  # one image each
+    with pytest.raises(DatasetError, match="same-person pairs need an identity with >= 2 images"):
+        PairSampler(labels, pairs=4)
+    s = PairSampler(labels, pairs=4, batches_per_epoch=3, repeat_single=True, seed=0)
+    for batch in s:
+        a, b = batch[0::2], batch[1::2]
+        assert [x == y for x, y in zip(a, b)] == [True, True, False, False]  # 2 same (augmented twice), 2 different

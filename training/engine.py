@@ -196,7 +196,8 @@ class Trainer:
                                  batches_per_epoch=cfg.batches_per_epoch, seed=seed,
                                  min_images=2 if cfg.augment is None else 1)
             if cfg.sampler == "pairs":
-                return PairSampler(labels, pairs=cfg.batch_size // 2, batches_per_epoch=cfg.batches_per_epoch, seed=seed)
+                return PairSampler(labels, pairs=cfg.batch_size // 2, batches_per_epoch=cfg.batches_per_epoch, seed=seed,
+                                   repeat_single=cfg.augment is not None)
             return ShuffleSampler(labels, cfg.batch_size, seed=seed)
         except DatasetError as exc:
             raise DatasetError(f"{cfg.data}: training split too small for the {cfg.sampler!r} sampler: {exc}") from None

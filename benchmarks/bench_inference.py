@@ -1,0 +1,67 @@
+"""Inference throughput of load_model(...) embedders: images/s at batch 64 against one face per call.
+
+Models: random-init checkpoints of MobileFaceNet, ResNet18, EfficientNet-B0 (speed does not depend on
+the weights) and the SFace reference, on real aligned sample crops. Same run, same faces.
+    python benchmarks/bench_inference.py [--faces 128] [--device cpu|cuda]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import record  # noqa: E402
+
+import config  # noqa: E402
+from facedata.io import load_image  # noqa: E402
+from facedata.preprocess import get_preset  # noqa: E402
+from models_definition.backbones import build_embedder  # noqa: E402
+from models_definition.checkpoint import save_checkpoint  # noqa: E402
+from models_definition.zoo import load_model  # noqa: E402
+
+
+def rate(fn, faces, batch: int) -> float:
+    fn(faces[:batch])  # warm-up
+    t = time.perf_counter()
+    for i in range(0, len(faces), batch):
+        fn(faces[i:i + batch])
+    return len(faces) / (time.perf_counter() - t)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--faces", type=int, default=128)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--models", nargs="+", default=["mobilefacenet", "resnet18", "efficientnet_b0", "sface"])
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    paths = sorted(config.SAMPLE_ALIGNED.glob("*/*.jpg"))[: args.faces]
+    faces = [load_image(p) for p in paths]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        registry = {"sface": config.MODELS["sface"]}
+        for name in args.models:
+            if name != "sface":
+                ckpt = Path(tmp) / f"{name}.pt"
+                save_checkpoint(ckpt, build_embedder(name, 512).eval(),
+                                {"backbone": name, "embedding_size": 512, "preprocess": get_preset("arcface112").to_dict()})
+                registry[name] = {"checkpoint": ckpt, "recipe": name}
+            emb = load_model(name, registry, device=args.device, batch_size=64)
+            batched = rate(emb, faces, 64)
+            single = rate(emb, faces, 1)
+            emb.flip_tta = True
+            flipped = rate(emb, faces, 64)
+            rows.append({"model": name, "batch64_img_s": round(batched, 1), "one_at_a_time_img_s": round(single, 1),
+                         "ratio": round(batched / single, 2), "batch64_flip_tta_img_s": round(flipped, 1)})
+            print(rows[-1], flush=True)
+    path = record(f"inference_{args.device}", {"faces": len(faces), "device": args.device, "rows": rows})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

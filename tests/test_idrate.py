@@ -1,0 +1,90 @@
+"""The seed ID-rate protocol: brute force on a small set, the streaming path within its stated errors."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from id_rate.metrics import MetricError, SEED_FPRS
+from id_rate.protocols import idrate
+from id_rate.streaming import StreamingTopK
+
+
+def synthetic(n_ids=12, per_id=4, n_dist=300, dim=16, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_ids, dim))
+    q = np.repeat(centres, per_id, axis=0) + rng.normal(scale=0.9, size=(n_ids * per_id, dim))
+    labels = np.repeat(np.arange(n_ids), per_id)
+    return q.astype(np.float32), labels, rng.normal(size=(n_dist, dim)).astype(np.float32)
+
+
+def brute_force(q, labels, d, fprs):
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+    dn = d / np.linalg.norm(d, axis=1, keepdims=True)
+    pos, neg = [], []
+    for i, j in itertools.combinations(range(len(q)), 2):
+        (pos if labels[i] == labels[j] else neg).append(float(qn[i] @ qn[j]))
+    neg += [float(x) for x in (qn @ dn.T).ravel()]
+    neg_sorted = sorted(neg, reverse=True)
+    out = {}
+    for f in fprs:
+        k = int(f * len(neg) + 1e-9)
+        out[f] = None if k < 1 else sum(p >= neg_sorted[k - 1] for p in pos) / len(pos)
+    auc = np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg[:4000]])  # subset: speed
+    return out, len(pos), len(neg), pos, neg
+
+
+def test_exact_path_equals_brute_force():
+    q, labels, d = synthetic()
+    fprs = SEED_FPRS + (1e-6,)
+    expect, n_pos, n_neg, pos, neg = brute_force(q, labels, d, fprs)
+    r = idrate(q, labels, d, fprs=fprs, device="cpu", chunk=64)
+    assert (r.n_pos, r.n_neg) == (n_pos, n_neg) == (12 * 6, 48 * 47 // 2 - 72 + 48 * 300)
+    for p in r.points:
+        assert p.exact and p.tpr == pytest.approx(expect[p.target_fpr]) if expect[p.target_fpr] is not None else p.tpr is None
+    from sklearn.metrics import roc_auc_score
+
+    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    assert r.auc == pytest.approx(roc_auc_score(y, np.r_[pos, neg]), abs=1e-6)
+
+
+def test_streaming_path_within_stated_error():
+    q, labels, d = synthetic(n_ids=20, per_id=5, n_dist=2000, seed=1)
+    exact = idrate(q, labels, d, device="cpu")
+    # force streaming: small FPRs through top-k (exact), large ones through the histogram
+    stream = idrate(q, labels, d, device="cpu", chunk=100, exact_limit=0, topk_budget=5000, hist_bins=1 << 16)
+    assert stream.auc_error > 0 and abs(stream.auc - exact.auc) <= stream.auc_error + 1e-9
+    for e, s in zip(exact.points, stream.points):
+        if s.exact:
+            assert s.tpr == e.tpr and s.threshold == pytest.approx(e.threshold)
+        else:
+            assert abs(s.tpr - e.tpr) <= s.tpr_error + 1e-9
+    assert any(p.exact for p in stream.points) and any(not p.exact for p in stream.points)
+
+
+def test_streaming_topk_equals_full_sort():
+    rng = np.random.default_rng(2)
+    data = rng.normal(size=100_000).astype(np.float32)
+    top = StreamingTopK(777)
+    for chunk in np.array_split(data, 37):
+        top.update(chunk)
+    np.testing.assert_array_equal(top.sorted_desc(), np.sort(data)[::-1][:777])
+
+
+def test_bad_inputs_named():
+    q, labels, d = synthetic(n_ids=3, per_id=2, n_dist=5)
+    with pytest.raises(MetricError, match="query identity 2 has one image"):
+        idrate(q[:5], labels[:5], d)
+    with pytest.raises(MetricError, match="needs >= 2 identities"):
+        idrate(q[:2], labels[:2], d)
+    bad = q.copy()
+    bad[3] = np.nan
+    with pytest.raises(MetricError, match="query embeddings: row 3 has NaN"):
+        idrate(bad, labels, d)
+    zero = d.copy()
+    zero[1] = 0
+    with pytest.raises(MetricError, match="distractor embeddings: row 1 is all zeros"):
+        idrate(q, labels, zero)
+    with pytest.raises(MetricError, match="6 query embeddings but 5 labels"):
+        idrate(q, labels[:5], d)
