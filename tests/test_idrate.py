@@ -88,3 +88,29 @@ def test_bad_inputs_named():
         idrate(q, labels, zero)
     with pytest.raises(MetricError, match="6 query embeddings but 5 labels"):
         idrate(q, labels[:5], d)
+
+
+def test_cli_from_embeddings_file(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    q, labels, d = synthetic(n_ids=6, per_id=3, n_dist=40)
+    emb = np.concatenate([q, d])
+    lab = np.concatenate([labels, 100 + np.arange(len(d))])
+    split = np.array(["query"] * len(q) + ["distractor"] * len(d))
+    np.savez(tmp_path / "mine.npz", embeddings=emb, labels=lab, split=split)
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "id_rate", "--embeddings", str(tmp_path / "mine.npz"),
+                        "--out", str(tmp_path / "out")], cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    direct = idrate(q, labels, d)
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert f"{direct.auc:.4f}" in table and "| mine |" in table
+    assert "n/r" in table  # 0.001 x 735 negatives < 1: not resolvable, not a number
+    assert (tmp_path / "out" / "roc.png").stat().st_size > 1000
+    # bad file: a clear message, exit 2
+    np.savez(tmp_path / "bad.npz", embeddings=emb, labels=lab[:-1])
+    r = subprocess.run([sys.executable, "-m", "id_rate", "--embeddings", str(tmp_path / "bad.npz"),
+                        "--out", str(tmp_path / "out2")], cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "bad.npz: 58 embeddings but 57 labels" in r.stderr

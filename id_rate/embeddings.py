@@ -1,0 +1,60 @@
+"""Embeddings of an aligned face folder by a named model, cached on disk.
+
+The cache key covers the model name, its checkpoint file (size, mtime, sha256 of the first MiB), its
+preprocessing, flip TTA, and every image's path, size and mtime: a changed checkpoint or image makes a
+new key, so stale embeddings are never reused.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from facedata.io import load_image, write_bytes_atomic
+from models_definition.zoo import FaceEmbedder
+
+
+def _file_id(path: Path) -> list:
+    st = path.stat()
+    with open(path, "rb") as f:
+        head = hashlib.sha256(f.read(1 << 20)).hexdigest()
+    return [str(path), st.st_size, st.st_mtime_ns, head]
+
+
+def cache_key(embedder: FaceEmbedder, paths: Sequence[Path], checkpoint: Path | None) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([embedder.name, embedder.preprocess.to_dict(), embedder.flip_tta,
+                         _file_id(checkpoint) if checkpoint and checkpoint.exists() else None]).encode())
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def embed_paths(embedder: FaceEmbedder, paths: Sequence[Path], cache_dir: Path | None = None,
+                checkpoint: Path | None = None, progress: bool = True, batch: int = 256) -> np.ndarray:
+    """(N, D) L2-normalised embeddings of aligned crops, from the cache when nothing changed."""
+    paths = [Path(p) for p in paths]
+    target = None
+    if cache_dir is not None:
+        target = Path(cache_dir) / f"{embedder.name}-{cache_key(embedder, paths, checkpoint)}.npy"
+        if target.exists():
+            return np.load(target)
+    out = []
+    it = range(0, len(paths), batch)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc=f"embedding with {embedder.name}", unit="batch")
+    for i in it:
+        out.append(embedder([load_image(p) for p in paths[i:i + batch]]))
+    emb = np.concatenate(out) if out else np.zeros((0, embedder.embedding_size), np.float32)
+    if target is not None:
+        buf = io.BytesIO()
+        np.save(buf, emb)
+        write_bytes_atomic(buf.getvalue(), target)
+    return emb
