@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from .preprocess import check_fields
+
 
 @dataclass(frozen=True)
 class Augment:
@@ -62,9 +64,7 @@ class Augment:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Augment":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown augmentation options {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
+        check_fields(cls, d, "augmentation options")
         d = dict(d)
         if "blur_kernel_px" in d:
             d["blur_kernel_px"] = tuple(d["blur_kernel_px"])

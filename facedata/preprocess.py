@@ -13,6 +13,13 @@ import cv2
 import numpy as np
 
 
+def check_fields(cls: type, d: dict, what: str) -> None:
+    """Refuse keys a dataclass does not have, listing the valid ones (stored specs and configs)."""
+    unknown = set(d) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown {what} {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """Model input definition. Input crops are RGB uint8 (H, W, 3) from ``facedata.align``."""
@@ -64,9 +71,7 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocess":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown preprocessing fields {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
+        check_fields(cls, d, "preprocessing fields")
         return cls(**{**d, "mean": tuple(d.get("mean", cls.mean)), "std": tuple(d.get("std", cls.std))})
 
 

@@ -117,3 +117,88 @@ def nearest_mean_accuracy(emb: np.ndarray, labels: np.ndarray, ref_emb: np.ndarr
     means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
     pred = classes[np.argmax(emb @ means.T, axis=1)]
     return float(np.mean(pred == labels))
+
+
+# --- distances and fixed-threshold verification -------------------------------------------------------
+DISTANCES = ("euclidean", "euclidean_l2", "cosine")  # the seed comparison's three
+
+
+def pair_distance(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
+    """Row-wise distance between paired embeddings: 'euclidean' on the raw vectors, 'euclidean_l2' after
+    L2 normalisation, 'cosine' = 1 - cosine similarity. Smaller means more alike."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise MetricError(f"paired embeddings differ in shape: {a.shape} vs {b.shape}")
+    if metric == "euclidean":
+        return np.linalg.norm(a - b, axis=1)
+    na = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    nb = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    if metric == "euclidean_l2":
+        return np.linalg.norm(na - nb, axis=1)
+    if metric == "cosine":
+        return 1.0 - (na * nb).sum(1)
+    raise MetricError(f"unknown distance {metric!r}; valid: {', '.join(DISTANCES)}")
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return None if den == 0 else num / den
+
+
+def verification_at_threshold(distance: np.ndarray, issame: np.ndarray, threshold: float) -> dict[str, float | None]:
+    """Accuracy, precision, recall and F1 of "same person when distance < threshold". A ratio whose
+    denominator is zero (e.g. precision when nothing is accepted) is None: undefined, not 0."""
+    d, y = np.asarray(distance), np.asarray(issame, bool)
+    pred = d < threshold
+    tp, fp = int((pred & y).sum()), int((pred & ~y).sum())
+    fn, tn = int((~pred & y).sum()), int((~pred & ~y).sum())
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    f1 = None if precision is None or recall is None or precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    return {"threshold": float(threshold), "accuracy": (tp + tn) / len(d), "precision": precision, "recall": recall,
+            "f1": f1, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+
+
+def accuracy_curve(distance: np.ndarray, issame: np.ndarray, thresholds: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(thresholds, accuracy of "distance < t") over every useful threshold (midpoints of sorted distances)."""
+    d, y = np.asarray(distance, np.float64), np.asarray(issame, bool)
+    if thresholds is None:
+        u = np.unique(d)
+        thresholds = np.r_[u[0] - 1e-9, (u[1:] + u[:-1]) / 2, u[-1] + 1e-9]
+    order = np.argsort(d, kind="mergesort")
+    ds, ys = d[order], y[order]
+    accepted = np.searchsorted(ds, thresholds, side="left")  # count with d < t
+    tp = np.r_[0, np.cumsum(ys)][accepted]
+    fp = accepted - tp
+    tn = (~ys).sum() - fp
+    return np.asarray(thresholds), (tp + tn) / len(d)
+
+
+def best_threshold(distance: np.ndarray, issame: np.ndarray) -> tuple[float, float]:
+    """The threshold with the highest accuracy on these pairs (the lowest of ties) and that accuracy."""
+    t, acc = accuracy_curve(distance, issame)
+    i = int(np.argmax(acc))
+    return float(t[i]), float(acc[i])
+
+
+@dataclass(frozen=True)
+class KFoldResult:
+    mean: float
+    std: float
+    fold_accuracy: list[float]
+    fold_threshold: list[float]
+
+
+def kfold_accuracy(distance: np.ndarray, issame: np.ndarray, folds: np.ndarray) -> KFoldResult:
+    """LFW View 2: for each fold, the threshold that maximises accuracy on the other folds, scored on
+    this one; mean and (population) standard deviation over the folds."""
+    d, y, f = np.asarray(distance), np.asarray(issame, bool), np.asarray(folds)
+    if not (len(d) == len(y) == len(f)):
+        raise MetricError(f"{len(d)} distances, {len(y)} labels and {len(f)} fold ids must match")
+    accs, thrs = [], []
+    for k in np.unique(f):
+        train, test = f != k, f == k
+        if not train.any():
+            raise MetricError("k-fold accuracy needs at least two folds")
+        t, _ = best_threshold(d[train], y[train])
+        accs.append(float(np.mean((d[test] < t) == y[test])))
+        thrs.append(t)
+    return KFoldResult(float(np.mean(accs)), float(np.std(accs)), accs, thrs)

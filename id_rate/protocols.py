@@ -162,3 +162,164 @@ def idrate(query: np.ndarray, query_labels: np.ndarray, distractors: np.ndarray 
     fp = np.r_[0, neg_from_top] / n_neg
     keep = np.r_[True, np.diff(fp) + np.diff(tp) > 0]
     return IdRateResult(nq, len(counts), nd, n_pos, n_neg, auc, auc_err, pts, fp[keep], tp[keep], pos)
+
+
+# --- LFW-style pair verification ----------------------------------------------------------------------
+@dataclass
+class PairVerificationResult:
+    n_pairs: int
+    accuracy_mean: float  # k-fold: threshold chosen on the other folds
+    accuracy_std: float
+    fold_accuracy: list[float]
+    fold_threshold: list[float]  # cosine distance thresholds
+    tar_at_far_1e3: float | None  # None: fewer than 1,000 different-person pairs
+    auc: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def pair_verification(emb1: np.ndarray, emb2: np.ndarray, issame: np.ndarray, folds: np.ndarray | None = None,
+                      n_folds: int = 10) -> PairVerificationResult:
+    """LFW View 2 (or an insightface ``.bin``): pairs in order, ``n_folds`` equal consecutive folds unless
+    ``folds`` gives each pair's fold. Cosine distance of L2-normalised embeddings (flip-summed if the
+    embedder used flip TTA)."""
+    from .metrics import kfold_accuracy, pair_distance
+
+    a, b = check_embeddings(emb1, "first images of the pairs"), check_embeddings(emb2, "second images of the pairs")
+    y = np.asarray(issame, bool)
+    if not (len(a) == len(b) == len(y)):
+        raise MetricError(f"{len(a)} and {len(b)} embeddings for {len(y)} pairs")
+    if y.all() or not y.any():
+        raise MetricError("pairs must include both same-person and different-person pairs")
+    if folds is None:
+        if len(y) % n_folds:
+            raise MetricError(f"{len(y)} pairs do not split into {n_folds} equal folds; pass folds")
+        folds = np.repeat(np.arange(n_folds), len(y) // n_folds)
+    d = pair_distance(a, b, "cosine")
+    k = kfold_accuracy(d, y, folds)
+    sim = 1.0 - d
+    pts = tpr_at_fpr(sim[y], sim[~y], (1e-3,))
+    return PairVerificationResult(len(y), k.mean, k.std, k.fold_accuracy, k.fold_threshold,
+                                  pts[0].tpr if pts[0].resolvable else None, roc_auc(sim[y], sim[~y]))
+
+
+# --- open-set identification (NIST FRVT definitions) --------------------------------------------------
+@dataclass
+class OpenSetResult:
+    n_gallery_identities: int
+    n_mated: int
+    n_nonmated: int
+    rank1: float  # closed-set identification rate of mated searches
+    rank5: float
+    points: list[dict]  # per target FPIR: threshold, FPIR reached, DIR (= 1 - FNIR), or None if not resolvable
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def open_set_identification(gallery: np.ndarray, gallery_labels: np.ndarray, probes: np.ndarray,
+                            probe_labels: np.ndarray, fpir: tuple[float, ...] = (0.1, 0.01, 0.001)) -> OpenSetResult:
+    """Searches of probes against a gallery of enrolled identities, scored per identity by the best
+    cosine similarity over its enrolment images. Mated probes have their identity in the gallery.
+
+    FPIR(T): share of non-mated searches whose top score >= T (per search, not per comparison).
+    FNIR(T): share of mated searches whose mate is not rank 1 with score >= T. DIR = 1 - FNIR.
+    T for a target FPIR is the k-th largest non-mated top score, k = int(FPIR * N_nonmated)."""
+    g = check_embeddings(gallery, "gallery embeddings")
+    p = check_embeddings(probes, "probe embeddings")
+    gl, pl = np.asarray(gallery_labels), np.asarray(probe_labels)
+    if len(gl) != len(g) or len(pl) != len(p):
+        raise MetricError(f"gallery: {len(g)} embeddings, {len(gl)} labels; probes: {len(p)} embeddings, {len(pl)} labels")
+    ids = np.unique(gl)
+    if len(ids) < 2:
+        raise MetricError(f"the gallery needs >= 2 identities, got {len(ids)}")
+    sim = p @ g.T
+    per_id = np.stack([sim[:, gl == i].max(1) for i in ids], axis=1)  # (probes, identities)
+    mated = np.isin(pl, ids)
+    if not mated.any() or mated.all():
+        raise MetricError(f"need mated and non-mated probes; got {int(mated.sum())} mated, {int((~mated).sum())} non-mated")
+    order = np.argsort(-per_id, axis=1)
+    top_score = per_id[np.arange(len(p)), order[:, 0]]
+    top_id = ids[order[:, 0]]
+    mate_rank = np.array([int(np.flatnonzero(ids[order[i]] == pl[i])[0]) if mated[i] else -1 for i in range(len(p))])
+    rank1 = float(np.mean(mate_rank[mated] == 0))
+    rank5 = float(np.mean(mate_rank[mated] < 5))
+    nonmated_top = np.sort(top_score[~mated])[::-1]
+    points = []
+    for f in fpir:
+        k = int(f * len(nonmated_top) + 1e-9)
+        if k < 1:
+            points.append({"target_fpir": f, "threshold": None, "fpir": None, "dir": None})
+            continue
+        t = float(nonmated_top[k - 1])
+        hit = (top_id[mated] == pl[mated]) & (top_score[mated] >= t)
+        points.append({"target_fpir": f, "threshold": t, "fpir": float(np.mean(top_score[~mated] >= t)),
+                       "dir": float(np.mean(hit))})
+    return OpenSetResult(len(ids), int(mated.sum()), int((~mated).sum()), rank1, rank5, points)
+
+
+# --- bootstrap over identities ------------------------------------------------------------------------
+def _weighted_auc(pos: np.ndarray, wp: np.ndarray, neg: np.ndarray, wn: np.ndarray) -> float:
+    order = np.argsort(neg, kind="mergesort")
+    ns, cw = neg[order], np.r_[0.0, np.cumsum(wn[order])]
+    below = cw[np.searchsorted(ns, pos, "left")]
+    tie = cw[np.searchsorted(ns, pos, "right")] - below
+    return float((wp * (below + 0.5 * tie)).sum() / (wp.sum() * wn.sum()))
+
+
+def _weighted_tpr(pos: np.ndarray, wp: np.ndarray, neg: np.ndarray, wn: np.ndarray, fpr: float) -> float | None:
+    """The seed rule on integer-weighted scores: as if each score were repeated ``weight`` times."""
+    k = int(fpr * wn.sum() + 1e-9)
+    if k < 1:
+        return None
+    order = np.argsort(-neg, kind="mergesort")
+    thr = neg[order][int(np.searchsorted(np.cumsum(wn[order]), k, "left"))]
+    return float(wp[pos >= thr].sum() / wp.sum())
+
+
+def bootstrap_idrate(query: np.ndarray, query_labels: np.ndarray, distractors: np.ndarray | None,
+                     distractor_labels: np.ndarray | None = None, n: int = 200, seed: int = 0,
+                     fprs: tuple[float, ...] = (1e-2, 1e-3), level: float = 0.95,
+                     max_pairs: int = 20_000_000) -> dict[str, tuple[float | None, float | None]]:
+    """Percentile confidence intervals of ROC-AUC and TPR@FPR, resampling query and distractor
+    identities with replacement (pairs are not independent; identities are). An identity drawn w times
+    weighs its pairs w times (w_a * w_b for a pair of identities), which is the resampled set without
+    the meaningless pairs between two copies of one identity."""
+    q = check_embeddings(query, "query embeddings")
+    ql = check_query_labels(query_labels, len(q))
+    d = check_embeddings(distractors, "distractor embeddings") if distractors is not None and len(distractors) else \
+        np.zeros((0, q.shape[1]), np.float32)
+    dl = np.arange(len(d)) if distractor_labels is None else np.asarray(distractor_labels)
+    if len(q) * (len(q) + len(d)) > 2 * max_pairs:
+        raise MetricError(f"bootstrap keeps every pair score; {len(q)} queries x {len(d)} distractors exceed "
+                          f"{max_pairs:,} pairs: bootstrap a subset of distractors")
+    qids, qi = np.unique(ql, return_inverse=True)
+    dids, di = np.unique(dl, return_inverse=True)
+    iu = np.triu_indices(len(q), 1)
+    s_qq = (q @ q.T)[iu]
+    a, b = qi[iu[0]], qi[iu[1]]
+    same = a == b
+    s_qd = (q @ d.T).ravel()
+    qa = np.repeat(qi, len(d))
+    dc = np.tile(di, len(q))
+    pos, pos_id = s_qq[same], a[same]
+    neg = np.concatenate([s_qq[~same], s_qd])
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[float]] = {"auc": [], **{f"tpr@{f:g}": [] for f in fprs}}
+    for _ in range(n):
+        wq = np.bincount(rng.integers(0, len(qids), len(qids)), minlength=len(qids)).astype(np.float64)
+        wd = np.bincount(rng.integers(0, len(dids), len(dids)), minlength=len(dids)).astype(np.float64) \
+            if len(dids) else np.zeros(0)
+        wp = wq[pos_id]
+        wn = np.concatenate([wq[a[~same]] * wq[b[~same]], wq[qa] * wd[dc] if len(d) else np.zeros(0)])
+        if wp.sum() == 0 or wn.sum() == 0:
+            continue
+        samples["auc"].append(_weighted_auc(pos, wp, neg, wn))
+        for f in fprs:
+            t = _weighted_tpr(pos, wp, neg, wn, f)
+            if t is not None:
+                samples[f"tpr@{f:g}"].append(t)
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    return {k: (float(np.percentile(v, lo)), float(np.percentile(v, hi))) if v else (None, None)
+            for k, v in samples.items()}

@@ -3,3 +3,6 @@
 
 Models take aligned crops as defined by ``facedata.preprocess.Preprocess``.
 """
+from .zoo import FaceEmbedder, ModelNotFoundError, load_model
+
+__all__ = ["FaceEmbedder", "ModelNotFoundError", "load_model"]

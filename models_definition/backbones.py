@@ -211,3 +211,21 @@ def build_embedder(backbone: str, embedding_size: int | None = 512, pretrained: 
         raise ValueError(f"embedding_size must be positive or None, got {embedding_size}")
     trunk, dim = entry.build(pretrained, input_px)
     return Embedder(trunk, dim, embedding_size, dropout)
+
+
+def fuse_conv_bn(model: nn.Module) -> nn.Module:
+    """Fold every BatchNorm2d that directly follows a Conv2d inside an ``nn.Sequential`` into the
+    convolution (eval-mode inference only): one memory pass fewer per layer, same outputs."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    if model.training:
+        raise ValueError("fuse_conv_bn is for eval-mode inference; call model.eval() first")
+    for module in model.modules():
+        if isinstance(module, nn.Sequential):
+            names = list(module._modules)
+            for a, b in zip(names, names[1:]):
+                conv, bn = module._modules[a], module._modules[b]
+                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                    module._modules[a] = fuse_conv_bn_eval(conv, bn)
+                    module._modules[b] = nn.Identity()
+    return model

@@ -146,16 +146,21 @@ class TripletHead(nn.Module):
 
 class ContrastiveHead(nn.Module):
     """Siamese contrastive loss y*d^2 + (1-y)*max(0, m - d)^2 (Hadsell et al. 2006), y = 1 for the same
-    person, d the Euclidean distance. The batch holds pairs back to back: rows (0, 1), (2, 3), ..."""
+    person, d the Euclidean distance. The batch holds pairs back to back: rows (0, 1), (2, 3), ...
 
-    def __init__(self, margin: float = 1.0) -> None:
+    ``normalize=True`` (default) measures d between L2-normalised embeddings (0 to 2), the space the
+    embeddings are compared in at test time, so the margin means the same whatever the embedding size;
+    ``normalize=False`` is the seed's raw-vector version (its 1024-D outputs have d far above m = 1)."""
+
+    def __init__(self, margin: float = 1.0, normalize: bool = True) -> None:
         super().__init__()
-        self.margin = margin
+        self.margin, self.normalize = margin, normalize
 
     def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if len(emb) % 2:
             raise ValueError(f"contrastive batches hold pairs back to back; got an odd batch of {len(emb)}")
-        a, b = emb[0::2].float(), emb[1::2].float()
+        emb = F.normalize(emb.float(), dim=1) if self.normalize else emb.float()
+        a, b = emb[0::2], emb[1::2]
         y = (labels[0::2] == labels[1::2]).float()
         d = torch.sqrt(((a - b) ** 2).sum(1) + 1e-12)
         return (y * d.pow(2) + (1 - y) * F.relu(self.margin - d).pow(2)).mean()

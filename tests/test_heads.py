@@ -106,7 +106,11 @@ def test_cosine_distance():
 def test_contrastive_by_hand():
     emb = torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0], [0.0, 0.5]])
     labels = torch.tensor([7, 7, 1, 2])  # pair 1 same (d=5 -> 25), pair 2 different (d=.5 -> (1-.5)^2)
-    assert ContrastiveHead(margin=1.0)(emb, labels).item() == pytest.approx((25 + 0.25) / 2, abs=1e-4)
+    assert ContrastiveHead(margin=1.0, normalize=False)(emb, labels).item() == pytest.approx((25 + 0.25) / 2, abs=1e-4)
+    unit = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 0.0], [-3.0, 0.0]])  # normalised: d = sqrt(2), then d = 2
+    labels = torch.tensor([7, 7, 1, 2])
+    assert ContrastiveHead(margin=1.0)(unit, labels).item() == pytest.approx((2.0 + 0.0) / 2, abs=1e-4)
+    assert ContrastiveHead(margin=2.5)(unit, labels).item() == pytest.approx((2.0 + 0.25) / 2, abs=1e-4)
     with pytest.raises(ValueError, match="odd batch"):
         ContrastiveHead()(emb[:3], labels[:3])
 

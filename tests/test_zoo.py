@@ -51,6 +51,9 @@ def test_checkpoint_model_batches_flips_and_threshold(small_aligned, tmp_path):
     one_by_one = np.concatenate([emb([f]) for f in faces])
     assert len(faces) >= 3 and batched.shape == (len(faces), 64) and np.allclose(np.linalg.norm(batched, axis=1), 1, atol=1e-5)
     np.testing.assert_allclose(batched, one_by_one, atol=1e-4)
+    with torch.no_grad():  # the folded, NHWC inference model gives the trained model's embeddings
+        plain = model.embed(pre.batch(faces)).numpy()
+    np.testing.assert_allclose(batched, plain, atol=1e-4)
     assert emb.threshold == 0.42 and emb.threshold_fpr == 1e-3  # measured by the training run
     flip = load_model("m", registry, device="cpu", flip_tta=True)
     mirrored = [f[:, ::-1].copy() for f in faces]

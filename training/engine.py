@@ -177,6 +177,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.augment = Augment.from_dict(cfg.augment) if cfg.augment is not None else None
         self.epoch = 0
+        self._train_loader = None
         self.history: list[dict[str, Any]] = []
         self.best: float | None = None
         self.stale = 0
@@ -278,12 +279,12 @@ class Trainer:
                         history=self.history, best=self.best, stale=self.stale)
 
     # --- data ----------------------------------------------------------------------------------------
-    def _loader(self, folder: FaceFolder, batches, augment: bool) -> torch.utils.data.DataLoader:
+    def _loader(self, folder: FaceFolder, batches, augment: bool, persistent: bool = False) -> torch.utils.data.DataLoader:
         ds = FaceDataset(folder, self.preprocess, self.augment if augment else None)
         workers = self.cfg.workers
         return torch.utils.data.DataLoader(
             ds, batch_sampler=batches, num_workers=workers, pin_memory=self.cuda,
-            generator=torch.Generator().manual_seed(self.cfg.seed), persistent_workers=False,
+            generator=torch.Generator().manual_seed(self.cfg.seed), persistent_workers=persistent,
             prefetch_factor=4 if workers else None)
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
@@ -370,8 +371,12 @@ class Trainer:
     # --- training -------------------------------------------------------------------------------------
     def train_epoch(self) -> dict[str, float]:
         cfg = self.cfg
-        batches = KeyedBatches(self.sampler, cfg.seed, self.epoch, self.rank, self.world)
-        loader = self._loader(self.splits.train, batches, augment=True)
+        if self._train_loader is None:  # one loader for the run: worker processes persist across epochs
+            self._train_batches = KeyedBatches(self.sampler, cfg.seed, self.epoch, self.rank, self.world)
+            self._train_loader = self._loader(self.splits.train, self._train_batches, augment=True,
+                                              persistent=cfg.workers > 0)
+        batches, loader = self._train_batches, self._train_loader
+        batches.epoch = self.epoch  # read in this process when the epoch's iteration starts
         self.module.train()
         params = [p for p in self.module.parameters() if p.requires_grad]
         total, count, seen = 0.0, 0, 0
