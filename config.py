@@ -103,4 +103,14 @@ MODELS: dict[str, dict] = {
        for name in ("sample-ce", "sample-arcface", "sample-triplet", "sample-siamese")},
     # OpenCV Zoo SFace: its published cosine threshold 0.363, chosen on LFW by its authors (their FPR).
     "sface": dict(reference="sface", threshold_cos=0.363, threshold_fpr=None),
+    # The untrained baseline every comparison needs (seeded: the same weights every run).
+    "random-init": dict(random_init="efficientnet_b0", seed=0),
 }
+# Thresholds measured by `python -m id_rate ... --write-thresholds FPR` replace the ones above.
+_MEASURED = ROOT / "id_rate" / "thresholds.json"
+if _MEASURED.exists():
+    import json
+
+    for _name, _t in json.loads(_MEASURED.read_text()).items():
+        if _name in MODELS:
+            MODELS[_name].update(threshold_cos=_t["threshold_cos"], threshold_fpr=_t["threshold_fpr"])

@@ -101,7 +101,7 @@ def idrate(query: np.ndarray, query_labels: np.ndarray, distractors: np.ndarray 
     n_neg = nq * (nq - 1) // 2 - n_pos + nq * nd
 
     qt = torch.from_numpy(q).to(dev)
-    lt = torch.from_numpy(labels.astype(np.int64)).to(dev)
+    lt = torch.from_numpy(np.unique(labels, return_inverse=True)[1].astype(np.int64).ravel()).to(dev)  # any label type
     dt = torch.from_numpy(d).to(dev)
     exact = n_neg <= exact_limit
     pos_parts: list[np.ndarray] = []

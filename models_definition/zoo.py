@@ -93,6 +93,17 @@ def load_model(name: str, registry: dict[str, dict[str, Any]] | None = None, dev
         net = SFaceNet()
         return FaceEmbedder(name, net, SFACE_PREPROCESS, net.embedding_size, entry.get("threshold_cos"),
                             entry.get("threshold_fpr"), {"reference": "sface"}, flip_tta, batch_size)
+    if "random_init" in entry:  # the untrained baseline of a comparison: seeded, so every run is the same model
+        from facedata.preprocess import get_preset
+
+        from .backbones import build_embedder
+
+        with torch.random.fork_rng():
+            torch.manual_seed(entry.get("seed", 0))
+            model = build_embedder(entry["random_init"], entry.get("embedding_size", 512)).eval()
+        model = fuse_conv_bn(model).to(dev).to(memory_format=torch.channels_last)
+        return FaceEmbedder(name, _torch_forward(model, dev), get_preset(entry.get("preprocess", "arcface112")),
+                            model.embedding_size, None, None, {"random_init": entry["random_init"]}, flip_tta, batch_size)
     if "reference" in entry:
         raise ModelNotFoundError(f"model {name!r}: unknown reference embedder {entry['reference']!r}; valid: sface")
     path = Path(entry["checkpoint"])

@@ -114,3 +114,31 @@ def test_cli_from_embeddings_file(tmp_path):
     r = subprocess.run([sys.executable, "-m", "id_rate", "--embeddings", str(tmp_path / "bad.npz"),
                         "--out", str(tmp_path / "out2")], cwd=root, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "bad.npz: 58 embeddings but 57 labels" in r.stderr
+
+
+def test_cli_models_on_real_faces(small_aligned, tmp_path):
+    """Random init and SFace on held-out real faces: every output written; SFace separates people."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "id_rate", "--models", "random-init", "sface", "--data", str(small_aligned),
+                        "--query-ids", "3", "--distractor-ids", "12", "--bootstrap", "30", "--out", str(out),
+                        "--write-thresholds", "0.01", "--thresholds-file", str(tmp_path / "thr.json"),
+                        "--no-progress", "--no-cache"], cwd=root, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((out / "results.json").read_text())["models"]
+    assert res["sface"]["auc"] > 0.95 and res["sface"]["auc"] > res["random-init"]["auc"]
+    lo, hi = res["sface"]["bootstrap95"]["auc"]
+    assert lo <= res["sface"]["auc"] <= hi
+    assert res["sface"]["open_set"]["rank1"] == 1.0  # first image enrolled, the others found at rank 1
+    for name in ("table.md", "table.csv", "roc.png", "similarity.png", "accuracy_threshold.png"):
+        assert (out / name).stat().st_size > 100, name
+    thr = json.loads((tmp_path / "thr.json").read_text())
+    assert set(thr) == {"random-init", "sface"} and thr["sface"]["threshold_fpr"] == 0.01
+    bad = subprocess.run([sys.executable, "-m", "id_rate", "--models", "nope", "--data", str(small_aligned)],
+                         cwd=root, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown model 'nope'; valid:" in bad.stderr

@@ -23,7 +23,7 @@ def crops(folder: Path, n: int) -> list[np.ndarray]:
 
 def test_every_config_model_resolves():
     for name, entry in config.MODELS.items():
-        assert ("checkpoint" in entry) != ("reference" in entry), name
+        assert sum(k in entry for k in ("checkpoint", "reference", "random_init")) == 1, name
         if "checkpoint" in entry:
             assert entry["recipe"] in config.TRAIN_RECIPES, name
 
