@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv data demo test bench notebooks clean
+.PHONY: venv data demo sample-models test bench notebooks clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,15 @@ demo: data
 	$(PY) -m facedata.describe data/sample_aligned
 	$(PY) -m facedata.describe data/sample_aligned --min-images 2
 	$(PY) train.py --recipe sample-triplet --resume
+	$(PY) -m id_rate --models random-init sample-triplet sface --data data/sample_aligned \
+		--query-ids 3 --distractor-ids 150 --bootstrap 200
+
+# All four sample recipes (about 25 minutes on 2 cores), then the evaluation table of the README.
+sample-models: data
+	$(PY) -m facedata.prepare data/sample_identities data/sample_aligned --workers 2
+	for r in sample-ce sample-arcface sample-triplet sample-siamese; do $(PY) train.py --recipe $$r --resume || exit 1; done
+	$(PY) -m id_rate --models random-init sample-ce sample-arcface sample-triplet sample-siamese sface \
+		--data data/sample_aligned --query-ids 3 --distractor-ids 150 --bootstrap 200
 
 test: data
 	$(PY) -m pytest -q
@@ -35,6 +44,7 @@ bench: data
 	$(PY) benchmarks/bench_prepare.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_inference.py
+	$(PY) benchmarks/bench_idrate.py
 
 clean:
 	rm -rf data/sample_aligned benchmarks/results

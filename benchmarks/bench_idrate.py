@@ -68,11 +68,12 @@ def main() -> None:
     t = time.perf_counter()
     r = idrate(q, lab, d, device="cpu")
     ours_s = time.perf_counter() - t
-    same_result = abs(r.auc - naive_auc) < 1e-9 and all(
+    # float32 scores from numpy and torch matmuls differ in the last bit: AUC to 1e-6, TPRs exactly.
+    same_result = abs(r.auc - naive_auc) < 1e-6 and all(
         (a is None and np.isnan(b)) or a == b for a, b in zip([x.tpr for x in r.points], naive_tpr))
     rows.append({"case": f"naive pair list + sklearn, {args.naive_size[0]} x {args.naive_size[1]}",
                  "naive_s": round(naive_s, 2), "protocol_s": round(ours_s, 2), "speedup": round(naive_s / ours_s, 2),
-                 "identical": bool(same_result)})
+                 "identical": bool(same_result), "auc_difference": float(r.auc - naive_auc)})
     print(rows[-1], flush=True)
     for nd in args.distractors:
         q, lab, d = data(args.queries, nd, args.dim)

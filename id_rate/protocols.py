@@ -66,6 +66,8 @@ def check_embeddings(emb: np.ndarray, name: str) -> np.ndarray:
     norms = np.linalg.norm(emb, axis=1)
     if (norms == 0).any():
         raise MetricError(f"{name}: row {int(np.flatnonzero(norms == 0)[0])} is all zeros (no direction to compare)")
+    if np.abs(norms - 1).max() < 1e-4:  # already unit length: no copy (distractor sets can be gigabytes)
+        return emb
     return emb / norms[:, None]
 
 
@@ -138,7 +140,9 @@ def idrate(query: np.ndarray, query_labels: np.ndarray, distractors: np.ndarray 
         fpr_c, tpr_c, _ = roc_curve(pos, neg)
         return IdRateResult(nq, len(counts), nd, n_pos, n_neg, roc_auc(pos, neg), 0.0, pts, fpr_c, tpr_c, pos)
 
-    pos_hist = np.bincount(hist.index(torch.from_numpy(pos)).numpy(), minlength=hist.bins)
+    pos_h = ScoreHistogram(hist_bins)  # the same binning as the negatives, so ties are ties
+    pos_h.update(torch.from_numpy(pos))
+    pos_hist = pos_h.counts
     auc, auc_err = histogram_auc(pos_hist, hist.counts)
     top_desc = top.sorted_desc()
     neg_from_top = np.cumsum(hist.counts[::-1])  # negatives in the top b bins
