@@ -103,6 +103,10 @@ MODELS: dict[str, dict] = {
        for name in ("sample-ce", "sample-arcface", "sample-triplet", "sample-siamese")},
     # OpenCV Zoo SFace: its published cosine threshold 0.363, chosen on LFW by its authors (their FPR).
     "sface": dict(reference="sface", threshold_cos=0.363, threshold_fpr=None),
+    # dlib's ResNet (face_recognition). Its published rule is a Euclidean distance 0.6 on raw descriptors,
+    # which are not unit length, so it gives no cosine threshold: measure one with
+    # `python -m id_rate --models dlib ... --write-thresholds 1e-3`.
+    "dlib": dict(reference="dlib", threshold_cos=None, threshold_fpr=None),
     # The untrained baseline every comparison needs (seeded: the same weights every run).
     "random-init": dict(random_init="efficientnet_b0", seed=0),
 }

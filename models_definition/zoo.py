@@ -19,7 +19,7 @@ from facedata.preprocess import Preprocess
 
 from .backbones import fuse_conv_bn
 from .checkpoint import model_from_checkpoint
-from .reference import SFACE_PREPROCESS, SFaceNet
+from .reference import DLIB_PREPROCESS, SFACE_PREPROCESS, DlibNet, SFaceNet
 
 
 class ModelNotFoundError(KeyError):
@@ -93,6 +93,10 @@ def load_model(name: str, registry: dict[str, dict[str, Any]] | None = None, dev
         net = SFaceNet()
         return FaceEmbedder(name, net, SFACE_PREPROCESS, net.embedding_size, entry.get("threshold_cos"),
                             entry.get("threshold_fpr"), {"reference": "sface"}, flip_tta, batch_size)
+    if entry.get("reference") == "dlib":
+        net = DlibNet()
+        return FaceEmbedder(name, net, DLIB_PREPROCESS, net.embedding_size, entry.get("threshold_cos"),
+                            entry.get("threshold_fpr"), {"reference": "dlib"}, flip_tta, batch_size)
     if "random_init" in entry:  # the untrained baseline of a comparison: seeded, so every run is the same model
         from facedata.preprocess import get_preset
 
@@ -105,7 +109,7 @@ def load_model(name: str, registry: dict[str, dict[str, Any]] | None = None, dev
         return FaceEmbedder(name, _torch_forward(model, dev), get_preset(entry.get("preprocess", "arcface112")),
                             model.embedding_size, None, None, {"random_init": entry["random_init"]}, flip_tta, batch_size)
     if "reference" in entry:
-        raise ModelNotFoundError(f"model {name!r}: unknown reference embedder {entry['reference']!r}; valid: sface")
+        raise ModelNotFoundError(f"model {name!r}: unknown reference embedder {entry['reference']!r}; valid: sface, dlib")
     path = Path(entry["checkpoint"])
     if not path.is_file():
         recipe = entry.get("recipe", name)

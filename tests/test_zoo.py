@@ -76,3 +76,13 @@ def test_sface_reference_on_real_faces(small_aligned):
     face = crops(small_aligned / "Barack_Obama", 1)[0]
     ref = rec.feature(np.ascontiguousarray(face[:, :, ::-1])).ravel()
     np.testing.assert_allclose(sface([face])[0], ref / np.linalg.norm(ref), atol=1e-4)
+
+
+def test_dlib_reference_on_real_faces(small_aligned):
+    dl = load_model("dlib", device="cpu")
+    man, woman = dl(crops(small_aligned / "pyfeat_man", 4)), dl(crops(small_aligned / "pyfeat_woman", 4))
+    obama = dl(crops(small_aligned / "Barack_Obama", 3))
+    same = min((man @ man.T).min(), (obama @ obama.T).min(), (woman @ woman.T).min())
+    different = max((man @ woman.T).max(), (man @ obama.T).max(), (woman @ obama.T).max())
+    assert same > different  # every same-person pair above every different-person pair
+    assert dl.threshold is None  # its published rule is an L2 distance on raw descriptors: measure one
