@@ -33,7 +33,7 @@ demo: data
 sample-models: data
 	$(PY) -m facedata.prepare data/sample_identities data/sample_aligned --workers 2
 	for r in sample-ce sample-arcface sample-triplet sample-siamese; do $(PY) train.py --recipe $$r --resume || exit 1; done
-	$(PY) -m id_rate --models random-init sample-ce sample-arcface sample-triplet sample-siamese sface \
+	$(PY) -m id_rate --models random-init sample-ce sample-arcface sample-triplet sample-siamese sface dlib \
 		--data data/sample_aligned --query-ids 3 --distractor-ids 150 --bootstrap 200
 
 test: data
