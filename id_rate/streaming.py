@@ -59,7 +59,7 @@ class StreamingTopK:
 class ScoreHistogram:
     """Counts of scores in ``bins`` equal bins over [lo, hi]; scores outside are clipped into the end bins."""
 
-    bins: int = 1 << 22
+    bins: int = 1 << 20
     lo: float = -1.0
     hi: float = 1.0
 

@@ -146,20 +146,34 @@ class TripletHead(nn.Module):
 
 class ContrastiveHead(nn.Module):
     """Siamese contrastive loss y*d^2 + (1-y)*max(0, m - d)^2 (Hadsell et al. 2006), y = 1 for the same
-    person, d the Euclidean distance. The batch holds pairs back to back: rows (0, 1), (2, 3), ...
+    person, d the Euclidean distance.
+
+    ``pairs="consecutive"``: the batch holds pairs back to back, rows (0, 1), (2, 3), ... (a pair sampler),
+    and the loss is their mean. ``pairs="all"``: every pair i < j of a P x K batch, the same-person and the
+    different-person terms each averaged, then halved (so neither kind outweighs the other by its count).
 
     ``normalize=True`` (default) measures d between L2-normalised embeddings (0 to 2), the space the
     embeddings are compared in at test time, so the margin means the same whatever the embedding size;
     ``normalize=False`` is the seed's raw-vector version (its 1024-D outputs have d far above m = 1)."""
 
-    def __init__(self, margin: float = 1.0, normalize: bool = True) -> None:
+    def __init__(self, margin: float = 1.0, normalize: bool = True, pairs: str = "consecutive") -> None:
         super().__init__()
-        self.margin, self.normalize = margin, normalize
+        if pairs not in ("consecutive", "all"):
+            raise ValueError(f"unknown pairs {pairs!r}; valid: consecutive, all")
+        self.margin, self.normalize, self.pairs = margin, normalize, pairs
 
     def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        emb = F.normalize(emb.float(), dim=1) if self.normalize else emb.float()
+        if self.pairs == "all":
+            d = pairwise_distance(emb, "euclidean")
+            same = labels[:, None] == labels[None, :]
+            upper = torch.triu(torch.ones_like(same), diagonal=1)
+            pos, neg = same & upper, ~same & upper
+            if not pos.any() or not neg.any():
+                raise ValueError("contrastive pairs='all' needs same- and different-person rows in a batch (P x K sampler)")
+            return 0.5 * (d[pos].pow(2).mean() + F.relu(self.margin - d[neg]).pow(2).mean())
         if len(emb) % 2:
             raise ValueError(f"contrastive batches hold pairs back to back; got an odd batch of {len(emb)}")
-        emb = F.normalize(emb.float(), dim=1) if self.normalize else emb.float()
         a, b = emb[0::2], emb[1::2]
         y = (labels[0::2] == labels[1::2]).float()
         d = torch.sqrt(((a - b) ** 2).sum(1) + 1e-12)

@@ -120,3 +120,13 @@ def test_build_head_registry():
     assert isinstance(build_head("triplet", 8, 5, mining="semi_hard"), TripletHead)
     with pytest.raises(KeyError, match="valid: arcface, contrastive, cosface, softmax, triplet"):
         build_head("sphereface", 8, 5)
+
+
+def test_contrastive_all_pairs_by_hand():
+    emb = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # normalised already
+    labels = torch.tensor([0, 0, 1])
+    # one same pair at d = 0; two different pairs at d = sqrt(2): margin 2 -> (2 - 1.414)^2 each
+    expected = 0.5 * (0.0 + (2 - 2 ** 0.5) ** 2)
+    assert ContrastiveHead(margin=2.0, pairs="all")(emb, labels).item() == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(ValueError, match="needs same- and different-person rows"):
+        ContrastiveHead(pairs="all")(emb[1:], labels[1:])

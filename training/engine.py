@@ -187,8 +187,10 @@ class Trainer:
     # --- construction ---------------------------------------------------------------------------
     def _make_sampler(self, labels: np.ndarray, seed: int):
         cfg = self.cfg
-        if cfg.head == "contrastive" and cfg.sampler != "pairs":
-            raise TrainingError("the contrastive head needs pairs back to back: use sampler='pairs'")
+        all_pairs = cfg.head_kwargs.get("pairs") == "all"
+        if cfg.head == "contrastive" and cfg.sampler != ("pk" if all_pairs else "pairs"):
+            raise TrainingError("the contrastive head needs pairs back to back (sampler='pairs'), or with "
+                                "head_kwargs pairs='all' a P x K batch (sampler='pk')")
         if cfg.head == "triplet" and cfg.sampler != "pk":
             raise TrainingError("the triplet head mines inside P x K batches: use sampler='pk'")
         try:
