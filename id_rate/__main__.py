@@ -76,15 +76,13 @@ def load_npz(path: Path, args: argparse.Namespace) -> EvalSet:
     return EvalSet(emb[q], labels[q], emb[d], labels[d])
 
 
-def embed_model(name: str, args: argparse.Namespace) -> tuple[EvalSet, object]:
+def embed_model(name: str, folder, held, args: argparse.Namespace) -> tuple[EvalSet, object]:
+    """One model's embeddings of the split's query and distractor images (every model gets the same split)."""
     import config
     from models_definition.zoo import load_model
 
     from .embeddings import embed_paths
 
-    folder = scan_face_folder(args.data)
-    held = identity_disjoint_split(folder, args.query_ids, args.distractor_ids, args.seed,
-                                   args.query_images, args.distractor_images)
     emb = load_model(name, device=args.device, flip_tta=args.flip)
     ckpt = config.MODELS[name].get("checkpoint")
     cache = None if args.no_cache else config.DATA_DIR / "cache" / "embeddings"
@@ -142,7 +140,9 @@ def scores_for_plot(s: EvalSet) -> dict[str, np.ndarray]:
     out = {"pos": sim[same], "neg_qq": sim[~same]}
     if len(s.distractors):
         d = check_embeddings(s.distractors, "distractors")
-        out["neg_qd"] = (q @ d.T).ravel()[:200_000]
+        # a sample for the histogram: every query against the first distractors, about 200,000 scores
+        # (the full product is what the protocol streams; a plot needs no 10^10 scores in memory)
+        out["neg_qd"] = (q @ d[: max(1, 200_000 // len(q))].T).ravel()
     return out
 
 
@@ -187,8 +187,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise MetricError(f"unknown model {unknown[0]!r}; valid: {', '.join(sorted(config.MODELS))}")
             args.query_ids = 50 if args.query_ids is None else args.query_ids
             args.distractor_ids = 50 if args.distractor_ids is None else args.distractor_ids
+            folder = scan_face_folder(args.data)
+            held = identity_disjoint_split(folder, args.query_ids, args.distractor_ids, args.seed,
+                                           args.query_images, args.distractor_images)
             for name in args.models:
-                sets[name], embedders[name] = embed_model(name, args)
+                sets[name], embedders[name] = embed_model(name, folder, held, args)
         results: dict[str, IdRateResult] = {}
         extra: dict[str, dict] = {}
         curves, tsne, sims = {}, {}, {}
@@ -218,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         if all(len(v[0]) >= 5 for v in tsne.values()):
             written.append(plot_tsne(tsne, args.out / "tsne.png", seed=args.seed))
         if args.write_thresholds:
-            written.append(write_thresholds(sets, args))
+            written.append(write_thresholds(results, sets, args))
     except (MetricError, FaceDataError, KeyError, FileNotFoundError) as exc:
         print(f"id_rate: error: {exc}", file=sys.stderr)
         return 2
@@ -249,15 +252,19 @@ def lfw_result(embedder, args: argparse.Namespace):
     return pair_verification(emb[0::2], emb[1::2], issame, folds)
 
 
-def write_thresholds(sets: dict[str, EvalSet], args: argparse.Namespace) -> Path:
-    """Each model's cosine threshold at the chosen FPR on this data, merged into id_rate/thresholds.json."""
+def write_thresholds(results: dict[str, IdRateResult], sets: dict[str, EvalSet], args: argparse.Namespace) -> Path:
+    """Each model's cosine threshold at the chosen FPR on this data, merged into id_rate/thresholds.json.
+    An FPR of the table's grid is read from its result; another one is computed."""
     import datetime as dt
 
     path = args.thresholds_file
     table = json.loads(path.read_text()) if path.exists() else {}
     for name, s in sets.items():
-        r = idrate(s.query, s.query_labels, s.distractors, fprs=(args.write_thresholds,), device=args.device)
-        pt = r.points[0]
+        r = results[name]
+        pt = next((p for p in r.points if p.target_fpr == args.write_thresholds), None)
+        if pt is None:
+            r = idrate(s.query, s.query_labels, s.distractors, fprs=(args.write_thresholds,), device=args.device)
+            pt = r.points[0]
         if pt.threshold is None:
             raise MetricError(f"{name}: FPR {args.write_thresholds} is below 1 / {r.n_neg} negative pairs on this data")
         table[name] = {"threshold_cos": pt.threshold, "threshold_fpr": args.write_thresholds, "tpr": pt.tpr,

@@ -62,6 +62,9 @@ class FaceEmbedder:
 
 
 def _torch_forward(model: torch.nn.Module, device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
+    """Inference on an eval-mode model, its Conv+BN folded and NHWC: measured 1.3x (MobileFaceNet) on a
+    2-core CPU (benchmarks/README.md)."""
+    model = fuse_conv_bn(model).to(device).to(memory_format=torch.channels_last)
     amp = device.type == "cuda"
 
     @torch.inference_mode()
@@ -105,7 +108,6 @@ def load_model(name: str, registry: dict[str, dict[str, Any]] | None = None, dev
         with torch.random.fork_rng():
             torch.manual_seed(entry.get("seed", 0))
             model = build_embedder(entry["random_init"], entry.get("embedding_size", 512)).eval()
-        model = fuse_conv_bn(model).to(dev).to(memory_format=torch.channels_last)
         return FaceEmbedder(name, _torch_forward(model, dev), get_preset(entry.get("preprocess", "arcface112")),
                             model.embedding_size, None, None, {"random_init": entry["random_init"]}, flip_tta, batch_size)
     if "reference" in entry:
@@ -117,8 +119,6 @@ def load_model(name: str, registry: dict[str, dict[str, Any]] | None = None, dev
             f"model {name!r}: checkpoint {path} not found. Train it with `python train.py --recipe {recipe}` "
             f"(writes {path.parent}/best.pt and last.pt), or point config.MODELS[{name!r}]['checkpoint'] at a file")
     model, preprocess, spec = model_from_checkpoint(path, map_location=dev)
-    # Conv+BN folded and NHWC: measured 1.3x (MobileFaceNet) on a 2-core CPU (benchmarks/README.md).
-    model = fuse_conv_bn(model).to(dev).to(memory_format=torch.channels_last)
     threshold = entry.get("threshold_cos")
     fpr = entry.get("threshold_fpr")
     if threshold is None:
