@@ -1,34 +1,163 @@
-"""Live face recognition against people_faces/ (camera, video file or photo folder).
+"""Live face recognition against people_faces/: a camera, a video file, one image or a folder of images.
 
     python real-time-recognition.py -model_name=ce-efficientnet
+    python real-time-recognition.py -model_name=sface -cam data/sample_video.mp4 -output_path gifs/demo.gif --no-display
 
-Not available yet: it needs the embedding models (models issue) and the recognition loop (real-time
-issue). Detection and alignment, which it will use, are in the facedata package today.
-Nothing runs at import.
+Every face gets a box, a name and a cosine similarity ("Unknown" below the model's threshold); the
+recording (gif, 100 ms a frame, or mp4) and the optional CSV log are written when you press q, on Ctrl+C,
+at --max-frames or at the end of the video. Nothing runs at import.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from pathlib import Path
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The seed script's flags, kept as written."""
-    p = argparse.ArgumentParser(description="Real-time face recognition against people_faces/.")
-    p.add_argument("-model_name", default="ce-efficientnet", help="a model name from config.py")
+    """The seed script's flags, kept as written, and the options added since."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-model_name", default="ce-efficientnet", help="a model name in config.MODELS")
     p.add_argument("-device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("-cam", default="0", help="camera index, or a video file, image or image folder")
-    p.add_argument("-people_faces", default="people_faces", help="gallery folder: <name>.jpg or <name>/*.jpg")
-    p.add_argument("-output_path", default="gifs/output.gif", help="recording written on exit (.gif or .mp4)")
-    p.add_argument("--landmarks", action=argparse.BooleanOptionalAction, default=True, help="draw 5 landmarks")
+    p.add_argument("-cam", default="0", help="camera index, or a video file, an image or a folder of images")
+    p.add_argument("-people_faces", default=None, help="gallery folder: <name>.jpg or <name>/*.jpg "
+                   "(default: config.PEOPLE_FACES)")
+    p.add_argument("-output_path", default=None, help="recording written at the end, .gif or .mp4 "
+                   "(default: gifs/output.gif); 'none' records nothing")
+    p.add_argument("--landmarks", action=argparse.BooleanOptionalAction, default=True, help="draw the 5 landmarks")
+    p.add_argument("--threshold", type=float, default=None, help="cosine similarity below which a face is "
+                   "Unknown (default: the model's, from config.py)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--display", action=argparse.BooleanOptionalAction, default=None,
+                   help="show a window (default: when a camera is used and a display is available)")
+    p.add_argument("--log", type=Path, default=None, help="CSV with a row per face per frame")
+    p.add_argument("--summary", type=Path, default=None, help="write the run summary as JSON here")
+    p.add_argument("--allow-empty-gallery", action="store_true", help="run with no known people: every face "
+                   "is Unknown")
+    p.add_argument("--gallery-cache", type=Path, default=None, help="folder of the gallery embedding cache "
+                   "(default: data/cache/gallery); 'none' disables it")
+    p.add_argument("--frame-ms", type=int, default=100, help="gif frame duration (the seed's 100 ms)")
+    p.add_argument("--record-max-side", type=int, default=None, help="downsize the recording to this side")
+    speed = p.add_argument_group("speed")
+    speed.add_argument("--detect-scale", type=float, default=0.5, help="detect on a copy this much smaller")
+    speed.add_argument("--detect-every", type=int, default=3, help="run the detector every N frames; track between")
+    speed.add_argument("--reembed-every", type=int, default=15, help="embed a tracked face again every M frames")
+    speed.add_argument("--track", action=argparse.BooleanOptionalAction, default=True,
+                       help="track faces between detections (--no-track: detect and embed every frame)")
+    speed.add_argument("--threaded-reader", action=argparse.BooleanOptionalAction, default=True,
+                       help="read frames on a separate thread")
+    speed.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: at most 2, measured "
+                       "fastest on a 2-core CPU; raise it on a bigger one)")
+    p.add_argument("--quiet", action="store_true", help="print only errors and the summary")
     return p.parse_args(argv)
+
+
+def _gui_available() -> bool:
+    import cv2
+
+    return "GUI: NONE" not in cv2.getBuildInformation().replace("  ", " ") and (
+        sys.platform != "linux" or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
+
+
+def _window(title: str):
+    import cv2
+
+    def show(rgb) -> bool:
+        cv2.imshow(title, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)  # q or Esc quits
+
+    return show
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    print(f"error: recognition with model {args.model_name!r} is not available yet: the embedding models "
-          "and the real-time loop are still to be built (see README, 'Status').", file=sys.stderr)
-    return 2
+    import torch
+
+    import config
+    from facedata.errors import FaceDataError
+    from models_definition.zoo import ModelNotFoundError, load_model
+    from recognition.gallery import enrol
+    from recognition.realtime import Recognizer, SpeedOptions, run
+    from recognition.recorder import FaceLog, Recorder
+    from recognition.sources import iterate, open_source
+
+    say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    torch.set_num_threads(args.threads or min(2, torch.get_num_threads()))
+    try:
+        speed = SpeedOptions(detect_scale=args.detect_scale, detect_every=args.detect_every,
+                             reembed_every=args.reembed_every, track=args.track,
+                             threaded_reader=args.threaded_reader)
+        out = args.output_path if args.output_path is not None else str(config.GIFS_DIR / "output.gif")
+        recorder_args = None if out.lower() == "none" else Path(out)
+        if recorder_args is not None and recorder_args.suffix.lower() not in (".gif", ".mp4"):
+            raise ValueError(f"-output_path {out}: the recording must end in .gif or .mp4 (or be 'none')")
+        source = open_source(args.cam)
+        display = args.display if args.display is not None else (source.live and _gui_available())
+        if display and not _gui_available():
+            raise ValueError("--display: this OpenCV build has no window support (opencv-python-headless) or "
+                             "there is no display; run with --no-display, or install opencv-python for a window")
+        embedder = load_model(args.model_name, device=args.device)
+        threshold = args.threshold if args.threshold is not None else embedder.threshold
+        if threshold is None:
+            raise ValueError(f"model {args.model_name!r} has no measured threshold; pass --threshold (cosine), or "
+                             f"measure one: python -m id_rate --models {args.model_name} --data <aligned folder> "
+                             f"--write-thresholds 1e-3")
+        detector_cfg = replace_device(config.REALTIME_DETECTOR, args.device)
+        from facedata.detect import FaceDetector
+
+        cache = None if str(args.gallery_cache).lower() == "none" else (
+            args.gallery_cache or config.DATA_DIR / "cache" / "gallery")
+        gallery = enrol(args.people_faces or config.PEOPLE_FACES, embedder, FaceDetector(replace_device(config.DATASET_DETECTOR, args.device)),
+                        cache, allow_empty=args.allow_empty_gallery, say=say)
+        say(gallery.summary())
+        recognizer = Recognizer(embedder, gallery, threshold, detector_cfg, speed)
+        recorder = Recorder(recorder_args, args.frame_ms, args.record_max_side) if recorder_args else None
+        log = FaceLog(args.log) if args.log else None
+    except (FaceDataError, ModelNotFoundError, ValueError, OSError) as exc:
+        print(f"real-time-recognition: error: {exc}", file=sys.stderr)
+        return 2
+    at = f" (measured at FPR {embedder.threshold_fpr:g})" if args.threshold is None and embedder.threshold_fpr else ""
+    say(f"model {embedder.name}, threshold {threshold:.3f}{at}; source {source.description}"
+        + ("; press q in the window to stop" if display else "; Ctrl+C stops and saves"))
+    frames, reader = iterate(source, speed.threaded_reader)
+    try:
+        summary = run(frames, recognizer, recorder, log, args.max_frames, args.landmarks,
+                      _window(f"faces - {embedder.name}") if display else None)
+    except FaceDataError as exc:
+        print(f"real-time-recognition: error: {exc} (what was captured is saved)", file=sys.stderr)
+        return 2
+    finally:
+        if reader is not None:
+            summary_dropped = reader.dropped
+            reader.close()
+        else:
+            summary_dropped = 0
+            source.close()
+        if display:
+            import cv2
+
+            cv2.destroyAllWindows()
+    summary.dropped = summary_dropped
+    for path, reason in getattr(source, "skipped", []):
+        say(f"skipped {path}: {reason}")
+    print(summary.report())
+    if args.summary:
+        from facedata.io import write_bytes_atomic
+
+        write_bytes_atomic(json.dumps({"model": embedder.name, "threshold": threshold, "source": source.description,
+                                       **summary.to_dict()}, indent=1).encode(), args.summary)
+    return 0
+
+
+def replace_device(cfg, device: str | None):
+    """The detector config on the chosen device (MTCNN runs where the model does)."""
+    from dataclasses import replace
+
+    import torch
+
+    return replace(cfg, device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 if __name__ == "__main__":

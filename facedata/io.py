@@ -152,6 +152,26 @@ def save_image_atomic(rgb: np.ndarray, path: str | os.PathLike, quality: int = 9
         raise
 
 
+def file_fingerprint(path: str | os.PathLike) -> list:
+    """[path, size, mtime_ns, sha256 of the first MiB]: changes when the file does (cache keys)."""
+    import hashlib
+
+    path = Path(path)
+    st = path.stat()
+    with open(path, "rb") as f:
+        head = hashlib.sha256(f.read(1 << 20)).hexdigest()
+    return [str(path), st.st_size, st.st_mtime_ns, head]
+
+
+def publish_file(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Rename a finished temporary file onto ``path`` with the permissions a plain ``open`` would give
+    (mkstemp makes files private, 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename."""
     path = Path(path)
@@ -160,7 +180,7 @@ def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.replace(tmp, path)
+        publish_file(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -14,21 +14,14 @@ from typing import Sequence
 
 import numpy as np
 
-from facedata.io import load_image, write_bytes_atomic
+from facedata.io import file_fingerprint, load_image, write_bytes_atomic
 from models_definition.zoo import FaceEmbedder
-
-
-def _file_id(path: Path) -> list:
-    st = path.stat()
-    with open(path, "rb") as f:
-        head = hashlib.sha256(f.read(1 << 20)).hexdigest()
-    return [str(path), st.st_size, st.st_mtime_ns, head]
 
 
 def cache_key(embedder: FaceEmbedder, paths: Sequence[Path], checkpoint: Path | None) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([embedder.name, embedder.preprocess.to_dict(), embedder.flip_tta,
-                         _file_id(checkpoint) if checkpoint and checkpoint.exists() else None]).encode())
+                         file_fingerprint(checkpoint) if checkpoint and checkpoint.exists() else None]).encode())
     for p in paths:
         st = p.stat()
         h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())

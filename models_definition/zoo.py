@@ -43,6 +43,7 @@ class FaceEmbedder:
     spec: dict[str, Any] = field(default_factory=dict)
     flip_tta: bool = False
     batch_size: int = 64
+    checkpoint: Path | None = None  # the file the weights came from (caches key on it); None otherwise
 
     def __call__(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         if len(crops) == 0:
@@ -125,4 +126,4 @@ def load_model(name: str, registry: dict[str, dict[str, Any]] | None = None, dev
         threshold = (spec.get("metrics") or {}).get("threshold_cos@fpr=1e-3")
         fpr = 1e-3 if threshold is not None else None
     return FaceEmbedder(name, _torch_forward(model, dev), preprocess, model.embedding_size, threshold, fpr, spec,
-                        flip_tta, batch_size)
+                        flip_tta, batch_size, path)

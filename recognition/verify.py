@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from facedata.align import align_face
 from facedata.detect import FaceDetector, pick_main_face
 from facedata.errors import FaceDataError
 from facedata.io import load_image
 from models_definition.zoo import FaceEmbedder, ModelNotFoundError, load_model
+
+from .embed import embed_faces
 
 
 class NoFaceError(FaceDataError):
@@ -41,9 +42,7 @@ def embed_photo(image: str | Path | np.ndarray, embedder: FaceEmbedder, detector
     if face is None:
         where = image if not isinstance(image, np.ndarray) else "the image"
         raise NoFaceError(f"{where}: no face found; use a photo where the face is visible and at least 20 px wide")
-    pre = embedder.preprocess
-    size = pre.size_px if pre.size_px <= 160 else 112  # align at the template size, the model resizes
-    return embedder([align_face(rgb, face, pre.alignment, size)])[0]
+    return embed_faces(rgb, [face], embedder)[0]
 
 
 def verify(img1: str | Path | np.ndarray, img2: str | Path | np.ndarray, model_name: str = "sface",

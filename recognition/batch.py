@@ -1,0 +1,104 @@
+"""Batch mode: recognise every face in every photo of a folder against the gallery and write a CSV
+(the offline twin of the real-time script, like face_recognition's command line).
+
+    python -m recognition.batch photos/ --model sface --people-faces people_faces --out results.csv
+
+One row per face (file, face, box, name, similarity, status); a photo with no face gets one row with
+status ``no_face``, an unreadable one ``unreadable`` and the reason: nothing stops the run.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import Callable
+
+from facedata.detect import FaceDetector
+from facedata.errors import FaceDataError, ImageReadError
+from facedata.io import IMAGE_EXTENSIONS, load_image, write_bytes_atomic
+from models_definition.zoo import FaceEmbedder, ModelNotFoundError, load_model
+
+from .embed import embed_faces
+from .gallery import Gallery, enrol
+from .sources import SourceError
+
+FIELDS = ("file", "face", "x1", "y1", "x2", "y2", "name", "similarity", "status")
+
+
+def recognise_folder(folder: str | Path, embedder: FaceEmbedder, gallery: Gallery, detector: FaceDetector,
+                     threshold: float, say: Callable[[str], None] | None = None) -> list[dict]:
+    """Rows (see FIELDS) for every image in ``folder`` (recursively), in path order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SourceError(f"{folder}: not a folder; pass a folder of photos")
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    if not paths:
+        raise SourceError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)})")
+    rows: list[dict] = []
+    for p in paths:
+        rel = str(p.relative_to(folder))
+        empty = dict(file=rel, face="", x1="", y1="", x2="", y2="", name="", similarity="")
+        try:
+            rgb = load_image(p)
+        except ImageReadError as exc:
+            rows.append({**empty, "status": f"unreadable: {exc.reason}"})
+            if say:
+                say(f"skipped {p}: {exc.reason}")
+            continue
+        faces = detector.detect_rgb(rgb)
+        if not faces:
+            rows.append({**empty, "status": "no_face"})
+            continue
+        matches = gallery.match(embed_faces(rgb, faces, embedder), threshold)
+        for i, (f, m) in enumerate(zip(faces, matches)):
+            x1, y1, x2, y2 = (round(float(v), 1) for v in f.box)
+            rows.append(dict(file=rel, face=i, x1=x1, y1=y1, x2=x2, y2=y2, name=m.name,
+                             similarity=round(m.similarity, 4), status="ok"))
+    return rows
+
+
+def write_rows(rows: list[dict], out: str | Path) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, FIELDS)
+    w.writeheader()
+    w.writerows(rows)
+    write_bytes_atomic(buf.getvalue().encode(), out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import config
+
+    p = argparse.ArgumentParser(prog="python -m recognition.batch", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", type=Path, help="photos to recognise (searched recursively)")
+    p.add_argument("--model", default="sface", help="a name in config.MODELS")
+    p.add_argument("--people-faces", type=Path, default=config.PEOPLE_FACES, help="the gallery folder")
+    p.add_argument("--threshold", type=float, default=None, help="cosine similarity (default: the model's)")
+    p.add_argument("--out", type=Path, default=Path("recognised.csv"), help="CSV written (atomically)")
+    p.add_argument("--device", default=None)
+    args = p.parse_args(argv)
+    say = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    try:
+        embedder = load_model(args.model, device=args.device)
+        threshold = args.threshold if args.threshold is not None else embedder.threshold
+        if threshold is None:
+            raise ValueError(f"model {args.model!r} has no measured threshold; pass --threshold (cosine)")
+        detector = FaceDetector(config.DATASET_DETECTOR)
+        gallery = enrol(args.people_faces, embedder, detector, config.DATA_DIR / "cache" / "gallery", say=say)
+        say(gallery.summary())
+        rows = recognise_folder(args.folder, embedder, gallery, detector, threshold, say)
+    except (FaceDataError, ModelNotFoundError, ValueError) as exc:
+        print(f"batch: error: {exc}", file=sys.stderr)
+        return 2
+    write_rows(rows, args.out)
+    for r in rows:
+        print(f"{r['file']},{r['name'] or r['status']}")
+    say(f"{len(rows)} rows written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""The gallery of known people (``people_faces/``): enrolment, its on-disk cache, and matching.
+
+``people_faces/`` holds ``<name>.jpg`` files and ``<name>/*.jpg`` folders (any image extension). Every
+image goes through the live path (detector -> alignment -> the model's preprocessing -> embedding), so
+gallery and live faces cannot be processed differently. A person keeps all their images; a live face
+takes the best similarity over each person's images.
+
+Embeddings are cached per model (name, preprocessing, checkpoint file, detector settings) in one JSON
+file, and only new or changed images are embedded again. Images that cannot be read, show no face or
+show several faces are reported and skipped; they are remembered too, so they are not retried until
+they change.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from facedata.detect import Face, FaceDetector
+from facedata.errors import FaceDataError, ImageReadError
+from facedata.io import IMAGE_EXTENSIONS, file_fingerprint, load_image, write_bytes_atomic
+from models_definition.zoo import FaceEmbedder
+
+from .embed import embed_faces
+
+UNKNOWN = "Unknown"
+# A second face smaller than this share of the largest one's area (a face in the background) does not
+# make a portrait ambiguous; a larger one does, and the image is skipped.
+SECOND_FACE_AREA_SHARE = 0.3
+CACHE_VERSION = 1
+
+
+class GalleryError(FaceDataError):
+    """The gallery folder is missing, empty, or none of its images could be enrolled."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A gallery image that was not enrolled, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Match:
+    """The best gallery person for one face. ``name`` is UNKNOWN below the threshold; ``similarity`` is
+    the best cosine similarity either way (``best`` names that person), -inf for an empty gallery."""
+
+    name: str
+    similarity: float
+    best: str | None
+
+
+@dataclass
+class Gallery:
+    """Enrolled embeddings: row i of ``embeddings`` is an image of ``names[i]`` (file ``files[i]``)."""
+
+    names: list[str]
+    embeddings: np.ndarray  # (N, D) float32, L2-normalised
+    files: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    from_cache: int = 0  # images whose embedding came from the cache
+
+    @property
+    def people(self) -> list[str]:
+        return sorted(set(self.names))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def summary(self) -> str:
+        per = {p: self.names.count(p) for p in self.people}
+        people = ", ".join(f"{p} ({n})" if n > 1 else p for p, n in per.items()) or "nobody"
+        text = f"gallery: {len(self.people)} people from {len(self)} images ({self.from_cache} cached): {people}"
+        for s in self.skipped:
+            text += f"\n  skipped {s.path}: {s.reason}"
+        return text
+
+    def match(self, embeddings: np.ndarray, threshold: float) -> list[Match]:
+        """The best person for each row of ``embeddings`` (L2-normalised), UNKNOWN below ``threshold``."""
+        embeddings = np.atleast_2d(np.asarray(embeddings, np.float32))
+        if len(self) == 0:
+            return [Match(UNKNOWN, float("-inf"), None) for _ in range(len(embeddings))]
+        sims = embeddings @ self.embeddings.T  # (M, N)
+        people = self.people
+        person_of = np.array([people.index(n) for n in self.names])
+        best_per_person = np.full((len(embeddings), len(people)), -np.inf, np.float32)
+        for p in range(len(people)):  # people are few; a loop over them is clearer than a scatter-max
+            best_per_person[:, p] = sims[:, person_of == p].max(axis=1)
+        top = best_per_person.argmax(axis=1)
+        out = []
+        for row, p in enumerate(top):
+            sim = float(best_per_person[row, p])
+            out.append(Match(people[p] if sim >= threshold else UNKNOWN, sim, people[p]))
+        return out
+
+
+def scan_gallery(folder: str | Path) -> list[tuple[str, Path]]:
+    """(person, image path) for ``<name>.<ext>`` files and ``<name>/*.<ext>`` folders, sorted; hidden
+    files and folders and non-image files (a README) are ignored."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GalleryError(f"{folder}: gallery folder not found. Create it with one <name>.jpg per person (or "
+                           f"<name>/ folders of photos), pass another with -people_faces, or run without a "
+                           f"gallery (--allow-empty-gallery: every face is '{UNKNOWN}')")
+    items = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            items += [(entry.name, p) for p in sorted(entry.iterdir())
+                      if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS]
+        elif entry.suffix.lower() in IMAGE_EXTENSIONS:
+            items.append((entry.stem, entry))
+    return items
+
+
+def model_key(embedder: FaceEmbedder, detector: FaceDetector) -> str:
+    """What the cached embeddings depend on besides the images: model, preprocessing, weights, detector."""
+    ckpt = embedder.checkpoint
+    parts = [embedder.name, embedder.preprocess.to_dict(), embedder.flip_tta, embedder.spec.get("random_init"),
+             file_fingerprint(ckpt) if ckpt is not None and Path(ckpt).is_file() else None,
+             asdict(detector.config)]
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+
+def _main_face(faces: Sequence[Face]) -> tuple[Face | None, str]:
+    if not faces:
+        return None, "no face found (use a photo where the face is visible and at least 20 px wide)"
+    biggest = max(f.area for f in faces)
+    big = [f for f in faces if f.area >= SECOND_FACE_AREA_SHARE * biggest]
+    if len(big) > 1:
+        return None, f"{len(big)} faces found; a gallery image must show one person (crop it)"
+    return max(faces, key=lambda f: f.area), ""
+
+
+def enrol(folder: str | Path, embedder: FaceEmbedder, detector: FaceDetector, cache_dir: str | Path | None = None,
+          allow_empty: bool = False, say: Callable[[str], None] | None = None) -> Gallery:
+    """Detect, align and embed every gallery image (new or changed ones only, when cached)."""
+    folder = Path(folder)
+    items = scan_gallery(folder)
+    if not items and not allow_empty:
+        raise GalleryError(f"{folder}: no images in the gallery. Add <name>.jpg files or <name>/ folders of "
+                           f"photos (extensions {', '.join(IMAGE_EXTENSIONS)}), or run with --allow-empty-gallery")
+    cache_path = None
+    cache: dict = {}
+    if cache_dir is not None:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in embedder.name)
+        cache_path = Path(cache_dir) / f"gallery-{safe}-{model_key(embedder, detector)}.json"
+        if cache_path.is_file():
+            try:
+                data = json.loads(cache_path.read_text())
+                cache = data["images"] if data.get("version") == CACHE_VERSION else {}
+            except (ValueError, KeyError, TypeError):
+                cache = {}  # a damaged cache is rebuilt, never trusted
+    names, embs, files, skipped = [], [], [], []
+    new_cache: dict = {}
+    hits = 0
+    for person, path in items:
+        key = str(path.resolve())
+        st = path.stat()
+        stamp = [st.st_size, st.st_mtime_ns]
+        rec = cache.get(key)
+        if rec is None or rec.get("stamp") != stamp or rec.get("person") != person:
+            rec = {"stamp": stamp, "person": person, **_enrol_one(path, embedder, detector)}
+        else:
+            hits += 1
+        new_cache[key] = rec
+        if rec.get("embedding") is not None:
+            names.append(person)
+            embs.append(np.asarray(rec["embedding"], np.float32))
+            files.append(str(path))
+        else:
+            skipped.append(Skipped(str(path), rec["reason"]))
+            if say:
+                say(f"gallery: skipped {path}: {rec['reason']}")
+    if cache_path is not None and new_cache != cache:
+        write_bytes_atomic(json.dumps({"version": CACHE_VERSION, "model": embedder.name, "images": new_cache}).encode(),
+                           cache_path)
+    if not names and items and not allow_empty:
+        raise GalleryError(f"{folder}: none of its {len(items)} images could be enrolled: "
+                           + "; ".join(f"{s.path}: {s.reason}" for s in skipped))
+    emb = np.stack(embs) if embs else np.zeros((0, embedder.embedding_size), np.float32)
+    return Gallery(names, emb, files, skipped, hits)
+
+
+def _enrol_one(path: Path, embedder: FaceEmbedder, detector: FaceDetector) -> dict:
+    """{"embedding": list} or {"embedding": None, "reason": why} for one gallery image."""
+    try:
+        rgb = load_image(path)
+    except ImageReadError as exc:
+        return {"embedding": None, "reason": f"cannot read the image: {exc.reason}"}
+    face, why = _main_face(detector.detect_rgb(rgb))
+    if face is None:
+        return {"embedding": None, "reason": why}
+    return {"embedding": embed_faces(rgb, [face], embedder)[0].tolist()}

@@ -1,0 +1,122 @@
+"""Gallery: folder layouts, hand-computed matching, enrolment of real photos, skips, the cache."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from recognition.gallery import UNKNOWN, Gallery, GalleryError, enrol, scan_gallery
+
+
+@pytest.fixture(scope="module")
+def sface():
+    from models_definition.zoo import load_model
+
+    return load_model("sface", device="cpu")
+
+
+class Counting:
+    """An embedder wrapper counting the crops it embeds (to see the cache work)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.crops = inner, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __call__(self, crops):
+        self.crops += len(crops)
+        return self.inner(crops)
+
+
+def test_scan_both_layouts(tmp_path):
+    for rel in ("Ann.jpg", "Bob/1.jpg", "Bob/2.PNG", "README.md", ".hidden.jpg", "Bob/notes.txt", ".cache/x.jpg"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    got = [(n, p.relative_to(tmp_path).as_posix()) for n, p in scan_gallery(tmp_path)]
+    assert got == [("Ann", "Ann.jpg"), ("Bob", "Bob/1.jpg"), ("Bob", "Bob/2.PNG")]
+
+
+def test_match_takes_the_best_image_of_each_person():
+    g = Gallery(["A", "A", "B"], np.array([[1, 0], [0.6, 0.8], [0, 1]], np.float32))
+    (m,) = g.match(np.array([[0.8, 0.6]]), threshold=0.9)
+    # A: max(0.8, 0.48 + 0.48 = 0.96) = 0.96; B: 0.6.
+    assert (m.name, m.best) == ("A", "A") and m.similarity == pytest.approx(0.96)
+    (m,) = g.match(np.array([[0.8, 0.6]]), threshold=0.97)
+    assert (m.name, m.best) == (UNKNOWN, "A") and m.similarity == pytest.approx(0.96)
+    a, b = g.match(np.array([[0.0, 1.0], [1.0, 0.0]]), threshold=0.5)
+    assert (a.name, b.name) == ("B", "A")
+    (m,) = Gallery([], np.zeros((0, 2), np.float32)).match(np.array([[1.0, 0.0]]), 0.3)
+    assert m.name == UNKNOWN and m.similarity == float("-inf")
+
+
+def _gallery(raw: Path, root: Path) -> Path:
+    fr = raw / "face_recognition"
+    (root / "Barack_Obama").mkdir(parents=True)
+    shutil.copy(fr / "obama.jpg", root / "Barack_Obama" / "a.jpg")
+    shutil.copy(fr / "obama2.jpg", root / "Barack_Obama" / "b.jpg")
+    shutil.copy(fr / "biden.jpg", root / "Joe_Biden.jpg")
+    shutil.copy(raw / "pyfeat" / "multi_face.jpg", root / "Group.jpg")
+    Image.fromarray(np.full((240, 240, 3), 120, np.uint8)).save(root / "Wall.jpg")
+    (root / "Broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    return root
+
+
+def test_enrol_real_photos_skips_and_caches(raw, sface, detector, tmp_path):
+    folder = _gallery(raw, tmp_path / "people")
+    cache = tmp_path / "cache"
+    counting = Counting(sface)
+    messages: list[str] = []
+    g = enrol(folder, counting, detector, cache, say=messages.append)
+    assert g.names == ["Barack_Obama", "Barack_Obama", "Joe_Biden"] and g.people == ["Barack_Obama", "Joe_Biden"]
+    assert counting.crops == 3 and g.from_cache == 0
+    reasons = {Path(s.path).name: s.reason for s in g.skipped}
+    assert set(reasons) == {"Group.jpg", "Wall.jpg", "Broken.jpg"}
+    assert reasons["Group.jpg"].startswith("5 faces found") and reasons["Wall.jpg"].startswith("no face found")
+    assert reasons["Broken.jpg"].startswith("cannot read the image")
+    assert any("Broken.jpg" in m for m in messages)
+    assert np.allclose(np.linalg.norm(g.embeddings, axis=1), 1, atol=1e-5)
+    # Obama's two photos match each other, Biden matches neither (SFace's threshold 0.363).
+    assert float(g.embeddings[0] @ g.embeddings[1]) > 0.363 > float(g.embeddings[0] @ g.embeddings[2])
+
+    again = Counting(sface)
+    g2 = enrol(folder, again, detector, cache)
+    assert again.crops == 0 and g2.from_cache == 6 and np.array_equal(g2.embeddings, g.embeddings)
+
+    shutil.copy(raw / "face_recognition" / "obama3.jpg", folder / "Barack_Obama" / "b.jpg")  # a changed file
+    (folder / "Wall.jpg").unlink()
+    third = Counting(sface)
+    g3 = enrol(folder, third, detector, cache)
+    assert third.crops == 1 and g3.from_cache == 4 and len(g3.skipped) == 2
+    assert not np.allclose(g3.embeddings[1], g.embeddings[1])
+
+
+def test_empty_missing_and_unusable_galleries(raw, sface, detector, tmp_path):
+    with pytest.raises(GalleryError, match="nowhere: gallery folder not found"):
+        enrol(tmp_path / "nowhere", sface, detector)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "README.md").write_text("no photos yet")
+    with pytest.raises(GalleryError, match="no images in the gallery.*--allow-empty-gallery"):
+        enrol(tmp_path / "empty", sface, detector)
+    g = enrol(tmp_path / "empty", sface, detector, allow_empty=True)
+    assert len(g) == 0 and g.match(np.ones((1, 128), np.float32) / np.sqrt(128), 0.3)[0].name == UNKNOWN
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.jpg").write_bytes(b"junk")
+    with pytest.raises(GalleryError, match=r"none of its 1 images could be enrolled: .*x.jpg: cannot read"):
+        enrol(tmp_path / "bad", sface, detector)
+
+
+def test_a_damaged_cache_is_rebuilt(raw, sface, detector, tmp_path):
+    folder = tmp_path / "people"
+    folder.mkdir()
+    shutil.copy(raw / "face_recognition" / "biden.jpg", folder / "Joe_Biden.jpg")
+    cache = tmp_path / "cache"
+    enrol(folder, sface, detector, cache)
+    (cache_file,) = cache.glob("gallery-sface-*.json")
+    cache_file.write_text("{ truncated")
+    counting = Counting(sface)
+    g = enrol(folder, counting, detector, cache)
+    assert counting.crops == 1 and g.names == ["Joe_Biden"]
