@@ -40,6 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "(default: data/cache/gallery); 'none' disables it")
     p.add_argument("--frame-ms", type=int, default=100, help="gif frame duration (the seed's 100 ms)")
     p.add_argument("--record-max-side", type=int, default=None, help="downsize the recording to this side")
+    p.add_argument("--record-every", type=int, default=1, help="record one frame in N (a smaller gif)")
     speed = p.add_argument_group("speed")
     speed.add_argument("--detect-scale", type=float, default=0.5, help="detect on a copy this much smaller")
     speed.add_argument("--detect-every", type=int, default=3, help="run the detector every N frames; track between")
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                         cache, allow_empty=args.allow_empty_gallery, say=say)
         say(gallery.summary())
         recognizer = Recognizer(embedder, gallery, threshold, detector_cfg, speed)
-        recorder = Recorder(recorder_args, args.frame_ms, args.record_max_side) if recorder_args else None
+        recorder = Recorder(recorder_args, args.frame_ms, args.record_max_side, args.record_every) if recorder_args else None
         log = FaceLog(args.log) if args.log else None
     except (FaceDataError, ModelNotFoundError, ValueError, OSError) as exc:
         print(f"real-time-recognition: error: {exc}", file=sys.stderr)

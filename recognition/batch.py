@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=None, help="cosine similarity (default: the model's)")
     p.add_argument("--out", type=Path, default=Path("recognised.csv"), help="CSV written (atomically)")
     p.add_argument("--device", default=None)
+    p.add_argument("--gallery-cache", default=str(config.DATA_DIR / "cache" / "gallery"),
+                   help="folder of the gallery embedding cache; 'none' disables it")
     args = p.parse_args(argv)
     say = lambda m: print(m, file=sys.stderr)  # noqa: E731
     try:
@@ -87,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         if threshold is None:
             raise ValueError(f"model {args.model!r} has no measured threshold; pass --threshold (cosine)")
         detector = FaceDetector(config.DATASET_DETECTOR)
-        gallery = enrol(args.people_faces, embedder, detector, config.DATA_DIR / "cache" / "gallery", say=say)
+        gallery = enrol(args.people_faces, embedder, detector,
+                        None if args.gallery_cache.lower() == "none" else Path(args.gallery_cache), say=say)
         say(gallery.summary())
         rows = recognise_folder(args.folder, embedder, gallery, detector, threshold, say)
     except (FaceDataError, ModelNotFoundError, ValueError) as exc:

@@ -5,8 +5,8 @@ image goes through the live path (detector -> alignment -> the model's preproces
 gallery and live faces cannot be processed differently. A person keeps all their images; a live face
 takes the best similarity over each person's images.
 
-Embeddings are cached per model (name, preprocessing, checkpoint file, detector settings) in one JSON
-file, and only new or changed images are embedded again. Images that cannot be read, show no face or
+Embeddings are cached per gallery folder and model (name, preprocessing, checkpoint file, detector
+settings) in one JSON file, and only new or changed images are embedded again. Images that cannot be read, show no face or
 show several faces are reported and skipped; they are remembered too, so they are not retried until
 they change.
 """
@@ -151,7 +151,9 @@ def enrol(folder: str | Path, embedder: FaceEmbedder, detector: FaceDetector, ca
     cache: dict = {}
     if cache_dir is not None:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in embedder.name)
-        cache_path = Path(cache_dir) / f"gallery-{safe}-{model_key(embedder, detector)}.json"
+        # One file per (gallery folder, model): two galleries never overwrite each other's cache.
+        where = hashlib.sha256(f"{folder.resolve()}\0{model_key(embedder, detector)}".encode()).hexdigest()[:16]
+        cache_path = Path(cache_dir) / f"gallery-{safe}-{where}.json"
         if cache_path.is_file():
             try:
                 data = json.loads(cache_path.read_text())

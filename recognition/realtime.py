@@ -158,8 +158,9 @@ def draw_results(rgb: np.ndarray, results: Iterable[FaceResult], landmarks: bool
         text = r.name if not math.isfinite(r.similarity) else f"{r.name} {r.similarity:.2f}"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
         ty = max(th + base, y1)
-        cv2.rectangle(out, (x1, ty - th - base), (x1 + tw, ty), colour, -1)
-        cv2.putText(out, text, (x1, ty - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+        tx = max(0, min(x1, out.shape[1] - tw))  # keep the label inside the frame
+        cv2.rectangle(out, (tx, ty - th - base), (tx + tw, ty), colour, -1)
+        cv2.putText(out, text, (tx, ty - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
         if landmarks:
             for x, y in r.face.landmarks:
                 cv2.circle(out, (int(round(float(x))), int(round(float(y)))), 2 * thick, (255, 255, 0), -1)
@@ -220,6 +221,7 @@ def run(frames: Iterable[Frame], recognizer: Recognizer, recorder: Recorder | No
     False when the user asked to quit. Outputs are closed (written) however the loop ends: q, Ctrl+C,
     ``max_frames``, the end of the source, or an error (which is raised after the outputs are saved)."""
     summary = RunSummary()
+    summary.frames_by_name.update({p: 0 for p in recognizer.gallery.people})  # people never seen show as 0
     start = time.perf_counter()
     recent: list[float] = []  # end times of the last frames, for the live FPS figure
     try:

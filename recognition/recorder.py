@@ -34,14 +34,17 @@ def _letterbox_to(rgb: np.ndarray, w: int, h: int) -> np.ndarray:
 
 class Recorder:
     """Collects drawn RGB frames and writes ``path`` (.gif, ``frame_ms`` a frame; or .mp4) on close.
-    ``max_side_px`` downsizes the recording (a smaller gif), never the recognition."""
+    ``max_side_px`` downsizes the recording and ``every`` keeps one frame in N (a smaller gif); neither
+    changes what is recognised."""
 
-    def __init__(self, path: str | Path, frame_ms: int = 100, max_side_px: int | None = None) -> None:
+    def __init__(self, path: str | Path, frame_ms: int = 100, max_side_px: int | None = None, every: int = 1) -> None:
         self.path = Path(path)
         if self.path.suffix.lower() not in OUTPUT_SUFFIXES:
             raise ValueError(f"-output_path {self.path}: the recording must end in .gif or .mp4")
-        if frame_ms <= 0:
-            raise ValueError(f"frame_ms must be positive, got {frame_ms}")
+        if frame_ms <= 0 or every < 1:
+            raise ValueError(f"frame_ms and every must be positive, got {frame_ms}, {every}")
+        self.every = every
+        self._seen = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.frame_ms = frame_ms
         self.max_side_px = max_side_px
@@ -55,6 +58,9 @@ class Recorder:
         self.closed = False
 
     def add(self, rgb: np.ndarray) -> None:
+        self._seen += 1
+        if (self._seen - 1) % self.every:
+            return
         if self._size is None:
             h, w = rgb.shape[:2]
             s = min(1.0, self.max_side_px / max(h, w)) if self.max_side_px else 1.0

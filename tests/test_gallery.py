@@ -116,6 +116,12 @@ def test_a_damaged_cache_is_rebuilt(raw, sface, detector, tmp_path):
     cache = tmp_path / "cache"
     enrol(folder, sface, detector, cache)
     (cache_file,) = cache.glob("gallery-sface-*.json")
+    other = tmp_path / "other"  # a second gallery with the same model keeps its own cache file
+    other.mkdir()
+    shutil.copy(raw / "face_recognition" / "obama.jpg", other / "Barack_Obama.jpg")
+    enrol(other, sface, detector, cache)
+    assert len(list(cache.glob("gallery-sface-*.json"))) == 2
+    assert enrol(folder, sface, detector, cache).from_cache == 1
     cache_file.write_text("{ truncated")
     counting = Counting(sface)
     g = enrol(folder, counting, detector, cache)

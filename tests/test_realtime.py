@@ -53,7 +53,7 @@ def test_enrolled_man_is_named_and_woman_is_unknown(demo_run):
     assert len(named) / len(man_frames) >= 0.9
     assert woman and all(r["name"] == UNKNOWN for r in woman)
     assert summary["frames"] == 216 and summary["frames_by_name"].get("pyfeat_man", 0) >= 0.9 * len(man_frames)
-    assert "Barack_Obama" not in summary["frames_by_name"]
+    assert summary["frames_by_name"]["Barack_Obama"] == summary["frames_by_name"]["Joe_Biden"] == 0
 
 
 def test_gif_log_and_summary_are_written(demo_run):
@@ -85,7 +85,8 @@ def test_photo_folder_with_a_broken_image_and_an_empty_gallery(raw, tmp_path, ca
     (tmp_path / "nobody").mkdir()
     mod = load_script()
     rc = mod.main(["-model_name=sface", f"-cam={photos}", f"-people_faces={tmp_path / 'nobody'}", "--allow-empty-gallery",
-                   f"-output_path={tmp_path / 'o.gif'}", "--no-display", "--log", str(tmp_path / "l.csv")])
+                   f"-output_path={tmp_path / 'o.gif'}", "--no-display", "--log", str(tmp_path / "l.csv"),
+                   "--gallery-cache", str(tmp_path / "cache")])
     err = capsys.readouterr().err
     assert rc == 0 and "skipped" in err and "2.jpg" in err
     with Image.open(tmp_path / "o.gif") as gif:
@@ -179,7 +180,7 @@ def test_batch_mode_writes_a_csv(raw, tmp_path):
     people.mkdir()
     shutil.copy(fr / "obama.jpg", people / "Barack_Obama.jpg")
     r = subprocess.run([sys.executable, "-m", "recognition.batch", str(photos), "--model", "sface", "--people-faces",
-                        str(people), "--out", str(tmp_path / "r.csv")], cwd=ROOT, capture_output=True, text=True,
+                        str(people), "--out", str(tmp_path / "r.csv"), "--gallery-cache", str(tmp_path / "cache")], cwd=ROOT, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr
     with open(tmp_path / "r.csv") as f:
