@@ -126,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = run(frames, recognizer, recorder, log, args.max_frames, args.landmarks,
                       _window(f"faces - {embedder.name}") if display else None)
-    except FaceDataError as exc:
-        print(f"real-time-recognition: error: {exc} (what was captured is saved)", file=sys.stderr)
+    except (FaceDataError, OSError) as exc:  # a camera unplugged, a disk full: the outputs are already saved
+        print(f"real-time-recognition: error during the run: {exc} (what was captured before it is saved)",
+              file=sys.stderr)
         return 2
     finally:
         if reader is not None:

@@ -189,3 +189,44 @@ def test_batch_mode_writes_a_csv(raw, tmp_path):
     assert rows["b.jpg"]["name"] == UNKNOWN
     assert rows["c.jpg"]["status"] == "no_face" and rows["d.jpg"]["status"].startswith("unreadable")
     assert "a.jpg,Barack_Obama" in r.stdout
+
+
+def test_threaded_reader_drops_stale_live_frames_and_keeps_every_file_frame():
+    import time
+
+    from recognition.sources import Frame, FrameSource, ThreadedReader
+
+    class Fake(FrameSource):
+        def __init__(self, live: bool) -> None:
+            self.live = live
+
+        def frames(self):
+            for i in range(40):
+                time.sleep(0.002)  # a camera giving a frame every 2 ms
+                yield Frame(i, np.zeros((4, 4, 3), np.uint8), time.perf_counter())
+
+    live = ThreadedReader(Fake(live=True))
+    got = []
+    for f in live:
+        got.append(f.index)
+        time.sleep(0.02)  # recognition is 10x slower than the camera
+    live.close()
+    assert got[-1] == 39 and len(got) < 20 and live.dropped == 40 - len(got)
+    assert got == sorted(got)  # never an older frame after a newer one
+
+    files = ThreadedReader(Fake(live=False))
+    got = [f.index for f in files]
+    files.close()
+    assert got == list(range(40)) and files.dropped == 0
+
+
+def test_a_reader_error_reaches_the_loop():
+    from recognition.sources import FrameSource, ThreadedReader
+
+    class Broken(FrameSource):
+        def frames(self):
+            raise OSError("the camera was unplugged")
+            yield
+
+    with pytest.raises(OSError, match="unplugged"):
+        list(ThreadedReader(Broken()))
