@@ -10,6 +10,7 @@ at --max-frames or at the end of the video. Nothing runs at import.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -82,10 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     from recognition.gallery import enrol
     from recognition.realtime import Recognizer, SpeedOptions, run
     from recognition.recorder import FaceLog, Recorder
-    from recognition.sources import iterate, open_source
+    from recognition.sources import ImageSource, iterate, open_source
 
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     torch.set_num_threads(args.threads or min(2, torch.get_num_threads()))
+    source = None
     try:
         speed = SpeedOptions(detect_scale=args.detect_scale, detect_every=args.detect_every,
                              reembed_every=args.reembed_every, track=args.track,
@@ -95,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         if recorder_args is not None and recorder_args.suffix.lower() not in (".gif", ".mp4"):
             raise ValueError(f"-output_path {out}: the recording must end in .gif or .mp4 (or be 'none')")
         source = open_source(args.cam)
+        if isinstance(source, ImageSource):  # unrelated photos: a box in one says nothing of the next
+            speed = dataclasses.replace(speed, track=False)
         display = args.display if args.display is not None else (source.live and _gui_available())
         if display and not _gui_available():
             raise ValueError("--display: this OpenCV build has no window support (opencv-python-headless) or "
@@ -114,9 +118,11 @@ def main(argv: list[str] | None = None) -> int:
                         cache, allow_empty=args.allow_empty_gallery, say=say)
         say(gallery.summary())
         recognizer = Recognizer(embedder, gallery, threshold, detector_cfg, speed)
-        recorder = Recorder(recorder_args, args.frame_ms, args.record_max_side, args.record_every) if recorder_args else None
         log = FaceLog(args.log) if args.log else None
+        recorder = Recorder(recorder_args, args.frame_ms, args.record_max_side, args.record_every) if recorder_args else None
     except (FaceDataError, ModelNotFoundError, ValueError, OSError) as exc:
+        if source is not None:
+            source.close()  # release the camera
         print(f"real-time-recognition: error: {exc}", file=sys.stderr)
         return 2
     at = f" (measured at FPR {embedder.threshold_fpr:g})" if args.threshold is None and embedder.threshold_fpr else ""

@@ -154,13 +154,25 @@ class ContrastiveHead(nn.Module):
 
     ``normalize=True`` (default) measures d between L2-normalised embeddings (0 to 2), the space the
     embeddings are compared in at test time, so the margin means the same whatever the embedding size;
-    ``normalize=False`` is the seed's raw-vector version (its 1024-D outputs have d far above m = 1)."""
+    ``normalize=False`` is the seed's raw-vector version (its 1024-D outputs have d far above m = 1).
+    ``average="nonzero"`` averages only the terms that are not zero (see ``_mean``)."""
 
-    def __init__(self, margin: float = 1.0, normalize: bool = True, pairs: str = "consecutive") -> None:
+    def __init__(self, margin: float = 1.0, normalize: bool = True, pairs: str = "consecutive",
+                 average: str = "all") -> None:
         super().__init__()
         if pairs not in ("consecutive", "all"):
             raise ValueError(f"unknown pairs {pairs!r}; valid: consecutive, all")
-        self.margin, self.normalize, self.pairs = margin, normalize, pairs
+        if average not in ("all", "nonzero"):
+            raise ValueError(f"unknown average {average!r}; valid: all, nonzero")
+        self.margin, self.normalize, self.pairs, self.average = margin, normalize, pairs, average
+
+    def _mean(self, terms: torch.Tensor) -> torch.Tensor:
+        """Mean of the loss terms; ``average="nonzero"`` over the active ones only (pytorch-metric-learning's
+        AvgNonZeroReducer), so the many negatives already beyond the margin do not dilute the few that are not."""
+        if self.average == "nonzero":
+            active = terms > 0
+            return terms[active].mean() if active.any() else terms.sum() * 0.0
+        return terms.mean()
 
     def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         emb = F.normalize(emb.float(), dim=1) if self.normalize else emb.float()
@@ -171,13 +183,13 @@ class ContrastiveHead(nn.Module):
             pos, neg = same & upper, ~same & upper
             if not pos.any() or not neg.any():
                 raise ValueError("contrastive pairs='all' needs same- and different-person rows in a batch (P x K sampler)")
-            return 0.5 * (d[pos].pow(2).mean() + F.relu(self.margin - d[neg]).pow(2).mean())
+            return 0.5 * (self._mean(d[pos].pow(2)) + self._mean(F.relu(self.margin - d[neg]).pow(2)))
         if len(emb) % 2:
             raise ValueError(f"contrastive batches hold pairs back to back; got an odd batch of {len(emb)}")
         a, b = emb[0::2], emb[1::2]
         y = (labels[0::2] == labels[1::2]).float()
         d = torch.sqrt(((a - b) ** 2).sum(1) + 1e-12)
-        return (y * d.pow(2) + (1 - y) * F.relu(self.margin - d).pow(2)).mean()
+        return self._mean(y * d.pow(2) + (1 - y) * F.relu(self.margin - d).pow(2))
 
 
 HEADS: dict[str, type[nn.Module]] = {

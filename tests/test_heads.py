@@ -130,3 +130,18 @@ def test_contrastive_all_pairs_by_hand():
     assert ContrastiveHead(margin=2.0, pairs="all")(emb, labels).item() == pytest.approx(expected, abs=1e-5)
     with pytest.raises(ValueError, match="needs same- and different-person rows"):
         ContrastiveHead(pairs="all")(emb[1:], labels[1:])
+
+
+def test_contrastive_nonzero_average_by_hand():
+    # Rows 0,1 one person, row 2 another, row 3 a third: same pair (0,1) at d = sqrt(2) -> 2;
+    # different pairs: (0,2) d=0 -> 1, (1,2) d=sqrt(2) -> 0, (0,3) d=2 -> 0, (1,3) d=sqrt(2) -> 0, (2,3) d=2 -> 0.
+    emb = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [-1.0, 0.0]])
+    labels = torch.tensor([0, 0, 1, 2])
+    all_avg = ContrastiveHead(margin=1.0, pairs="all")(emb, labels).item()
+    nonzero = ContrastiveHead(margin=1.0, pairs="all", average="nonzero")(emb, labels).item()
+    assert all_avg == pytest.approx(0.5 * (2.0 + 1.0 / 5), abs=1e-5)
+    assert nonzero == pytest.approx(0.5 * (2.0 + 1.0), abs=1e-5)  # only the one active negative counts
+    far = torch.tensor([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]])  # nothing active: loss 0, no NaN
+    assert ContrastiveHead(margin=1.0, pairs="all", average="nonzero")(far, labels).item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="valid: all, nonzero"):
+        ContrastiveHead(average="max")

@@ -92,8 +92,30 @@ def test_photo_folder_with_a_broken_image_and_an_empty_gallery(raw, tmp_path, ca
     with Image.open(tmp_path / "o.gif") as gif:
         assert gif.n_frames == 2
     with open(tmp_path / "l.csv") as f:
-        names = [r["name"] for r in csv.DictReader(f)]
-    assert names == [UNKNOWN, UNKNOWN]
+        rows = list(csv.DictReader(f))
+    assert [r["name"] for r in rows] == [UNKNOWN, UNKNOWN]
+    assert [r["embedded"] for r in rows] == ["1", "1"]  # photos are not tracked: each face is embedded
+
+
+def test_photos_are_not_tracked_from_one_to_the_next(raw, tmp_path):
+    """Biden's photo placed where Obama's face was must not inherit Obama's name."""
+    from facedata.io import load_image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    fr = raw / "face_recognition"
+    obama, biden = load_image(fr / "obama.jpg"), load_image(fr / "biden.jpg")
+    Image.fromarray(obama).save(photos / "1.png")
+    Image.fromarray(np.asarray(Image.fromarray(biden).resize(obama.shape[1::-1]))).save(photos / "2.png")
+    people = tmp_path / "people"
+    people.mkdir()
+    shutil.copy(fr / "obama2.jpg", people / "Barack_Obama.jpg")
+    mod = load_script()
+    rc = mod.main(["-model_name=sface", f"-cam={photos}", f"-people_faces={people}", "-output_path=none",
+                   "--no-display", "--log", str(tmp_path / "l.csv"), "--gallery-cache", "none", "--quiet"])
+    with open(tmp_path / "l.csv") as f:
+        rows = [r for r in csv.DictReader(f) if float(r["x2"]) - float(r["x1"]) > 100]  # the main faces
+    assert rc == 0 and [(r["frame"], r["name"]) for r in rows] == [("0", "Barack_Obama"), ("1", UNKNOWN)]
 
 
 def test_outputs_survive_ctrl_c(raw, tmp_path):
