@@ -71,13 +71,17 @@ def check_embeddings(emb: np.ndarray, name: str) -> np.ndarray:
     return emb / norms[:, None]
 
 
-def check_query_labels(labels: np.ndarray, n: int, names: list[str] | None = None) -> np.ndarray:
+def check_query_labels(labels: np.ndarray, n: int, names: list[str] | None = None,
+                       has_distractors: bool = False) -> np.ndarray:
+    """Labels of the query set: each identity needs >= 2 images (a positive pair), and the negatives
+    need >= 2 identities, or one with distractors (training validates one held-out person that way)."""
     labels = np.asarray(labels)
     if len(labels) != n:
         raise MetricError(f"{n} query embeddings but {len(labels)} labels")
     ids, counts = np.unique(labels, return_counts=True)
-    if len(ids) < 2:
-        raise MetricError(f"the query set needs >= 2 identities (cross-identity negatives), got {len(ids)}")
+    if len(ids) < (1 if has_distractors else 2):
+        raise MetricError(f"the query set needs >= 2 identities (cross-identity negatives) or distractors, "
+                          f"got {len(ids)} identities and no distractors")
     single = ids[counts < 2]
     if len(single):
         who = names[int(single[0])] if names is not None else single[0].item()
@@ -91,9 +95,9 @@ def idrate(query: np.ndarray, query_labels: np.ndarray, distractors: np.ndarray 
            exact_limit: int = 20_000_000, topk_budget: int = 1 << 25, hist_bins: int = 1 << 20) -> IdRateResult:
     """The ID-rate table for one model (see the module docstring)."""
     q = check_embeddings(query, "query embeddings")
-    labels = check_query_labels(query_labels, len(q))
     d = check_embeddings(distractors, "distractor embeddings") if distractors is not None and len(distractors) else \
         np.zeros((0, q.shape[1]), np.float32)
+    labels = check_query_labels(query_labels, len(q), has_distractors=len(d) > 0)
     if d.shape[1] != q.shape[1]:
         raise MetricError(f"query embeddings are {q.shape[1]}-D but distractors {d.shape[1]}-D")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

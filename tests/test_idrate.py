@@ -76,8 +76,10 @@ def test_bad_inputs_named():
     q, labels, d = synthetic(n_ids=3, per_id=2, n_dist=5)
     with pytest.raises(MetricError, match="query identity 2 has one image"):
         idrate(q[:5], labels[:5], d)
-    with pytest.raises(MetricError, match="needs >= 2 identities"):
-        idrate(q[:2], labels[:2], d)
+    with pytest.raises(MetricError, match="needs >= 2 identities .* or distractors"):
+        idrate(q[:2], labels[:2], None)
+    one = idrate(q[:2], labels[:2], d)  # one person against distractors: what training validates
+    assert (one.n_query_identities, one.n_pos, one.n_neg) == (1, 1, 2 * 5)
     bad = q.copy()
     bad[3] = np.nan
     with pytest.raises(MetricError, match="query embeddings: row 3 has NaN"):

@@ -33,7 +33,8 @@ from facedata.errors import DatasetError
 from facedata.io import write_bytes_atomic
 from facedata.preprocess import Preprocess, get_preset
 from facedata.samplers import PairSampler, PKSampler, ShuffleSampler
-from id_rate.metrics import MetricError, nearest_mean_accuracy, pair_scores, roc_auc, tpr_at_fpr
+from id_rate.metrics import MetricError, nearest_mean_accuracy
+from id_rate.protocols import idrate
 from models_definition.backbones import Embedder, build_embedder
 from models_definition.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from models_definition.heads import CLASSIFIER_HEADS, build_head
@@ -333,15 +334,12 @@ class Trainer:
         if len(s.query):
             q = _normalise(self.embed_folder(s.query))
             d = _normalise(self.embed_folder(s.distractor))
-            try:
-                pos, neg = pair_scores(q, s.query.labels, d)
-                m["val_auc"] = roc_auc(pos, neg)
-                for p in tpr_at_fpr(pos, neg, (1e-3, 1e-2)):
-                    key = "1e-3" if p.target_fpr == 1e-3 else "1e-2"
-                    m[f"val_tpr@{key}"] = p.tpr if p.resolvable else None
-                    if key == "1e-3":
-                        m["threshold_cos@fpr=1e-3"] = p.threshold
-                m["n_pos"], m["n_neg"] = len(pos), len(neg)
+            try:  # the evaluation package's ID-rate protocol, on the held-out identities
+                r = idrate(q, s.query.labels, d, fprs=(1e-3, 1e-2), device="cpu")
+                m["val_auc"] = r.auc
+                m["val_tpr@1e-3"], m["val_tpr@1e-2"] = r.tpr(1e-3), r.tpr(1e-2)
+                m["threshold_cos@fpr=1e-3"] = r.points[0].threshold
+                m["n_pos"], m["n_neg"] = r.n_pos, r.n_neg
             except MetricError as exc:
                 raise TrainingError(f"open-set validation failed: {exc}") from None
         return m
