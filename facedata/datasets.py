@@ -107,6 +107,31 @@ class OpenSetSplit:
     distractor: FaceFolder
 
 
+def choose_open_set_identities(labels: np.ndarray, n_query: int | None, n_distractor: int | None, seed: int = 42,
+                               need_query_images: int = 2, need_distractor_images: int = 1,
+                               where: str = "the dataset") -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+    """Seeded, disjoint query and distractor identities from per-image ``labels`` (any label type).
+
+    Query identities come from those with >= ``need_query_images`` images, distractors from the rest of
+    those with >= ``need_distractor_images``; None takes every eligible identity. Returns both id arrays
+    and the generator, so that later draws (image caps) continue the same seeded stream."""
+    rng = np.random.default_rng(seed)
+    ids, counts = np.unique(np.asarray(labels), return_counts=True)
+    q_pool = ids[counts >= need_query_images]
+    nq = len(q_pool) if n_query is None else n_query
+    if len(q_pool) < nq:
+        raise DatasetError(f"{where}: {nq} query identities need >= {need_query_images} images each; "
+                           f"only {len(q_pool)} identities have that many")
+    query_ids = rng.choice(q_pool, size=nq, replace=False) if nq else ids[:0]
+    d_pool = np.setdiff1d(ids[counts >= max(1, need_distractor_images)], query_ids)
+    nd = len(d_pool) if n_distractor is None else n_distractor
+    if len(d_pool) < nd:
+        raise DatasetError(f"{where}: {nd} distractor identities requested; only {len(d_pool)} identities remain "
+                           f"with >= {max(1, need_distractor_images)} images")
+    dist_ids = rng.choice(d_pool, size=nd, replace=False) if nd else ids[:0]
+    return query_ids, dist_ids, rng
+
+
 def identity_disjoint_split(folder: FaceFolder, n_query: int, n_distractor: int, seed: int = 42,
                             query_images: int | None = None, distractor_images: int | None = None,
                             min_query_images: int = 2) -> OpenSetSplit:
@@ -117,19 +142,9 @@ def identity_disjoint_split(folder: FaceFolder, n_query: int, n_distractor: int,
     ``distractor_images``. ``query_images`` / ``distractor_images`` cap the images per identity (the seed
     protocol: 50 x 6 query, 50 x 60 distractor). Everything else is the training part.
     """
-    rng = np.random.default_rng(seed)
-    counts = np.bincount(folder.labels, minlength=len(folder.classes))
-    need_q = max(min_query_images, query_images or 0)
-    q_pool = np.flatnonzero(counts >= need_q)
-    if len(q_pool) < n_query:
-        raise DatasetError(f"{folder.root}: {n_query} query identities need >= {need_q} images each; "
-                           f"only {len(q_pool)} identities have that many")
-    query_ids = rng.choice(q_pool, size=n_query, replace=False) if n_query else np.array([], dtype=np.int64)
-    d_pool = np.setdiff1d(np.flatnonzero(counts >= max(1, distractor_images or 1)), query_ids)
-    if len(d_pool) < n_distractor:
-        raise DatasetError(f"{folder.root}: {n_distractor} distractor identities requested; only {len(d_pool)} "
-                           f"identities remain with >= {max(1, distractor_images or 1)} images")
-    dist_ids = rng.choice(d_pool, size=n_distractor, replace=False) if n_distractor else np.array([], dtype=np.int64)
+    query_ids, dist_ids, rng = choose_open_set_identities(
+        folder.labels, n_query, n_distractor, seed, max(min_query_images, query_images or 0),
+        distractor_images or 1, str(folder.root))
 
     def take(ids: np.ndarray, cap: int | None) -> list[int]:
         out: list[int] = []

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facedata.datasets import identity_disjoint_split, scan_face_folder
+from facedata.datasets import choose_open_set_identities, identity_disjoint_split, scan_face_folder
 from facedata.errors import FaceDataError
 from facedata.io import write_bytes_atomic
 
@@ -48,16 +48,8 @@ class EvalSet:
 
 
 def _split_labels(labels: np.ndarray, n_query: int | None, n_dist: int | None, seed: int) -> np.ndarray:
-    """'query' / 'distractor' per row by identity: a seeded choice of query identities among those with >= 2 rows."""
-    ids, counts = np.unique(labels, return_counts=True)
-    multi = ids[counts >= 2]
-    rng = np.random.default_rng(seed)
-    nq = len(multi) if n_query is None else n_query
-    if nq > len(multi):
-        raise MetricError(f"{nq} query identities need >= 2 images each; only {len(multi)} identities have that")
-    q = rng.choice(multi, nq, replace=False)
-    rest = np.setdiff1d(ids, q)
-    d = rest if n_dist is None else rng.choice(rest, min(n_dist, len(rest)), replace=False)
+    """'query' / 'distractor' / 'unused' per row: the identities a folder of these labels would hold out."""
+    q, d, _ = choose_open_set_identities(labels, n_query, n_dist, seed, where="the embeddings file")
     return np.where(np.isin(labels, q), "query", np.where(np.isin(labels, d), "distractor", "unused"))
 
 

@@ -100,3 +100,18 @@ def test_sample_identity_set(sample_data):
     assert len(folder.classes) == 614  # 609 portraits + Obama, Biden, the astronaut, the man, the woman
     multi = scan_face_folder(sample_data / "sample_identities", min_images_per_class=2)
     assert multi.counts() == {"Barack_Obama": 5, "pyfeat_man": 28, "pyfeat_woman": 16}
+
+
+def test_choose_open_set_identities_on_any_labels():
+    from facedata.datasets import choose_open_set_identities
+
+    labels = np.array(["ann"] * 3 + ["bob"] * 2 + ["cy"] + ["dee"] + ["eve"] * 4)
+    q, d, _ = choose_open_set_identities(labels, 2, None, seed=1)
+    assert len(q) == 2 and set(q) <= {"ann", "bob", "eve"}  # only identities with >= 2 images
+    assert set(d) == {"ann", "bob", "cy", "dee", "eve"} - set(q)  # None: every remaining identity
+    again, _, _ = choose_open_set_identities(labels, 2, None, seed=1)
+    assert list(again) == list(q)  # seeded
+    with pytest.raises(DatasetError, match="4 query identities need >= 2 images each; only 3"):
+        choose_open_set_identities(labels, 4, 1)
+    with pytest.raises(DatasetError, match="9 distractor identities requested; only 2"):
+        choose_open_set_identities(labels, 3, 9)
