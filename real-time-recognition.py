@@ -57,10 +57,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _gui_available() -> bool:
+    """True when this OpenCV build can open windows (headless builds say "GUI: NONE") and, on Linux, a
+    display is set: the full build aborts the process on imshow without one."""
+    import re
+
     import cv2
 
-    return "GUI: NONE" not in cv2.getBuildInformation().replace("  ", " ") and (
-        sys.platform != "linux" or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
+    gui = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
+    has_gui = gui is not None and gui.group(1).upper() != "NONE"
+    return has_gui and (sys.platform != "linux" or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
 
 
 def _window(title: str):

@@ -252,3 +252,11 @@ def test_a_reader_error_reaches_the_loop():
 
     with pytest.raises(OSError, match="unplugged"):
         list(ThreadedReader(Broken()))
+
+
+def test_display_without_window_support_is_refused(sample_data, tmp_path, capsys):
+    mod = load_script()
+    if mod._gui_available():
+        pytest.skip("this machine can open windows")
+    rc = mod.main(["-model_name=sface", f"-cam={sample_data / 'sample_video.mp4'}", "-output_path=none", "--display"])
+    assert rc == 2 and "--display: this OpenCV build has no window support" in capsys.readouterr().err
