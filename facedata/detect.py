@@ -42,6 +42,9 @@ class DetectorConfig:
     # Images whose longer side exceeds this are detected on a downscaled copy (speed and memory);
     # results are mapped back to full resolution. None disables it.
     detect_max_side_px: int | None = 1280
+    # Detect on a copy this much smaller whatever the image size (live video: MTCNN's cost grows with
+    # pixels). min_face_size_px stays in full-resolution pixels; boxes and landmarks are mapped back.
+    detect_scale: float = 1.0
     # Faces scoring below this are dropped after detection (O-Net already applied thresholds[2]).
     min_score: float = 0.0
     device: str = "cpu"
@@ -56,6 +59,8 @@ class FaceDetector:
         cfg = config or DetectorConfig()
         if overrides:
             cfg = DetectorConfig(**{**cfg.__dict__, **overrides})
+        if not 0.0 < cfg.detect_scale <= 1.0:
+            raise ValueError(f"detect_scale must be in (0, 1], got {cfg.detect_scale}")
         self.config = cfg
         self._mtcnn = MTCNN(
             keep_all=True,
@@ -74,16 +79,22 @@ class FaceDetector:
     def detect_rgb(self, rgb: np.ndarray) -> list[Face]:
         """Detect faces in an RGB uint8 (H, W, 3) array; the fast path for already-decoded frames."""
         h, w = rgb.shape[:2]
-        scale = 1.0
-        small = rgb
-        limit = self.config.detect_max_side_px
-        if limit is not None and max(h, w) > limit:
-            scale = limit / max(h, w)
-            small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        scale = self._scale(h, w)
+        small = rgb if scale == 1.0 else cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                                    interpolation=cv2.INTER_AREA)
         if not self._set_min_face(small.shape[:2], scale):
             return []
         boxes, probs, points = self._mtcnn.detect(small, landmarks=True)
         return _to_faces(boxes, probs, points, 1.0 / scale, self.config.min_score)
+
+    def _scale(self, h: int, w: int) -> float:
+        """Downscale factor for detection: ``detect_scale``, smaller still if the longer side would exceed
+        ``detect_max_side_px``."""
+        scale = self.config.detect_scale
+        limit = self.config.detect_max_side_px
+        if limit is not None and max(h, w) * scale > limit:
+            scale = limit / max(h, w)
+        return scale
 
     def _set_min_face(self, shape: tuple[int, int], scale: float) -> bool:
         """Keep min_face_size_px in original-image pixels on a downscaled copy; False when the image is
@@ -99,11 +110,9 @@ class FaceDetector:
         h, w = frames[0].shape[:2]
         if any(f.shape[:2] != (h, w) for f in frames):
             raise ValueError("detect_batch needs frames of one size; call detect_rgb per frame otherwise")
-        scale = 1.0
+        scale = self._scale(h, w)
         batch = np.stack(frames)
-        limit = self.config.detect_max_side_px
-        if limit is not None and max(h, w) > limit:
-            scale = limit / max(h, w)
+        if scale != 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             batch = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
         if not self._set_min_face(batch.shape[1:3], scale):

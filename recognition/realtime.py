@@ -75,10 +75,6 @@ class FaceResult:
     embedded: bool = False
 
 
-def _scale_face(f: Face, k: float) -> Face:
-    return Face(box=f.box * k, score=f.score, landmarks=f.landmarks * k)
-
-
 class Recognizer:
     """Per-frame recognition: ``process(rgb, frame_index) -> [FaceResult]``."""
 
@@ -88,11 +84,7 @@ class Recognizer:
         self.gallery = gallery
         self.threshold = float(threshold)
         self.speed = speed
-        # The smallest face is stated in full-frame pixels; on the downscaled copy it shrinks with it.
-        cfg = replace(detector_config, min_face_size_px=max(12, round(detector_config.min_face_size_px *
-                                                                        speed.detect_scale)),
-                      detect_max_side_px=None)
-        self.detector = FaceDetector(cfg)
+        self.detector = FaceDetector(replace(detector_config, detect_scale=speed.detect_scale))
         self.tracker = IoUTracker()
         self.timings: Counter = Counter()  # seconds spent per stage: detect, embed, match
         self._tracks: list[Track] = []
@@ -100,13 +92,7 @@ class Recognizer:
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         t = time.perf_counter()
-        s = self.speed.detect_scale
-        if s < 1.0:
-            small = cv2.resize(rgb, (max(1, round(rgb.shape[1] * s)), max(1, round(rgb.shape[0] * s))),
-                               interpolation=cv2.INTER_AREA)
-            faces = [_scale_face(f, 1.0 / s) for f in self.detector.detect_rgb(small)]
-        else:
-            faces = self.detector.detect_rgb(rgb)
+        faces = self.detector.detect_rgb(rgb)  # on the downscaled copy SpeedOptions.detect_scale asks for
         self.timings["detect"] += time.perf_counter() - t
         return faces
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from facedata.detect import DetectorConfig, FaceDetector, pick_main_face
 from facedata.io import load_image
@@ -63,6 +64,12 @@ def test_downscaled_detection_maps_back(raw):
     side = full.box[2] - full.box[0]
     assert np.abs(full.box - small.box).max() < 0.08 * side
     assert np.abs(full.landmarks - small.landmarks).max() < 0.05 * side
+    half = FaceDetector(detect_max_side_px=None, detect_scale=0.35).detect_rgb(rgb)[0]  # about 800 px too
+    assert np.abs(full.box - half.box).max() < 0.08 * side
+    assert np.abs(full.landmarks - half.landmarks).max() < 0.05 * side
+    assert FaceDetector(detect_max_side_px=400, detect_scale=0.5)._scale(2333, 1434) == 400 / 2333  # the tighter wins
+    with pytest.raises(ValueError, match="detect_scale must be in"):
+        FaceDetector(detect_scale=0.0)
 
 
 def test_batch_equals_single(raw, detector):
