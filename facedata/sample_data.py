@@ -35,6 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .draw import letterbox
 from .errors import SampleDataError
 from .io import _to_uint8, save_image_atomic, write_bytes_atomic
 
@@ -216,17 +217,6 @@ def _count_frames(path: Path) -> int:
     return n
 
 
-def _letterbox(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Fit ``rgb`` into ``size`` (w, h) keeping its aspect ratio, on black."""
-    w, h = size
-    scale = min(w / rgb.shape[1], h / rgb.shape[0])
-    nw, nh = round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)
-    out = np.zeros((h, w, 3), np.uint8)
-    y0, x0 = (h - nh) // 2, (w - nw) // 2
-    out[y0:y0 + nh, x0:x0 + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
-    return out
-
-
 def build_identity_set(raw: Path, out: Path) -> list[dict]:
     """Write the ImageFolder identity set; return one provenance row per image."""
     rows: list[dict] = []
@@ -283,9 +273,9 @@ def build_sample_video(raw: Path, dest: Path) -> dict:
     """640x480 video: the man alone, the woman alone, then both side by side (1 to 2 faces a frame)."""
     man = [f for _, f in read_video_frames(raw / "pyfeat" / "single_face.mp4")][:72]
     woman = [f for _, f in read_video_frames(raw / "pyfeat" / "WolfgangLanger_Pexels.mp4")][96:168]
-    frames = [_letterbox(f, VIDEO_SIZE) for f in man] + [_letterbox(f, VIDEO_SIZE) for f in woman]
+    frames = [letterbox(f, VIDEO_SIZE) for f in man] + [letterbox(f, VIDEO_SIZE) for f in woman]
     half = (VIDEO_SIZE[0] // 2, VIDEO_SIZE[1])
-    frames += [np.hstack([_letterbox(a, half), _letterbox(b, half)]) for a, b in zip(man, woman)]
+    frames += [np.hstack([letterbox(a, half), letterbox(b, half)]) for a, b in zip(man, woman)]
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.stem}.tmp{dest.suffix}")
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), VIDEO_FPS, VIDEO_SIZE)

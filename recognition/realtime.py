@@ -11,12 +11,13 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import cv2
 import numpy as np
 
 from facedata.detect import DetectorConfig, Face, FaceDetector
+from facedata.draw import draw_faces, line_width
 from models_definition.zoo import FaceEmbedder
 
 from .embed import embed_faces
@@ -131,27 +132,15 @@ class Recognizer:
         return [FaceResult(t.face, t.name, t.similarity, t.id, t.id in fresh) for t in self._tracks]
 
 
-def draw_results(rgb: np.ndarray, results: Iterable[FaceResult], landmarks: bool, fps: float | None) -> np.ndarray:
+def draw_results(rgb: np.ndarray, results: Sequence[FaceResult], landmarks: bool, fps: float | None) -> np.ndarray:
     """A copy of the frame with a box, name and score per face (green known, red Unknown), landmarks
     when asked, and the FPS figure in the corner."""
-    out = np.ascontiguousarray(rgb.copy())
-    thick = max(1, round(max(out.shape[:2]) / 400))
-    scale = 0.5 * thick
-    for r in results:
-        colour = UNKNOWN_COLOUR if r.name == UNKNOWN else KNOWN_COLOUR
-        x1, y1, x2, y2 = (int(round(float(v))) for v in r.face.box)
-        cv2.rectangle(out, (x1, y1), (x2, y2), colour, thick)
-        text = r.name if not math.isfinite(r.similarity) else f"{r.name} {r.similarity:.2f}"
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-        ty = max(th + base, y1)
-        tx = max(0, min(x1, out.shape[1] - tw))  # keep the label inside the frame
-        cv2.rectangle(out, (tx, ty - th - base), (tx + tw, ty), colour, -1)
-        cv2.putText(out, text, (tx, ty - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
-        if landmarks:
-            for x, y in r.face.landmarks:
-                cv2.circle(out, (int(round(float(x))), int(round(float(y)))), 2 * thick, (255, 255, 0), -1)
+    labels = [r.name if not math.isfinite(r.similarity) else f"{r.name} {r.similarity:.2f}" for r in results]
+    colours = [UNKNOWN_COLOUR if r.name == UNKNOWN else KNOWN_COLOUR for r in results]
+    out = draw_faces(rgb, [r.face for r in results], labels, landmarks, colours=colours)
     if fps is not None:
-        cv2.putText(out, f"{fps:.1f} FPS", (8, 8 + int(22 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+        thick = line_width(out)
+        cv2.putText(out, f"{fps:.1f} FPS", (8, 8 + int(11 * thick)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick,
                     (255, 255, 0), thick, cv2.LINE_AA)
     return out
 

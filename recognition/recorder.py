@@ -15,21 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facedata.draw import letterbox
 from facedata.io import publish_file
 
 OUTPUT_SUFFIXES = (".gif", ".mp4")
-
-
-def _letterbox_to(rgb: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Fit ``rgb`` into (h, w) keeping its aspect ratio, on black (image folders vary in size)."""
-    if rgb.shape[:2] == (h, w):
-        return rgb
-    s = min(w / rgb.shape[1], h / rgb.shape[0])
-    nw, nh = max(1, round(rgb.shape[1] * s)), max(1, round(rgb.shape[0] * s))
-    out = np.zeros((h, w, 3), np.uint8)
-    y, x = (h - nh) // 2, (w - nw) // 2
-    out[y:y + nh, x:x + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
-    return out
 
 
 class Recorder:
@@ -75,7 +64,7 @@ class Recorder:
                     raise OSError(f"{self.path}: OpenCV cannot write mp4 here; use a .gif output path")
             else:
                 self._spool = open(self._tmp, "wb")
-        frame = _letterbox_to(rgb, *self._size)
+        frame = letterbox(rgb, self._size)  # image folders vary in size
         if self._writer is not None:
             self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
         else:
