@@ -83,24 +83,24 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import config
+    from facedata.detect import FaceDetector
     from facedata.errors import FaceDataError
     from models_definition.zoo import ModelNotFoundError, load_model
     from recognition.gallery import enrol
     from recognition.realtime import Recognizer, SpeedOptions, run
-    from recognition.recorder import FaceLog, Recorder
+    from recognition.recorder import FaceLog, Recorder, check_output_path
     from recognition.sources import ImageSource, iterate, open_source
 
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     torch.set_num_threads(args.threads or min(2, torch.get_num_threads()))
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")  # MTCNN runs where the model does
     source = None
     try:
         speed = SpeedOptions(detect_scale=args.detect_scale, detect_every=args.detect_every,
                              reembed_every=args.reembed_every, track=args.track,
                              threaded_reader=args.threaded_reader)
         out = args.output_path if args.output_path is not None else str(config.GIFS_DIR / "output.gif")
-        recorder_args = None if out.lower() == "none" else Path(out)
-        if recorder_args is not None and recorder_args.suffix.lower() not in (".gif", ".mp4"):
-            raise ValueError(f"-output_path {out}: the recording must end in .gif or .mp4 (or be 'none')")
+        output = None if out.lower() == "none" else check_output_path(out)
         source = open_source(args.cam)
         if isinstance(source, ImageSource):  # unrelated photos: a box in one says nothing of the next
             speed = dataclasses.replace(speed, track=False)
@@ -108,23 +108,22 @@ def main(argv: list[str] | None = None) -> int:
         if display and not _gui_available():
             raise ValueError("--display: this OpenCV build has no window support (opencv-python-headless) or "
                              "there is no display; run with --no-display, or install opencv-python for a window")
-        embedder = load_model(args.model_name, device=args.device)
+        embedder = load_model(args.model_name, device=device)
         threshold = args.threshold if args.threshold is not None else embedder.threshold
         if threshold is None:
             raise ValueError(f"model {args.model_name!r} has no measured threshold; pass --threshold (cosine), or "
                              f"measure one: python -m id_rate --models {args.model_name} --data <aligned folder> "
                              f"--write-thresholds 1e-3")
-        detector_cfg = replace_device(config.REALTIME_DETECTOR, args.device)
-        from facedata.detect import FaceDetector
-
         cache = None if str(args.gallery_cache).lower() == "none" else (
             args.gallery_cache or config.DATA_DIR / "cache" / "gallery")
-        gallery = enrol(args.people_faces or config.PEOPLE_FACES, embedder, FaceDetector(replace_device(config.DATASET_DETECTOR, args.device)),
+        gallery = enrol(args.people_faces or config.PEOPLE_FACES, embedder,
+                        FaceDetector(dataclasses.replace(config.DATASET_DETECTOR, device=device)),
                         cache, allow_empty=args.allow_empty_gallery, say=say)
         say(gallery.summary())
-        recognizer = Recognizer(embedder, gallery, threshold, detector_cfg, speed)
+        recognizer = Recognizer(embedder, gallery, threshold, dataclasses.replace(config.REALTIME_DETECTOR, device=device),
+                                speed)
         log = FaceLog(args.log) if args.log else None
-        recorder = Recorder(recorder_args, args.frame_ms, args.record_max_side, args.record_every) if recorder_args else None
+        recorder = Recorder(output, args.frame_ms, args.record_max_side, args.record_every) if output else None
     except (FaceDataError, ModelNotFoundError, ValueError, OSError) as exc:
         if source is not None:
             source.close()  # release the camera
@@ -142,17 +141,12 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     finally:
-        if reader is not None:
-            summary_dropped = reader.dropped
-            reader.close()
-        else:
-            summary_dropped = 0
-            source.close()
+        (reader or source).close()  # the reader closes its source
         if display:
             import cv2
 
             cv2.destroyAllWindows()
-    summary.dropped = summary_dropped
+    summary.dropped = reader.dropped if reader is not None else 0
     for path, reason in getattr(source, "skipped", []):
         say(f"skipped {path}: {reason}")
     print(summary.report())
@@ -162,15 +156,6 @@ def main(argv: list[str] | None = None) -> int:
         write_bytes_atomic(json.dumps({"model": embedder.name, "threshold": threshold, "source": source.description,
                                        **summary.to_dict()}, indent=1).encode(), args.summary)
     return 0
-
-
-def replace_device(cfg, device: str | None):
-    """The detector config on the chosen device (MTCNN runs where the model does)."""
-    from dataclasses import replace
-
-    import torch
-
-    return replace(cfg, device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import DatasetError
-from .io import is_image_file, load_image
+from .io import image_files, load_image
 from .preprocess import Preprocess
 
 
@@ -52,8 +52,7 @@ def scan_face_folder(root: str | os.PathLike, min_images_per_class: int = 1, max
     per_class: dict[str, list[Path]] = {}
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.is_dir() and not entry.name.startswith("."):
-            files = sorted(Path(entry.path, f) for f in os.listdir(entry.path)
-                           if is_image_file(f) and not f.startswith("."))
+            files = image_files(entry.path)
             if files:
                 per_class[entry.name] = files
     if not per_class:

@@ -190,3 +190,16 @@ def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> None:
 def is_image_file(path: str | os.PathLike) -> bool:
     """True when the file name has an image extension (content is checked only when read)."""
     return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def image_files(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """The image files of ``folder`` (and of its subfolders when ``recursive``), sorted by path; hidden
+    files and folders are skipped."""
+    folder = Path(folder)
+    if not recursive:
+        return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and is_image_file(p) and p.is_file())
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(root, n) for n in names if not n.startswith(".") and is_image_file(n)]
+    return sorted(found)

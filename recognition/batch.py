@@ -17,28 +17,26 @@ from typing import Callable
 
 from facedata.detect import FaceDetector
 from facedata.errors import FaceDataError, ImageReadError
-from facedata.io import IMAGE_EXTENSIONS, load_image, write_bytes_atomic
-from models_definition.zoo import FaceEmbedder, ModelNotFoundError, load_model
+from facedata.io import IMAGE_EXTENSIONS, image_files, load_image, write_bytes_atomic
+from models_definition.zoo import ModelNotFoundError, load_model
 
-from .embed import embed_faces
-from .gallery import Gallery, enrol
+from .gallery import enrol
+from .realtime import Recognizer, SpeedOptions
 from .sources import SourceError
 
 FIELDS = ("file", "face", "x1", "y1", "x2", "y2", "name", "similarity", "status")
 
 
-def recognise_folder(folder: str | Path, embedder: FaceEmbedder, gallery: Gallery, detector: FaceDetector,
-                     threshold: float, say: Callable[[str], None] | None = None) -> list[dict]:
+def recognise_folder(folder: str | Path, recognizer: Recognizer, say: Callable[[str], None] | None = None) -> list[dict]:
     """Rows (see FIELDS) for every image in ``folder`` (recursively), in path order."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SourceError(f"{folder}: not a folder; pass a folder of photos")
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    paths = image_files(folder, recursive=True)
     if not paths:
         raise SourceError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)})")
     rows: list[dict] = []
-    for p in paths:
+    for i, p in enumerate(paths):
         rel = str(p.relative_to(folder))
         empty = dict(file=rel, face="", x1="", y1="", x2="", y2="", name="", similarity="")
         try:
@@ -48,15 +46,13 @@ def recognise_folder(folder: str | Path, embedder: FaceEmbedder, gallery: Galler
             if say:
                 say(f"skipped {p}: {exc.reason}")
             continue
-        faces = detector.detect_rgb(rgb)
-        if not faces:
+        results = recognizer.process(rgb, i)
+        if not results:
             rows.append({**empty, "status": "no_face"})
-            continue
-        matches = gallery.match(embed_faces(rgb, faces, embedder), threshold)
-        for i, (f, m) in enumerate(zip(faces, matches)):
-            x1, y1, x2, y2 = (round(float(v), 1) for v in f.box)
-            rows.append(dict(file=rel, face=i, x1=x1, y1=y1, x2=x2, y2=y2, name=m.name,
-                             similarity=round(m.similarity, 4), status="ok"))
+        for j, r in enumerate(results):
+            x1, y1, x2, y2 = (round(float(v), 1) for v in r.face.box)
+            rows.append(dict(file=rel, face=j, x1=x1, y1=y1, x2=x2, y2=y2, name=r.name,
+                             similarity=round(r.similarity, 4), status="ok"))
     return rows
 
 
@@ -88,11 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         threshold = args.threshold if args.threshold is not None else embedder.threshold
         if threshold is None:
             raise ValueError(f"model {args.model!r} has no measured threshold; pass --threshold (cosine)")
-        detector = FaceDetector(config.DATASET_DETECTOR)
-        gallery = enrol(args.people_faces, embedder, detector,
+        gallery = enrol(args.people_faces, embedder, FaceDetector(config.DATASET_DETECTOR),
                         None if args.gallery_cache.lower() == "none" else Path(args.gallery_cache), say=say)
         say(gallery.summary())
-        rows = recognise_folder(args.folder, embedder, gallery, detector, threshold, say)
+        # Photos are unrelated: full-resolution detection of every face, no tracking from one to the next.
+        recognizer = Recognizer(embedder, gallery, threshold, config.DATASET_DETECTOR,
+                                SpeedOptions(detect_scale=1.0, track=False, threaded_reader=False))
+        rows = recognise_folder(args.folder, recognizer, say)
     except (FaceDataError, ModelNotFoundError, ValueError) as exc:
         print(f"batch: error: {exc}", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ import numpy as np
 
 from facedata.detect import Face, FaceDetector
 from facedata.errors import FaceDataError, ImageReadError
-from facedata.io import IMAGE_EXTENSIONS, file_fingerprint, load_image, write_bytes_atomic
+from facedata.io import IMAGE_EXTENSIONS, file_fingerprint, image_files, is_image_file, load_image, write_bytes_atomic
 from models_definition.zoo import FaceEmbedder
 
 from .embed import embed_faces
@@ -66,9 +66,16 @@ class Gallery:
     skipped: list[Skipped] = field(default_factory=list)
     from_cache: int = 0  # images whose embedding came from the cache
 
+    def __post_init__(self) -> None:
+        # Columns grouped by person once, so that matching a frame is one matmul and one reduceat.
+        self._people = sorted(set(self.names))
+        person_of = np.searchsorted(np.array(self._people), np.array(self.names)) if self.names else np.zeros(0, int)
+        self._order = np.argsort(person_of, kind="stable")
+        self._starts = np.flatnonzero(np.r_[True, np.diff(person_of[self._order]) != 0]) if self.names else None
+
     @property
     def people(self) -> list[str]:
-        return sorted(set(self.names))
+        return list(self._people)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -87,11 +94,8 @@ class Gallery:
         if len(self) == 0:
             return [Match(UNKNOWN, float("-inf"), None) for _ in range(len(embeddings))]
         sims = embeddings @ self.embeddings.T  # (M, N)
-        people = self.people
-        person_of = np.array([people.index(n) for n in self.names])
-        best_per_person = np.full((len(embeddings), len(people)), -np.inf, np.float32)
-        for p in range(len(people)):  # people are few; a loop over them is clearer than a scatter-max
-            best_per_person[:, p] = sims[:, person_of == p].max(axis=1)
+        best_per_person = np.maximum.reduceat(sims[:, self._order], self._starts, axis=1)  # (M, people)
+        people = self._people
         top = best_per_person.argmax(axis=1)
         out = []
         for row, p in enumerate(top):
@@ -113,9 +117,8 @@ def scan_gallery(folder: str | Path) -> list[tuple[str, Path]]:
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
-            items += [(entry.name, p) for p in sorted(entry.iterdir())
-                      if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS]
-        elif entry.suffix.lower() in IMAGE_EXTENSIONS:
+            items += [(entry.name, p) for p in image_files(entry)]
+        elif is_image_file(entry):
             items.append((entry.stem, entry))
     return items
 

@@ -21,15 +21,21 @@ from facedata.io import publish_file
 OUTPUT_SUFFIXES = (".gif", ".mp4")
 
 
+def check_output_path(path: str | Path) -> Path:
+    """The recording path, refused unless it ends in .gif or .mp4 (checked before any work starts)."""
+    path = Path(path)
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ValueError(f"-output_path {path}: the recording must end in .gif or .mp4 (or be 'none': no recording)")
+    return path
+
+
 class Recorder:
     """Collects drawn RGB frames and writes ``path`` (.gif, ``frame_ms`` a frame; or .mp4) on close.
     ``max_side_px`` downsizes the recording and ``every`` keeps one frame in N (a smaller gif); neither
     changes what is recognised."""
 
     def __init__(self, path: str | Path, frame_ms: int = 100, max_side_px: int | None = None, every: int = 1) -> None:
-        self.path = Path(path)
-        if self.path.suffix.lower() not in OUTPUT_SUFFIXES:
-            raise ValueError(f"-output_path {self.path}: the recording must end in .gif or .mp4")
+        self.path = check_output_path(path)
         if frame_ms <= 0 or every < 1:
             raise ValueError(f"frame_ms and every must be positive, got {frame_ms}, {every}")
         self.every = every

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from facedata.errors import FaceDataError, ImageReadError
-from facedata.io import IMAGE_EXTENSIONS, load_image
+from facedata.io import IMAGE_EXTENSIONS, image_files, is_image_file, load_image
 
 
 class SourceError(FaceDataError):
@@ -91,8 +91,7 @@ class ImageSource(FrameSource):
     def __init__(self, path: Path) -> None:
         self.description = str(path)
         if path.is_dir():
-            self.paths = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                                and not p.name.startswith("."))
+            self.paths = image_files(path)
             if not self.paths:
                 raise SourceError(f"{path}: the folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         else:
@@ -119,7 +118,7 @@ def open_source(cam: str | int) -> FrameSource:
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder. -cam takes a camera index (0), a video file, an "
                           f"image or a folder of images")
-    if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS:
+    if path.is_dir() or is_image_file(path):
         return ImageSource(path)
     return VideoSource(path)
 

@@ -126,3 +126,18 @@ def test_a_damaged_cache_is_rebuilt(raw, sface, detector, tmp_path):
     counting = Counting(sface)
     g = enrol(folder, counting, detector, cache)
     assert counting.crops == 1 and g.names == ["Joe_Biden"]
+
+
+def test_match_equals_brute_force_on_unsorted_names():
+    rng = np.random.default_rng(0)
+    names = [str(n) for n in rng.choice(["cy", "ann", "bob", "dee"], 50)]
+    e = rng.normal(size=(50, 8)).astype(np.float32)
+    q = rng.normal(size=(20, 8)).astype(np.float32)
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    sims = q @ e.T
+    for row, m in zip(sims, Gallery(names, e).match(q, 0.5)):
+        best = {p: max(row[i] for i, n in enumerate(names) if n == p) for p in set(names)}
+        who = max(best, key=best.get)
+        assert m.best == who and m.similarity == pytest.approx(best[who], abs=1e-6)
+        assert m.name == (who if best[who] >= 0.5 else UNKNOWN)
