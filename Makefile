@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv data demo sample-models test bench notebooks clean
+.PHONY: venv data demo sample-models lfw celeba test bench notebooks clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,34 @@ sample-models: data
 	for r in sample-ce sample-arcface sample-triplet sample-siamese; do $(PY) train.py --recipe $$r --resume || exit 1; done
 	$(PY) -m id_rate --models random-init sample-ce sample-arcface sample-triplet sample-siamese sface dlib \
 		--data data/sample_aligned --query-ids 3 --distractor-ids 150 --bootstrap 200
+
+# Benchmark data. Online, `make lfw` downloads LFW; a local copy is used with LFW_FROM=DIR (a folder or the
+# .tgz). This workplace's copy at ../shared/data is picked up when present. Paths follow config.py's
+# environment overrides (FACEKIT_LFW, FACEKIT_LFW_ALIGNED, ...).
+LFW_FROM      ?= $(wildcard ../shared/data/lfw)
+CELEBA_FROM   ?= $(wildcard ../shared/data/celeba-subset)
+LFW_ROOT      ?= $(or $(FACEKIT_LFW),data/lfw)
+LFW_ALIGNED   ?= $(or $(FACEKIT_LFW_ALIGNED),data/lfw_aligned)
+CELEBA_ROOT   ?= $(or $(FACEKIT_CELEBA_SUBSET),data/celeba-subset)
+CELEBA_ALIGNED ?= $(or $(FACEKIT_CELEBA_ALIGNED),data/celeba_aligned)
+EVAL_MODELS   ?= sface dlib random-init
+
+# LFW as papers report it: align once (cached, resumable; faces MTCNN misses get the centred fallback),
+# then per model View 2 10-fold accuracy, TAR@FAR=1e-3, ROC-AUC, the ID-rate table on LFW's people and
+# open-set 1:N, with bootstrap intervals. About 40 minutes on 2 CPU cores the first time; cached after.
+lfw: venv
+	$(PY) -m facedata.fetch lfw $(if $(LFW_FROM),--from $(LFW_FROM)) --dest $(LFW_ROOT)
+	$(PY) -m facedata.prepare $(LFW_ROOT)/lfw-deepfunneled $(LFW_ALIGNED) --fallback centred --workers 2 --no-progress
+	$(PY) -m id_rate --models $(EVAL_MODELS) --benchmark lfw --lfw-dir $(LFW_ALIGNED) --lfw-pairs $(LFW_ROOT)/pairs.txt \
+		--bootstrap 200 --out id_rate/results/lfw
+
+# The CelebA subset (239 people): rebuilt from your CelebA img_celeba (CELEBA_FROM=.../img_celeba), aligned,
+# scored: 120 query identities x 6 images, the other 119 as distractors.
+celeba: venv
+	$(PY) -m facedata.fetch celeba-subset $(if $(CELEBA_FROM),--from $(CELEBA_FROM)) --dest $(CELEBA_ROOT)
+	$(PY) -m facedata.prepare $(CELEBA_ROOT) $(CELEBA_ALIGNED) --fallback centred --workers 2 --no-progress
+	$(PY) -m id_rate --models $(EVAL_MODELS) --data $(CELEBA_ALIGNED) --query-ids 120 --distractor-ids 119 \
+		--query-images 6 --bootstrap 200 --out id_rate/results/celeba
 
 test: data
 	$(PY) -m pytest -q

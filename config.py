@@ -2,9 +2,11 @@
 
 Paths are relative to the repository root so every script and notebook finds the same data.
 """
+import os
 from pathlib import Path
 
 from facedata.detect import DetectorConfig
+from models_definition.thresholds import with_measured
 
 ROOT = Path(__file__).resolve().parent
 
@@ -15,6 +17,11 @@ SAMPLE_ALIGNED = DATA_DIR / "sample_aligned"  # `make demo` aligns the set here 
 SAMPLE_VIDEO = DATA_DIR / "sample_video.mp4"  # 640x480; the real-time script's sample input
 PEOPLE_FACES = ROOT / "people_faces"  # gallery of known people: <name>.jpg or <name>/*.jpg
 GIFS_DIR = ROOT / "gifs"  # where the real-time script writes its recordings
+# Benchmark data (`make lfw`). Environment variables point them at a copy elsewhere (a shared disk).
+LFW_ROOT = Path(os.environ.get("FACEKIT_LFW", DATA_DIR / "lfw"))  # `python -m facedata.fetch lfw` fills it
+LFW_ALIGNED = Path(os.environ.get("FACEKIT_LFW_ALIGNED", DATA_DIR / "lfw_aligned"))  # 112 px ArcFace crops
+CELEBA_SUBSET_ROOT = Path(os.environ.get("FACEKIT_CELEBA_SUBSET", DATA_DIR / "celeba-subset"))  # fetch rebuilds it
+CELEBA_ALIGNED = Path(os.environ.get("FACEKIT_CELEBA_ALIGNED", DATA_DIR / "celeba_aligned"))
 
 # --- detection --------------------------------------------------------------------------------------
 # Datasets: facenet-pytorch's defaults find small and faint faces in photos.
@@ -115,11 +122,5 @@ MODELS: dict[str, dict] = {
     # The untrained baseline every comparison needs (seeded: the same weights every run).
     "random-init": dict(random_init="efficientnet_b0", seed=0),
 }
-# Thresholds measured by `python -m id_rate ... --write-thresholds FPR` replace the ones above.
-_MEASURED = ROOT / "id_rate" / "thresholds.json"
-if _MEASURED.exists():
-    import json
-
-    for _name, _t in json.loads(_MEASURED.read_text()).items():
-        if _name in MODELS:
-            MODELS[_name].update(threshold_cos=_t["threshold_cos"], threshold_fpr=_t["threshold_fpr"])
+# Thresholds measured by `python -m id_rate ... --write-thresholds FPR` (per FPR and flip setting) come first.
+MODELS = with_measured(MODELS, ROOT / "id_rate" / "thresholds.json")

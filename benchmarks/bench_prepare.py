@@ -49,9 +49,13 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--limit", type=int, default=None, help="use the first N files (default: all)")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--src", type=Path, default=config.SAMPLE_IDENTITIES,
+                   help="folder of <identity>/<image> (e.g. data/lfw/lfw-deepfunneled)")
+    p.add_argument("--every", type=int, default=1, help="take every k-th file (a spread sample of a large set)")
+    p.add_argument("--name", default="prepare", help="results/<name>.json")
     args = p.parse_args()
-    src = config.SAMPLE_IDENTITIES
-    files = list_source_files(src)[: args.limit]
+    src = args.src
+    files = list_source_files(src)[:: args.every][: args.limit]
     with tempfile.TemporaryDirectory() as tmp:
         sub = Path(tmp, "src")
         for rel in files:  # the CLI aligns whole folders: give it exactly the same files
@@ -72,7 +76,8 @@ def main() -> None:
                 "workers": args.workers},
         "speedup": round(naive_s / cli_s, 2),
     }
-    path = record("prepare", rows)
+    rows["source"] = str(src)
+    path = record(args.name, rows)
     print(f"{n} images: naive {rows['naive']['img_per_s']} img/s ({naive_s:.1f} s), "
           f"CLI with {args.workers} workers {rows['cli']['img_per_s']} img/s ({cli_s:.1f} s, includes process start), "
           f"speed-up {rows['speedup']}x; saved {path}")

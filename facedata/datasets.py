@@ -160,6 +160,20 @@ def identity_disjoint_split(folder: FaceFolder, n_query: int, n_distractor: int,
                         folder.subset(take(dist_ids, distractor_images)))
 
 
+def held_out_split(train_config: dict, data: str | os.PathLike | None = None) -> OpenSetSplit:
+    """The identity split a training run made, rebuilt from its config (``spec["train_config"]``): the same
+    identity filter, seed and counts give the same train / query / distractor identities. ``data``
+    replaces the config's folder (the same dataset at another path). A run without an open-set hold-out
+    gives empty query and distractor parts."""
+    tc = train_config
+    folder = scan_face_folder(data or tc["data"], tc.get("min_images_per_class", 1), tc.get("max_classes"))
+    if not (tc.get("open_set_query") or tc.get("open_set_distractor")):
+        return OpenSetSplit(folder, folder.subset([]), folder.subset([]))
+    return identity_disjoint_split(folder, tc.get("open_set_query", 0), tc.get("open_set_distractor", 0),
+                                   tc.get("split_seed", 42), tc.get("open_set_query_images"),
+                                   tc.get("open_set_distractor_images"))
+
+
 class FaceDataset:
     """Torch-style dataset over a :class:`FaceFolder` of aligned crops: ``(tensor, label)`` items.
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from .errors import DatasetError
 
 
@@ -69,17 +71,31 @@ def image_path(root: Path, name: str, n: int, ext: str = ".jpg") -> Path:
     return Path(root) / name / f"{name}_{n:04d}{ext}"
 
 
-def pair_paths(pairs: Sequence[Pair], root: str | os.PathLike, ext: str = ".jpg") -> list[tuple[Path, Path]]:
-    """Map pairs to image paths under an (aligned) LFW folder; a missing image is an error listing them."""
+MISSING_POLICIES = ("error", "wrong")
+
+
+def pair_paths(pairs: Sequence[Pair], root: str | os.PathLike, ext: str = ".jpg",
+               missing: str | None = None) -> list[tuple[Path, Path]] | tuple[list[tuple[Path, Path]], np.ndarray]:
+    """Map pairs to image paths under an (aligned) LFW folder. A missing image is an error listing them;
+    with ``missing="wrong"`` the pairs are kept and a boolean mask of the pairs with a missing image is
+    returned too (``(paths, mask)``; the protocol counts those pairs as wrong answers, never skips them).
+    ``missing="error"`` also returns ``(paths, mask)``, the mask all False."""
+    if missing is not None and missing not in MISSING_POLICIES:
+        raise DatasetError(f"missing-image policy {missing!r} must be one of {MISSING_POLICIES}")
     root = Path(root)
     out = [(image_path(root, p.name1, p.n1, ext), image_path(root, p.name2, p.n2, ext)) for p in pairs]
-    missing = sorted({str(q) for a, b in out for q in (a, b) if not q.is_file()})
-    if missing:
-        shown = "\n  ".join(missing[:5])
-        more = f"\n  ... and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise DatasetError(f"{len(missing)} image(s) named by the pairs are missing under {root} "
-                           f"(expected <name>/<name>_NNNN{ext}; were they dropped by alignment?):\n  {shown}{more}")
-    return out
+    absent = np.array([not (a.is_file() and b.is_file()) for a, b in out], dtype=bool)
+    if missing == "wrong":
+        return out, absent
+    gone = sorted({str(q) for (a, b), bad in zip(out, absent) if bad for q in (a, b) if not q.is_file()})
+    if gone:
+        shown = "\n  ".join(gone[:5])
+        more = f"\n  ... and {len(gone) - 5} more" if len(gone) > 5 else ""
+        raise DatasetError(f"{len(gone)} image(s) named by the pairs are missing under {root} "
+                           f"(expected <name>/<name>_NNNN{ext}; were they dropped by alignment? Align with "
+                           f"`--fallback centred`, or count such pairs as wrong with --missing-pairs wrong):"
+                           f"\n  {shown}{more}")
+    return out if missing is None else (out, absent)
 
 
 def format_pairs(pairs: Sequence[Pair], folds: int, n: int) -> str:

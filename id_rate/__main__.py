@@ -1,141 +1,129 @@
 """Score models on the same data with the same protocols; write the table, a JSON and the plots.
 
     python -m id_rate --models random-init sample-triplet sface --data data/sample_aligned --query-ids 3 --distractor-ids 150
+    python -m id_rate --models sface dlib --benchmark lfw          # LFW people + View 2 pairs (make lfw)
     python -m id_rate --embeddings mine.npz other.npz
-    python -m id_rate --models sface --lfw-pairs pairs.txt --lfw-dir data/lfw_aligned   # adds LFW 10-fold
 
-``--data``: an aligned folder; a seeded identity-disjoint split gives query identities (>= 2 images) and
-distractor identities. ``--embeddings``: ``.npz`` files with ``embeddings`` (N x D) and ``labels`` (N),
-optionally ``split`` ("query" / "distractor" per row; else a seeded split by label) and ``paths``.
+``--data``: an aligned folder. A checkpoint trained on that folder is scored on the identities its run held
+out, rebuilt from the checkpoint (every model gets that split); otherwise a seeded identity-disjoint split
+(``--query-ids``, ``--distractor-ids``). A model is refused if the split scores identities it trained on.
+``--benchmark lfw``: LFW's own protocol on the aligned LFW folder (see ``id_rate.evaluate.lfw_protocol``).
+``--embeddings``: ``.npz`` files with ``embeddings`` (N x D) and ``labels`` (N), optionally ``split``
+("query" / "distractor" / "unused" per row; else a seeded split by label).
 
-Per model: the seed's ID-rate table (TPR at FPR 0.5 ... 0.001, exact ROC-AUC, with ``--bootstrap N``
-95% intervals by resampling identities), open-set identification (gallery = the first image of each
-query identity; mated probes = its other images; non-mated = distractors: rank-1, DIR at FPIR 0.1),
-and verification at a fixed threshold chosen on half of the query identities and reported on the
-other half. Output in ``--out`` (default ``id_rate/results``): table.md, table.csv, results.json,
-roc.png, similarity.png, accuracy_threshold.png, tsne.png. ``--write-thresholds FPR`` stores each
-model's cosine threshold at that FPR in ``id_rate/thresholds.json``, which ``config.MODELS`` reads.
+The protocols live in ``id_rate.evaluate`` (``evaluate(...) -> Report``); this is only the command line.
+Output in ``--out`` (default ``id_rate/results``): table.md, table.csv, results.json, roc.png,
+similarity.png, accuracy_threshold.png, tsne.png. ``--write-thresholds FPR`` stores each model's cosine
+threshold at that FPR, for its flip setting, in ``id_rate/thresholds.json``, which ``config.MODELS`` reads.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from facedata.datasets import choose_open_set_identities, identity_disjoint_split, scan_face_folder
+from facedata.datasets import choose_open_set_identities, scan_face_folder
 from facedata.errors import FaceDataError
-from facedata.io import write_bytes_atomic
 
-from .metrics import MetricError, accuracy_curve, best_threshold, pair_distance, verification_at_threshold
-from .protocols import (IdRateResult, bootstrap_idrate, check_embeddings, idrate, open_set_identification,
-                        pair_verification)
-from .report import plot_accuracy_vs_threshold, plot_similarity, plot_tsne, write_report
+from .evaluate import (Protocol, Report, bin_pairs, evaluate, evaluate_embeddings, held_out_protocol, lfw_protocol,
+                       split_protocol, write_thresholds)
+from .metrics import MetricError
 
 ROOT = Path(__file__).resolve().parent
 THRESHOLDS = ROOT / "thresholds.json"
+SPLIT_VALUES = ("query", "distractor", "unused")
 
 
-@dataclass
-class EvalSet:
-    query: np.ndarray
-    query_labels: np.ndarray
-    distractors: np.ndarray
-    distractor_labels: np.ndarray
-
-
-def _split_labels(labels: np.ndarray, n_query: int | None, n_dist: int | None, seed: int) -> np.ndarray:
-    """'query' / 'distractor' / 'unused' per row: the identities a folder of these labels would hold out."""
-    q, d, _ = choose_open_set_identities(labels, n_query, n_dist, seed, where="the embeddings file")
-    return np.where(np.isin(labels, q), "query", np.where(np.isin(labels, d), "distractor", "unused"))
-
-
-def load_npz(path: Path, args: argparse.Namespace) -> EvalSet:
+def load_npz(path: Path, n_query: int | None, n_dist: int | None, seed: int) -> tuple[np.ndarray, ...]:
+    """(query, query labels, distractors, distractor labels) from an embeddings file; every way the file
+    can be wrong is a MetricError naming it."""
     if not path.is_file():
         raise MetricError(f"{path}: embeddings file not found")
-    z = np.load(path, allow_pickle=False)
-    for key in ("embeddings", "labels"):
-        if key not in z:
-            raise MetricError(f"{path}: no {key!r} array (found {sorted(z.files)}); expected embeddings (N x D) and labels (N)")
-    emb, labels = z["embeddings"], z["labels"]
+    try:
+        z = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        why = "it holds pickled objects, which are never loaded (save plain numeric / string arrays)" \
+            if "pickle" in str(exc) else f"not a NumPy file ({exc})"
+        raise MetricError(f"{path}: cannot read embeddings: {why}") from None
+    except (OSError, EOFError) as exc:
+        raise MetricError(f"{path}: cannot read embeddings: not a NumPy .npz file ({exc})") from None
+    if not hasattr(z, "files"):
+        raise MetricError(f"{path}: a single .npy array, not an .npz archive; save with "
+                          "np.savez(path, embeddings=..., labels=...)")
+    try:
+        for key in ("embeddings", "labels"):
+            if key not in z.files:
+                raise MetricError(f"{path}: no {key!r} array (found {sorted(z.files)}); expected embeddings (N x D) "
+                                  "and labels (N)")
+        emb, labels = z["embeddings"], z["labels"]
+        split = z["split"] if "split" in z.files else None
+    except ValueError as exc:  # an object array inside the archive
+        raise MetricError(f"{path}: cannot read embeddings: {exc}; save plain numeric / string arrays") from None
+    if emb.ndim != 2 or not np.issubdtype(emb.dtype, np.number):
+        raise MetricError(f"{path}: 'embeddings' must be a numeric (N, D) array, got {emb.dtype} {emb.shape}")
     if len(emb) != len(labels):
         raise MetricError(f"{path}: {len(emb)} embeddings but {len(labels)} labels")
-    split = z["split"].astype(str) if "split" in z else _split_labels(labels, args.query_ids, args.distractor_ids, args.seed)
+    if split is None:
+        q_ids, d_ids, _ = choose_open_set_identities(labels, n_query, n_dist, seed, where=str(path))
+        split = np.where(np.isin(labels, q_ids), "query", np.where(np.isin(labels, d_ids), "distractor", "unused"))
+    split = split.astype(str)
+    if len(split) != len(labels):
+        raise MetricError(f"{path}: 'split' has {len(split)} values for {len(labels)} embeddings (one per row)")
+    bad = sorted(set(np.unique(split)) - set(SPLIT_VALUES))
+    if bad:
+        raise MetricError(f"{path}: 'split' values must be one of {SPLIT_VALUES} (lower case); found {bad[:5]}")
     q, d = split == "query", split == "distractor"
-    return EvalSet(emb[q], labels[q], emb[d], labels[d])
+    return emb[q], labels[q], emb[d], labels[d]
 
 
-def embed_model(name: str, folder, held, args: argparse.Namespace) -> tuple[EvalSet, object]:
-    """One model's embeddings of the split's query and distractor images (every model gets the same split)."""
-    import config
-    from models_definition.zoo import load_model
-
-    from .embeddings import embed_paths
-
-    emb = load_model(name, device=args.device, flip_tta=args.flip)
-    ckpt = config.MODELS[name].get("checkpoint")
-    cache = None if args.no_cache else config.DATA_DIR / "cache" / "embeddings"
-    q = embed_paths(emb, held.query.paths, cache, ckpt, progress=not args.no_progress)
-    d = embed_paths(emb, held.distractor.paths, cache, ckpt, progress=not args.no_progress)
-    names = np.array(folder.classes)
-    return EvalSet(q, names[held.query.labels], d, names[held.distractor.labels]), emb
+def check_writable_dir(path: Path, what: str) -> None:
+    """A folder we can write into (created if needed), checked before any embedding work."""
+    if path.exists() and not path.is_dir():
+        raise MetricError(f"{path}: {what} is a file; pass a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MetricError(f"{path}: cannot create {what} ({exc.strerror}); choose a writable folder") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise MetricError(f"{path}: {what} is not writable; choose another folder")
 
 
-def open_set(s: EvalSet):
-    """Gallery: the first image of each query identity; mated probes: its others; non-mated: distractors."""
-    ql = s.query_labels.astype(str)
-    order = np.argsort(ql, kind="stable")
-    ql, q = ql[order], s.query[order]
-    first = np.r_[True, ql[1:] != ql[:-1]]
-    probes = np.concatenate([q[~first], s.distractors])
-    labels = np.concatenate([ql[~first], np.full(len(s.distractors), "\0non-mated")])
-    return open_set_identification(q[first], ql[first], probes, labels, fpir=(0.1, 0.01))
+def data_protocol(args: argparse.Namespace, specs: dict[str, dict]) -> Protocol:
+    """The split of ``--data``: a checkpoint's held-out identities when it trained on this folder, else seeded."""
+    folder = scan_face_folder(args.data)
+    trained_here = {name: spec for name, spec in specs.items() if set(spec.get("classes") or ()) & set(folder.classes)}
+    if trained_here and args.query_ids is None and args.distractor_ids is None:
+        splits = {name: held_out_protocol(spec, args.data) for name, spec in trained_here.items()}
+        first = next(iter(splits.values()))
+        differ = [n for n, p in splits.items() if p.identities() != first.identities()]
+        if differ:
+            raise MetricError(f"models {sorted(splits)} trained on {args.data} but held out different identities "
+                              f"({differ[0]!r} differs from {next(iter(splits))!r}); evaluate them separately")
+        print(f"id_rate: scoring on the identities {', '.join(sorted(splits))} held out in training "
+              f"({first.description})", file=sys.stderr)
+        return first
+    return split_protocol(args.data, 50 if args.query_ids is None else args.query_ids,
+                          50 if args.distractor_ids is None else args.distractor_ids, args.seed,
+                          args.query_images, args.distractor_images)
 
 
-def fixed_threshold(s: EvalSet, seed: int) -> tuple[dict, tuple[np.ndarray, np.ndarray, float]]:
-    """Choose the best-accuracy cosine-distance threshold on one half of the query images and report
-    accuracy / precision / recall / F1 on the other half (the seed chose it on its test split). With >= 4
-    query identities the halves hold different identities; with fewer, each identity's images are halved."""
-    q = check_embeddings(s.query, "query embeddings")
-    ids = np.unique(s.query_labels)
-    rng = np.random.default_rng(seed)
-    if len(ids) >= 4:
-        in_a = np.isin(s.query_labels, rng.choice(ids, len(ids) // 2, replace=False))
-    else:
-        in_a = np.zeros(len(q), bool)
-        for i in ids:
-            rows = rng.permutation(np.flatnonzero(s.query_labels == i))
-            in_a[rows[::2]] = True
-
-    def pairs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        e, lab = q[mask], s.query_labels[mask]
-        i, j = np.triu_indices(len(e), 1)
-        return pair_distance(e[i], e[j], "cosine"), lab[i] == lab[j]
-
-    da, ya = pairs(in_a)
-    db, yb = pairs(~in_a)
-    if not (ya.any() and (~ya).any() and yb.any() and (~yb).any()):
-        raise MetricError("fixed-threshold verification needs same- and different-identity pairs on both halves")
-    t, _ = best_threshold(da, ya)
-    tb, accb = accuracy_curve(db, yb)
-    return verification_at_threshold(db, yb, t), (tb, accb, t)
-
-
-def scores_for_plot(s: EvalSet) -> dict[str, np.ndarray]:
-    q = check_embeddings(s.query, "query")
-    i, j = np.triu_indices(len(q), 1)
-    sim = (q @ q.T)[i, j]
-    same = s.query_labels[i] == s.query_labels[j]
-    out = {"pos": sim[same], "neg_qq": sim[~same]}
-    if len(s.distractors):
-        d = check_embeddings(s.distractors, "distractors")
-        # a sample for the histogram: every query against the first distractors, about 200,000 scores
-        # (the full product is what the protocol streams; a plot needs no 10^10 scores in memory)
-        out["neg_qd"] = (q @ d[: max(1, 200_000 // len(q))].T).ravel()
-    return out
+def build_protocol(args: argparse.Namespace, specs: dict[str, dict], cfg) -> Protocol:
+    if args.benchmark == "lfw":
+        root = args.lfw_dir or cfg.LFW_ALIGNED
+        pairs = args.lfw_pairs or (cfg.LFW_ROOT / "pairs.txt")
+        n = args.query_images or 6  # LFW's query people: >= 6 images, 6 of them (the seed's 6 per query identity)
+        return lfw_protocol(root, pairs, query_min_images=n, query_images=n, seed=args.seed, missing=args.missing_pairs)
+    if args.data is None:
+        raise MetricError("--models needs --data (an aligned face folder) or --benchmark lfw")
+    proto = data_protocol(args, specs)
+    if args.lfw_pairs or args.lfw_dir:  # LFW pairs scored beside another protocol
+        if not (args.lfw_pairs and args.lfw_dir):
+            raise MetricError("--lfw-pairs and --lfw-dir go together (the pairs file and the aligned LFW folder)")
+        proto.pairs = lfw_protocol(args.lfw_dir, args.lfw_pairs, missing=args.missing_pairs).pairs
+    return proto
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,16 +131,21 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--models", nargs="+", help="names in config.MODELS")
-    src.add_argument("--embeddings", nargs="+", type=Path, help=".npz files (embeddings, labels[, split, paths])")
+    src.add_argument("--embeddings", nargs="+", type=Path, help=".npz files (embeddings, labels[, split])")
     p.add_argument("--data", type=Path, help="aligned face folder (with --models)")
+    p.add_argument("--benchmark", choices=("lfw",),
+                   help="lfw: LFW's people and View 2 pairs (default folders config.LFW_ALIGNED and "
+                        "config.LFW_ROOT/pairs.txt; --lfw-dir / --lfw-pairs override them)")
     p.add_argument("--query-ids", type=int, default=None, help="query identities (default: 50 with --data)")
     p.add_argument("--distractor-ids", type=int, default=None, help="distractor identities (default: 50 with --data)")
     p.add_argument("--query-images", type=int, default=None, help="images per query identity (seed: 6)")
     p.add_argument("--distractor-images", type=int, default=None, help="images per distractor identity (seed: 60)")
     p.add_argument("--seed", type=int, default=42, help="the split seed (42: the one training runs hold out)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="95%% intervals from N identity resamples")
-    p.add_argument("--lfw-pairs", type=Path, help="LFW pairs.txt (View 2); with --lfw-dir")
+    p.add_argument("--lfw-pairs", type=Path, help="an LFW-style pairs file (View 2 pairs.txt); with --lfw-dir")
     p.add_argument("--lfw-dir", type=Path, help="aligned LFW folder, <name>/<name>_NNNN.jpg")
+    p.add_argument("--missing-pairs", choices=("error", "wrong"), default="error",
+                   help="a pair whose image is missing: stop with an error (default) or count it as a wrong answer")
     p.add_argument("--bin", type=Path, help="an insightface verification .bin (lfw.bin, cfp_fp.bin, ...)")
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     p.add_argument("--write-thresholds", type=float, metavar="FPR",
@@ -164,105 +157,42 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     try:
-        sets: dict[str, EvalSet] = {}
-        embedders: dict[str, object] = {}
-        if args.embeddings:
-            for path in args.embeddings:
-                sets[path.stem] = load_npz(path, args)
-        else:
-            if args.data is None:
-                raise MetricError("--models needs --data (an aligned face folder)")
-            import config
-
-            unknown = [m for m in args.models if m not in config.MODELS]
-            if unknown:  # before any embedding work
-                raise MetricError(f"unknown model {unknown[0]!r}; valid: {', '.join(sorted(config.MODELS))}")
-            args.query_ids = 50 if args.query_ids is None else args.query_ids
-            args.distractor_ids = 50 if args.distractor_ids is None else args.distractor_ids
-            folder = scan_face_folder(args.data)
-            held = identity_disjoint_split(folder, args.query_ids, args.distractor_ids, args.seed,
-                                           args.query_images, args.distractor_images)
-            for name in args.models:
-                sets[name], embedders[name] = embed_model(name, folder, held, args)
-        results: dict[str, IdRateResult] = {}
-        extra: dict[str, dict] = {}
-        curves, tsne, sims = {}, {}, {}
-        for name, s in sets.items():
-            results[name] = idrate(s.query, s.query_labels, s.distractors, device=args.device)
-            e: dict = {}
-            if args.bootstrap:
-                e["bootstrap95"] = bootstrap_idrate(s.query, s.query_labels, s.distractors, s.distractor_labels,
-                                                    n=args.bootstrap, seed=args.seed)
-            if len(s.distractors):
-                e["open_set"] = open_set(s).to_dict()
-            try:
-                e["fixed_threshold"], curves[name] = fixed_threshold(s, args.seed)
-            except MetricError as exc:
-                e["fixed_threshold"] = {"skipped": str(exc)}
-            if name in embedders and (args.lfw_pairs or args.bin):
-                e["lfw"] = lfw_result(embedders[name], args).to_dict()
-            extra[name] = e
-            ids = np.unique(s.query_labels)[:10]
-            keep = np.isin(s.query_labels, ids)
-            tsne[name] = (check_embeddings(s.query[keep], "query"), s.query_labels[keep])
-            sims[name] = scores_for_plot(s)
-        written = write_report(results, args.out, {k: str(v) for k, v in vars(args).items()}, extra)
-        written.append(plot_similarity(sims, args.out / "similarity.png"))
-        if curves:
-            written.append(plot_accuracy_vs_threshold(curves, args.out / "accuracy_threshold.png"))
-        if all(len(v[0]) >= 5 for v in tsne.values()):
-            written.append(plot_tsne(tsne, args.out / "tsne.png", seed=args.seed))
-        if args.write_thresholds:
-            written.append(write_thresholds(results, sets, args))
+        check_writable_dir(args.out, "--out")  # before any work: a result is never computed and then lost
+        if args.write_thresholds is not None:
+            check_writable_dir(args.thresholds_file.parent, "the thresholds file's folder")
+        if args.bin is not None and not args.bin.is_file():
+            raise MetricError(f"{args.bin}: verification .bin not found")
+        report = run(args)
+        written = report.write(args.out)
+        if args.write_thresholds is not None:
+            written.append(write_thresholds(report, args.write_thresholds, args.thresholds_file))
     except (MetricError, FaceDataError, KeyError, FileNotFoundError) as exc:
-        print(f"id_rate: error: {exc}", file=sys.stderr)
+        print(f"id_rate: error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2
-    print((args.out / "table.md").read_text())
+    print(report.table_markdown())
     print("wrote " + ", ".join(str(w) for w in written))
     return 0
 
 
-def lfw_result(embedder, args: argparse.Namespace):
-    """LFW View 2 10-fold accuracy from a pairs file and an aligned LFW folder, or from a .bin."""
-    from facedata.io import load_image
+def run(args: argparse.Namespace) -> Report:
+    """The report the arguments ask for (the script layer: reads config.MODELS and passes entries down)."""
+    if args.embeddings:
+        sets = {path.stem: load_npz(path, args.query_ids, args.distractor_ids, args.seed) for path in args.embeddings}
+        return evaluate_embeddings(sets, args.seed, args.bootstrap, args.device)
+    import config
+    from models_definition.zoo import load_model
 
+    unknown = [m for m in args.models if m not in config.MODELS]
+    if unknown:  # before any embedding work
+        raise MetricError(f"unknown model {unknown[0]!r}; valid: {', '.join(sorted(config.MODELS))}")
+    embedders = [load_model(name, config.MODELS, device=args.device, flip_tta=args.flip) for name in args.models]
+    specs = {e.name: e.spec for e in embedders if e.checkpoint is not None}
+    protocol = build_protocol(args, specs, config)
     if args.bin:
-        from facedata.insightface_io import load_verification_bin
-
-        vs = load_verification_bin(args.bin)
-        imgs = [vs.image(i) for i in range(2 * len(vs))]
-        issame, folds = vs.issame, None
-    else:
-        from facedata.lfw import pair_paths, parse_pairs
-
-        if args.lfw_dir is None:
-            raise MetricError("--lfw-pairs needs --lfw-dir (the aligned LFW folder)")
-        pairs = parse_pairs(args.lfw_pairs)
-        imgs = [load_image(x) for ab in pair_paths(pairs, args.lfw_dir) for x in ab]
-        issame, folds = np.array([pp.same for pp in pairs]), np.array([pp.fold for pp in pairs])
-    emb = embedder(imgs)
-    return pair_verification(emb[0::2], emb[1::2], issame, folds)
-
-
-def write_thresholds(results: dict[str, IdRateResult], sets: dict[str, EvalSet], args: argparse.Namespace) -> Path:
-    """Each model's cosine threshold at the chosen FPR on this data, merged into id_rate/thresholds.json.
-    An FPR of the table's grid is read from its result; another one is computed."""
-    import datetime as dt
-
-    path = args.thresholds_file
-    table = json.loads(path.read_text()) if path.exists() else {}
-    for name, s in sets.items():
-        r = results[name]
-        pt = next((p for p in r.points if p.target_fpr == args.write_thresholds), None)
-        if pt is None:
-            r = idrate(s.query, s.query_labels, s.distractors, fprs=(args.write_thresholds,), device=args.device)
-            pt = r.points[0]
-        if pt.threshold is None:
-            raise MetricError(f"{name}: FPR {args.write_thresholds} is below 1 / {r.n_neg} negative pairs on this data")
-        table[name] = {"threshold_cos": pt.threshold, "threshold_fpr": args.write_thresholds, "tpr": pt.tpr,
-                       "data": str(args.data or args.embeddings), "n_neg": r.n_neg, "date": dt.date.today().isoformat()}
-    write_bytes_atomic(json.dumps(table, indent=1).encode(), path)
-    return path
+        protocol.pairs = bin_pairs(args.bin)
+    cache = None if args.no_cache else config.DATA_DIR / "cache" / "embeddings"
+    return evaluate(embedders, protocol, bootstrap=args.bootstrap, cache_dir=cache, progress=not args.no_progress,
+                    device=args.device)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Embeddings of an aligned face folder by a named model, cached on disk.
 
-The cache key covers the model name, its checkpoint file (size, mtime, sha256 of the first MiB), its
-preprocessing, flip TTA, and every image's path, size and mtime: a changed checkpoint or image makes a
-new key, so stale embeddings are never reused.
+The cache key covers everything that changes an embedding: the model name, its spec (a random-init
+model's backbone, seed and size; a checkpoint's spec), its checkpoint file (size, mtime, sha256 of the
+first MiB), its preprocessing (size, colour order, normalisation, alignment), flip TTA, and every image's
+path, size and mtime. A change to any of them makes a new key, so stale embeddings are never reused.
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from models_definition.zoo import FaceEmbedder
 
 def cache_key(embedder: FaceEmbedder, paths: Sequence[Path], checkpoint: Path | None) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([embedder.name, embedder.preprocess.to_dict(), embedder.flip_tta,
-                         file_fingerprint(checkpoint) if checkpoint and checkpoint.exists() else None]).encode())
+    h.update(json.dumps([embedder.name, embedder.spec, embedder.preprocess.to_dict(), embedder.flip_tta,
+                         file_fingerprint(checkpoint) if checkpoint and checkpoint.exists() else None],
+                        sort_keys=True, default=str).encode())
     for p in paths:
         st = p.stat()
         h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())

@@ -188,10 +188,11 @@ class PairVerificationResult:
 
 
 def pair_verification(emb1: np.ndarray, emb2: np.ndarray, issame: np.ndarray, folds: np.ndarray | None = None,
-                      n_folds: int = 10) -> PairVerificationResult:
+                      n_folds: int = 10, counted_wrong: np.ndarray | None = None) -> PairVerificationResult:
     """LFW View 2 (or an insightface ``.bin``): pairs in order, ``n_folds`` equal consecutive folds unless
     ``folds`` gives each pair's fold. Cosine distance of L2-normalised embeddings (flip-summed if the
-    embedder used flip TTA)."""
+    embedder used flip TTA). Pairs in ``counted_wrong`` (an image is missing) stay in every figure as
+    wrong answers: a same pair scores below, a different pair above, any possible threshold."""
     from .metrics import kfold_accuracy, pair_distance
 
     a, b = check_embeddings(emb1, "first images of the pairs"), check_embeddings(emb2, "second images of the pairs")
@@ -205,6 +206,9 @@ def pair_verification(emb1: np.ndarray, emb2: np.ndarray, issame: np.ndarray, fo
             raise MetricError(f"{len(y)} pairs do not split into {n_folds} equal folds; pass folds")
         folds = np.repeat(np.arange(n_folds), len(y) // n_folds)
     d = pair_distance(a, b, "cosine")
+    if counted_wrong is not None and np.any(counted_wrong):
+        wrong = np.asarray(counted_wrong, bool)
+        d = np.where(wrong, np.where(y, 3.0, -1.0), d)  # cosine distance lies in [0, 2]
     k = kfold_accuracy(d, y, folds)
     sim = 1.0 - d
     pts = tpr_at_fpr(sim[y], sim[~y], (1e-3,))
@@ -268,22 +272,30 @@ def open_set_identification(gallery: np.ndarray, gallery_labels: np.ndarray, pro
 
 
 # --- bootstrap over identities ------------------------------------------------------------------------
-def _weighted_auc(pos: np.ndarray, wp: np.ndarray, neg: np.ndarray, wn: np.ndarray) -> float:
-    order = np.argsort(neg, kind="mergesort")
-    ns, cw = neg[order], np.r_[0.0, np.cumsum(wn[order])]
-    below = cw[np.searchsorted(ns, pos, "left")]
-    tie = cw[np.searchsorted(ns, pos, "right")] - below
-    return float((wp * (below + 0.5 * tie)).sum() / (wp.sum() * wn.sum()))
+class _SortedNegatives:
+    """Negative scores sorted once, so each bootstrap resample costs a cumulative sum, not a sort of
+    millions of scores; ``pos`` positions among them are found once too."""
 
+    def __init__(self, pos: np.ndarray, neg: np.ndarray) -> None:
+        self.order = np.argsort(neg, kind="mergesort")
+        self.ns = neg[self.order]
+        self.lo = np.searchsorted(self.ns, pos, "left")  # negatives below each positive
+        self.hi = np.searchsorted(self.ns, pos, "right")
+        self.pos = pos
 
-def _weighted_tpr(pos: np.ndarray, wp: np.ndarray, neg: np.ndarray, wn: np.ndarray, fpr: float) -> float | None:
-    """The seed rule on integer-weighted scores: as if each score were repeated ``weight`` times."""
-    k = int(fpr * wn.sum() + 1e-9)
-    if k < 1:
-        return None
-    order = np.argsort(-neg, kind="mergesort")
-    thr = neg[order][int(np.searchsorted(np.cumsum(wn[order]), k, "left"))]
-    return float(wp[pos >= thr].sum() / wp.sum())
+    def auc(self, wp: np.ndarray, wn: np.ndarray) -> float:
+        cw = np.r_[0.0, np.cumsum(wn[self.order])]
+        below, tie = cw[self.lo], cw[self.hi] - cw[self.lo]
+        return float((wp * (below + 0.5 * tie)).sum() / (wp.sum() * wn.sum()))
+
+    def tpr(self, wp: np.ndarray, wn: np.ndarray, fpr: float) -> float | None:
+        """The seed rule on integer-weighted scores: as if each score were repeated ``weight`` times."""
+        k = int(fpr * wn.sum() + 1e-9)
+        if k < 1:
+            return None
+        from_top = np.cumsum(wn[self.order][::-1])  # weight of the largest negatives, descending
+        thr = self.ns[::-1][int(np.searchsorted(from_top, k, "left"))]
+        return float(wp[self.pos >= thr].sum() / wp.sum())
 
 
 def bootstrap_idrate(query: np.ndarray, query_labels: np.ndarray, distractors: np.ndarray | None,
@@ -314,6 +326,7 @@ def bootstrap_idrate(query: np.ndarray, query_labels: np.ndarray, distractors: n
     pos, pos_id = s_qq[same], a[same]
     neg = np.concatenate([s_qq[~same], s_qd])
     rng = np.random.default_rng(seed)
+    sorted_neg = _SortedNegatives(pos, neg)
     samples: dict[str, list[float]] = {"auc": [], **{f"tpr@{f:g}": [] for f in fprs}}
     for _ in range(n):
         wq = np.bincount(rng.integers(0, len(qids), len(qids)), minlength=len(qids)).astype(np.float64)
@@ -323,9 +336,9 @@ def bootstrap_idrate(query: np.ndarray, query_labels: np.ndarray, distractors: n
         wn = np.concatenate([wq[a[~same]] * wq[b[~same]], wq[qa] * wd[dc] if len(d) else np.zeros(0)])
         if wp.sum() == 0 or wn.sum() == 0:
             continue
-        samples["auc"].append(_weighted_auc(pos, wp, neg, wn))
+        samples["auc"].append(sorted_neg.auc(wp, wn))
         for f in fprs:
-            t = _weighted_tpr(pos, wp, neg, wn, f)
+            t = sorted_neg.tpr(wp, wn, f)
             if t is not None:
                 samples[f"tpr@{f:g}"].append(t)
     lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100

@@ -34,15 +34,42 @@ def table_rows(results: dict[str, IdRateResult], extra: dict[str, dict] | None =
             row["AUC 95% CI"] = f"{_fmt(lo, 3)}-{_fmt(hi, 3)}"
         if "open_set" in e:
             row["rank-1"] = _fmt(e["open_set"]["rank1"], 3)
-            row["DIR@FPIR=0.1"] = _fmt(e["open_set"]["points"][0]["dir"], 3)
+            for pt in e["open_set"]["points"]:
+                row[f"DIR@FPIR={pt['target_fpir']:g}"] = _fmt(pt["dir"], 3)
         ft = e.get("fixed_threshold", {})
         if "accuracy" in ft:
             row["verif. acc / F1"] = f"{ft['accuracy']:.3f} / {_fmt(ft['f1'], 3)}"
         if "lfw" in e:
-            row["LFW acc"] = f"{e['lfw']['accuracy_mean']:.4f} ± {e['lfw']['accuracy_std']:.4f}"
+            lfw = e["lfw"]
+            row["pairs acc (10-fold)"] = f"{100 * lfw['accuracy_mean']:.2f} ± {100 * lfw['accuracy_std']:.2f}"
+            row["pairs TAR@FAR=1e-3"] = _fmt(lfw["tar_at_far_1e3"], 3)
+            row["pairs AUC"] = _fmt(lfw["auc"], 4)
+            if lfw.get("missing_pairs_counted_wrong"):
+                row["pairs missing (counted wrong)"] = str(lfw["missing_pairs_counted_wrong"])
         row["pos / neg pairs"] = f"{r.n_pos:,} / {r.n_neg:,}"
         rows.append(row)
     return rows
+
+
+def _columns(rows: list[dict[str, str]]) -> list[str]:
+    cols: list[str] = []
+    for r in rows:  # models may differ in what they have (a column missing for one is left blank)
+        cols += [c for c in r if c not in cols]
+    return cols
+
+
+def markdown_table(results: dict[str, IdRateResult], extra: dict[str, dict] | None = None) -> str:
+    """The report's table as Markdown, with a legend."""
+    rows = table_rows(results, extra)
+    cols = _columns(rows)
+    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md += ["| " + " | ".join(r.get(c, "") for c in cols) + " |" for r in rows]
+    md.append("")
+    md.append("n/r: not resolvable (the FPR is below 1 / negative pairs, or the FPIR below 1 / non-mated searches). "
+              "rank-1 and DIR: open-set identification. verif. acc / F1: cosine-distance threshold chosen on half "
+              "of the query images, reported on the other half. pairs acc: 10-fold accuracy (%), each fold's "
+              "threshold chosen on the other 9; a pair with a missing image counts as wrong.")
+    return "\n".join(md) + "\n"
 
 
 def write_report(results: dict[str, IdRateResult], out_dir: Path, meta: dict,
@@ -50,16 +77,10 @@ def write_report(results: dict[str, IdRateResult], out_dir: Path, meta: dict,
     """table.md, table.csv, results.json and roc.png in ``out_dir``; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = table_rows(results, extra)
-    cols = list(rows[0])
-    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    md += ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows]
-    md.append("")
-    md.append("n/r: not resolvable (the FPR is below 1 / negative pairs, or the FPIR below 1 / non-mated searches). "
-              "rank-1 and DIR: open-set identification, gallery = one image per query identity. verif. acc / F1: "
-              "cosine-distance threshold chosen on half of the query images, reported on the other half.")
-    write_bytes_atomic(("\n".join(md) + "\n").encode(), out_dir / "table.md")
+    cols = _columns(rows)
+    write_bytes_atomic(markdown_table(results, extra).encode(), out_dir / "table.md")
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols)
+    w = csv.DictWriter(buf, fieldnames=cols, restval="")
     w.writeheader()
     w.writerows(rows)
     write_bytes_atomic(buf.getvalue().encode(), out_dir / "table.csv")

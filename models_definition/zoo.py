@@ -1,16 +1,16 @@
 """Models by name: ``load_model(name)`` -> a :class:`FaceEmbedder` (model + its preprocessing).
 
-The names and their checkpoints live in ``config.MODELS`` (plain data). An entry is either a trained
-checkpoint (``{"checkpoint": path, "recipe": name, ...}``) or a reference embedder (``{"reference":
-"sface"}``); both may state the unknown-face threshold as a cosine similarity and the FPR it was
-measured at. A checkpoint entry without one takes the threshold its training run measured on held-out
-identities (``spec["metrics"]["threshold_cos@fpr=1e-3"]``).
+The caller passes the registry (the project's is ``config.MODELS``, plain data; this package never
+imports it). An entry is a trained checkpoint (``{"checkpoint": path, "recipe": name, ...}``), a
+reference embedder (``{"reference": "sface"}``) or a seeded untrained baseline (``{"random_init":
+backbone, "seed": 0}``). The unknown-face threshold comes from :mod:`.thresholds`: measured records for
+the embedder's flip setting and the entry's ``threshold_fpr``, else none.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ from facedata.preprocess import Preprocess
 from .backbones import fuse_conv_bn
 from .checkpoint import model_from_checkpoint
 from .reference import DLIB_PREPROCESS, SFACE_PREPROCESS, DlibNet, SFaceNet
+from .thresholds import entry_records, pick_threshold
 
 
 class ModelNotFoundError(KeyError):
@@ -77,40 +78,38 @@ def _torch_forward(model: torch.nn.Module, device: torch.device) -> Callable[[np
     return forward
 
 
-def _registry(registry: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
-    if registry is not None:
-        return registry
-    import config  # the project's model dict; only read here, so models_definition stays importable alone
-
-    return config.MODELS
-
-
-def load_model(name: str, registry: dict[str, dict[str, Any]] | None = None, device: str | None = None,
+def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str | None = None,
                flip_tta: bool = False, batch_size: int = 64) -> FaceEmbedder:
-    """The embedder called ``name`` in ``registry`` (default ``config.MODELS``), ready for inference."""
-    models = _registry(registry)
-    if name not in models:
-        raise ModelNotFoundError(f"unknown model {name!r}; valid: {', '.join(sorted(models))}")
-    entry = models[name]
+    """The embedder called ``name`` in ``registry`` (the caller's, e.g. ``config.MODELS``), ready for
+    inference, with the unknown-face threshold measured for its flip setting (see ``thresholds``)."""
+    if name not in registry:
+        raise ModelNotFoundError(f"unknown model {name!r}; valid: {', '.join(sorted(registry))}")
+    entry = registry[name]
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    def made(forward, preprocess: Preprocess, size: int, spec: dict, path: Path | None = None) -> FaceEmbedder:
+        t = pick_threshold(entry_records(entry, spec), flip_tta, entry.get("threshold_fpr"))
+        return FaceEmbedder(name, forward, preprocess, size, None if t is None else t["cos"],
+                            None if t is None else t.get("fpr"), spec, flip_tta, batch_size, path)
+
     if entry.get("reference") == "sface":
         net = SFaceNet()
-        return FaceEmbedder(name, net, SFACE_PREPROCESS, net.embedding_size, entry.get("threshold_cos"),
-                            entry.get("threshold_fpr"), {"reference": "sface"}, flip_tta, batch_size)
+        return made(net, SFACE_PREPROCESS, net.embedding_size, {"reference": "sface"})
     if entry.get("reference") == "dlib":
         net = DlibNet()
-        return FaceEmbedder(name, net, DLIB_PREPROCESS, net.embedding_size, entry.get("threshold_cos"),
-                            entry.get("threshold_fpr"), {"reference": "dlib"}, flip_tta, batch_size)
+        return made(net, DLIB_PREPROCESS, net.embedding_size, {"reference": "dlib"})
     if "random_init" in entry:  # the untrained baseline of a comparison: seeded, so every run is the same model
         from facedata.preprocess import get_preset
 
         from .backbones import build_embedder
 
+        seed, size = entry.get("seed", 0), entry.get("embedding_size", 512)
         with torch.random.fork_rng():
-            torch.manual_seed(entry.get("seed", 0))
-            model = build_embedder(entry["random_init"], entry.get("embedding_size", 512)).eval()
-        return FaceEmbedder(name, _torch_forward(model, dev), get_preset(entry.get("preprocess", "arcface112")),
-                            model.embedding_size, None, None, {"random_init": entry["random_init"]}, flip_tta, batch_size)
+            torch.manual_seed(seed)
+            model = build_embedder(entry["random_init"], size).eval()
+        # the spec names everything that makes these weights: embedding caches key on it
+        return made(_torch_forward(model, dev), get_preset(entry.get("preprocess", "arcface112")),
+                    model.embedding_size, {"random_init": entry["random_init"], "seed": seed, "embedding_size": size})
     if "reference" in entry:
         raise ModelNotFoundError(f"model {name!r}: unknown reference embedder {entry['reference']!r}; valid: sface, dlib")
     path = Path(entry["checkpoint"])
@@ -120,10 +119,4 @@ def load_model(name: str, registry: dict[str, dict[str, Any]] | None = None, dev
             f"model {name!r}: checkpoint {path} not found. Train it with `python train.py --recipe {recipe}` "
             f"(writes {path.parent}/best.pt and last.pt), or point config.MODELS[{name!r}]['checkpoint'] at a file")
     model, preprocess, spec = model_from_checkpoint(path, map_location=dev)
-    threshold = entry.get("threshold_cos")
-    fpr = entry.get("threshold_fpr")
-    if threshold is None:
-        threshold = (spec.get("metrics") or {}).get("threshold_cos@fpr=1e-3")
-        fpr = 1e-3 if threshold is not None else None
-    return FaceEmbedder(name, _torch_forward(model, dev), preprocess, model.embedding_size, threshold, fpr, spec,
-                        flip_tta, batch_size, path)
+    return made(_torch_forward(model, dev), preprocess, model.embedding_size, spec, path)

@@ -140,7 +140,8 @@ def test_cli_models_on_real_faces(small_aligned, tmp_path):
     for name in ("table.md", "table.csv", "roc.png", "similarity.png", "accuracy_threshold.png"):
         assert (out / name).stat().st_size > 100, name
     thr = json.loads((tmp_path / "thr.json").read_text())
-    assert set(thr) == {"random-init", "sface"} and thr["sface"]["threshold_fpr"] == 0.01
+    assert set(thr) == {"random-init", "sface"}
+    assert [(r["fpr"], r["flip"]) for r in thr["sface"]] == [(0.01, False)]  # one record per (FPR, flip)
     bad = subprocess.run([sys.executable, "-m", "id_rate", "--models", "nope", "--data", str(small_aligned)],
                          cwd=root, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown model 'nope'; valid:" in bad.stderr

@@ -7,7 +7,7 @@ import pytest
 from facedata.lfw import format_pairs, parse_pairs
 from id_rate.metrics import (MetricError, accuracy_curve, best_threshold, kfold_accuracy, pair_distance,
                              verification_at_threshold)
-from id_rate.protocols import (_weighted_auc, _weighted_tpr, bootstrap_idrate, idrate, open_set_identification,
+from id_rate.protocols import (_SortedNegatives, bootstrap_idrate, idrate, open_set_identification,
                                pair_verification)
 from id_rate.metrics import roc_auc
 
@@ -89,14 +89,18 @@ def test_open_set_by_hand():
 def test_weighted_metrics_with_unit_weights_are_the_plain_ones():
     rng = np.random.default_rng(3)
     pos, neg = np.round(rng.normal(1, 1, 50), 1), np.round(rng.normal(0, 1, 500), 1)
-    assert _weighted_auc(pos, np.ones(50), neg, np.ones(500)) == pytest.approx(roc_auc(pos, neg))
+    s = _SortedNegatives(pos, neg)
+    assert s.auc(np.ones(50), np.ones(500)) == pytest.approx(roc_auc(pos, neg))
     k = int(0.01 * 500)
     thr = np.sort(neg)[::-1][k - 1]
-    assert _weighted_tpr(pos, np.ones(50), neg, np.ones(500), 0.01) == np.mean(pos >= thr)
+    assert s.tpr(np.ones(50), np.ones(500), 0.01) == np.mean(pos >= thr)
     # weight 2 == the score repeated
     w = np.ones(500)
     w[:10] = 2
-    assert _weighted_auc(pos, np.ones(50), neg, w) == pytest.approx(roc_auc(pos, np.r_[neg, neg[:10]]))
+    rep = np.r_[neg, neg[:10]]
+    assert s.auc(np.ones(50), w) == pytest.approx(roc_auc(pos, rep))
+    thr2 = np.sort(rep)[::-1][int(0.01 * 510) - 1]
+    assert s.tpr(np.ones(50), w, 0.01) == np.mean(pos >= thr2)
 
 
 def test_bootstrap_interval_contains_the_estimate():

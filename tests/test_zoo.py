@@ -30,7 +30,7 @@ def test_every_config_model_resolves():
 
 def test_unknown_and_untrained_models():
     with pytest.raises(ModelNotFoundError, match="unknown model 'ce-efficient'; valid: arcface-efficientnet, ce-efficientnet"):
-        load_model("ce-efficient")
+        load_model("ce-efficient", config.MODELS)
     registry = {"ce-efficientnet": dict(checkpoint=Path("/nonexistent/best.pt"), recipe="ce-efficientnet")}
     with pytest.raises(ModelNotFoundError, match=r"checkpoint /nonexistent/best.pt not found\. Train it with "
                                                  r"`python train.py --recipe ce-efficientnet`"):
@@ -58,13 +58,14 @@ def test_checkpoint_model_batches_flips_and_threshold(small_aligned, tmp_path):
     flip = load_model("m", registry, device="cpu", flip_tta=True)
     mirrored = [f[:, ::-1].copy() for f in faces]
     np.testing.assert_allclose(flip(faces), flip(mirrored), atol=1e-4)  # crop + mirror: order does not matter
+    assert flip.threshold is None  # the run measured 0.42 without flip: never used for a flip-TTA embedder
     assert emb([]).shape == (0, 64)
     registry["m"]["threshold_cos"] = 0.3
     assert load_model("m", registry, device="cpu").threshold == 0.3  # the config entry wins
 
 
 def test_sface_reference_on_real_faces(small_aligned):
-    sface = load_model("sface", device="cpu")
+    sface = load_model("sface", config.MODELS, device="cpu")
     assert sface.preprocess == SFACE_PREPROCESS and sface.threshold == 0.363
     man, woman = sface(crops(small_aligned / "pyfeat_man", 4)), sface(crops(small_aligned / "pyfeat_woman", 4))
     obama = sface(crops(small_aligned / "Barack_Obama", 3))
@@ -79,7 +80,7 @@ def test_sface_reference_on_real_faces(small_aligned):
 
 
 def test_dlib_reference_on_real_faces(small_aligned):
-    dl = load_model("dlib", device="cpu")
+    dl = load_model("dlib", config.MODELS, device="cpu")
     man, woman = dl(crops(small_aligned / "pyfeat_man", 4)), dl(crops(small_aligned / "pyfeat_woman", 4))
     obama = dl(crops(small_aligned / "Barack_Obama", 3))
     same = min((man @ man.T).min(), (obama @ obama.T).min(), (woman @ woman.T).min())

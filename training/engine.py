@@ -28,7 +28,7 @@ import torch.distributed as dist
 from torch import nn
 
 from facedata.augment import Augment
-from facedata.datasets import FaceDataset, FaceFolder, identity_disjoint_split, scan_face_folder, stratified_split
+from facedata.datasets import FaceDataset, FaceFolder, held_out_split, stratified_split
 from facedata.errors import DatasetError
 from facedata.io import write_bytes_atomic
 from facedata.preprocess import Preprocess, get_preset
@@ -38,6 +38,7 @@ from id_rate.protocols import idrate
 from models_definition.backbones import Embedder, build_embedder
 from models_definition.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from models_definition.heads import CLASSIFIER_HEADS, build_head
+from models_definition.thresholds import record
 
 from .config import MONITORS, RESUMABLE_CHANGES, TrainConfig
 from .log import write_log
@@ -86,14 +87,8 @@ class Splits:
 
 def make_splits(cfg: TrainConfig) -> Splits:
     """Identity filter, identity-disjoint open-set hold-out, then the per-identity closed-set split."""
-    folder = scan_face_folder(cfg.data, cfg.min_images_per_class, cfg.max_classes)
-    if cfg.open_set_query or cfg.open_set_distractor:
-        held = identity_disjoint_split(folder, cfg.open_set_query, cfg.open_set_distractor, cfg.split_seed,
-                                       cfg.open_set_query_images, cfg.open_set_distractor_images)
-        rest, query, distractor = held.train, held.query, held.distractor
-    else:
-        rest = folder
-        query = distractor = folder.subset([])
+    held = held_out_split(cfg.to_dict())  # evaluation rebuilds the same split from the checkpoint's config
+    folder, rest, query, distractor = held.train, held.train, held.query, held.distractor
     if cfg.max_train_classes is not None and len(np.unique(rest.labels)) > cfg.max_train_classes:
         chosen = np.random.default_rng(cfg.split_seed).choice(np.unique(rest.labels), cfg.max_train_classes, replace=False)
         rest = rest.subset(np.flatnonzero(np.isin(rest.labels, chosen)))
@@ -295,8 +290,9 @@ class Trainer:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     @torch.no_grad()
-    def embed_folder(self, folder: FaceFolder, batch_size: int = 128) -> np.ndarray:
-        """Raw (not normalised) embeddings of a folder's crops, in eval mode, in folder order."""
+    def embed_folder(self, folder: FaceFolder, batch_size: int = 128, flip: bool = False) -> np.ndarray:
+        """Raw (not normalised) embeddings of a folder's crops, in eval mode, in folder order; with
+        ``flip`` the sum of each crop's and its mirror's (flip TTA, as evaluation's ``--flip``)."""
         if len(folder) == 0:
             return np.zeros((0, self.model.embedding_size), np.float32)
         idx = list(range(len(folder)))
@@ -307,7 +303,11 @@ class Trainer:
         try:
             for x, _ in self._loader(folder, batches, augment=False):
                 with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-                    out.append(self.model(self._to_device(x)).float().cpu())
+                    x = self._to_device(x)
+                    e = self.model(x).float()
+                    if flip:  # mirroring the normalised tensor = normalising the mirrored crop (per-channel)
+                        e = e + self.model(torch.flip(x, dims=[3])).float()
+                    out.append(e.cpu())
         finally:
             self.model.train(was_training)
         return torch.cat(out).numpy()
@@ -340,6 +340,14 @@ class Trainer:
                 m["val_tpr@1e-3"], m["val_tpr@1e-2"] = r.tpr(1e-3), r.tpr(1e-2)
                 m["threshold_cos@fpr=1e-3"] = r.points[0].threshold
                 m["n_pos"], m["n_neg"] = r.n_pos, r.n_neg
+                # thresholds per FPR and flip setting, for load_model: a flip-TTA embedder never uses a
+                # threshold measured without flip (models_definition.thresholds)
+                rf = idrate(_normalise(self.embed_folder(s.query, flip=True)), s.query.labels,
+                            _normalise(self.embed_folder(s.distractor, flip=True)), fprs=(1e-3, 1e-2), device="cpu")
+                where = f"held-out identities of the training run ({r.n_neg} negative pairs)"
+                m["thresholds"] = [record(p.threshold, p.target_fpr, flip, data=where)
+                                   for flip, res in ((False, r), (True, rf)) for p in res.points
+                                   if p.threshold is not None]
             except MetricError as exc:
                 raise TrainingError(f"open-set validation failed: {exc}") from None
         return m

@@ -1,0 +1,302 @@
+"""Benchmark data: LFW (downloaded, or a local copy) and the CelebA subset (rebuilt from a user's CelebA).
+
+    python -m facedata.fetch lfw                         # download lfw-deepfunneled.tgz + protocol files
+    python -m facedata.fetch lfw --from /copy/of/lfw     # a folder (or the .tgz) you already have
+    python -m facedata.fetch celeba-subset --from /data/CelebA/img_celeba      # rebuild the crops
+    python -m facedata.fetch celeba-subset --from /copy/of/celeba-subset       # or copy built crops
+
+LFW lands in ``DEST`` (default ``config.LFW_ROOT``, ``data/lfw``) as the official layout:
+``lfw-deepfunneled/<name>/<name>_NNNN.jpg`` and the protocol files (``pairs.txt`` = View 2,
+``pairsDevTrain.txt`` / ``pairsDevTest.txt`` = View 1, ``people*.txt``, ``lfw-names.txt``). It is checked
+before it is put in place: every person and image count of ``lfw-names.txt``, 13,233 images of 5,749
+people, and every image the pair files name. A second run finds it done.
+
+The CelebA subset (239 identities) is defined by ``facedata/data/celeba_subset.csv``: identity, CelebA
+``img_celeba`` file name, face box in that photo (the largest MTCNN face). Each crop is the box grown to
+a square 2.2x its longer side around its centre (as LFW was cut), black outside the photo, resized to
+250x250 (bicubic) and saved as JPEG quality 85.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .errors import DatasetError
+
+LFW_BASE_URLS = ("http://vis-www.cs.umass.edu/lfw/",)  # the LFW maintainers' site (UMass Amherst)
+LFW_ARCHIVE = "lfw-deepfunneled.tgz"
+LFW_IMAGES = "lfw-deepfunneled"
+LFW_PROTOCOL_FILES = ("pairs.txt", "people.txt", "pairsDevTrain.txt", "pairsDevTest.txt", "peopleDevTrain.txt",
+                      "peopleDevTest.txt", "lfw-names.txt")
+LFW_PEOPLE, LFW_TOTAL_IMAGES = 5749, 13233  # the published counts
+CELEBA_SUBSET_CSV = Path(__file__).resolve().parent / "data" / "celeba_subset.csv"
+CELEBA_CROP_PX, CELEBA_GROW, CELEBA_JPEG_QUALITY = 250, 2.2, 85
+
+
+class FetchError(DatasetError):
+    """Benchmark data that cannot be fetched, found or checked; the message says what to do."""
+
+
+# --- LFW ------------------------------------------------------------------------------------------------------
+def check_lfw(root: Path) -> dict[str, int]:
+    """Raise FetchError unless ``root`` holds a complete deep-funneled LFW with its protocol files."""
+    from .lfw import pair_paths, parse_pairs
+
+    root = Path(root)
+    missing = [f for f in LFW_PROTOCOL_FILES if not (root / f).is_file()]
+    if not (root / LFW_IMAGES).is_dir():
+        missing.insert(0, LFW_IMAGES + "/")
+    if missing:
+        raise FetchError(f"{root}: not an LFW copy: missing {', '.join(missing)} (expected the official layout: "
+                         f"{LFW_IMAGES}/<name>/<name>_NNNN.jpg and {', '.join(LFW_PROTOCOL_FILES)})")
+    expected: dict[str, int] = {}
+    for n, line in enumerate((root / "lfw-names.txt").read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or not parts[1].isdigit():
+            raise FetchError(f"{root / 'lfw-names.txt'}:{n}: expected 'name count', got {line!r}")
+        expected[parts[0]] = int(parts[1])
+    images = root / LFW_IMAGES
+    found = {d.name: sum(1 for f in d.iterdir() if f.suffix.lower() == ".jpg") for d in images.iterdir() if d.is_dir()}
+    wrong = [f"{k}: {found.get(k, 0)} of {v}" for k, v in sorted(expected.items()) if found.get(k, 0) != v]
+    if wrong:
+        raise FetchError(f"{images}: {len(wrong)} people do not have the images lfw-names.txt lists "
+                         f"({'; '.join(wrong[:5])}{' ...' if len(wrong) > 5 else ''}); the copy is incomplete: "
+                         "fetch it again")
+    total = sum(expected.values())
+    if (len(expected), total) != (LFW_PEOPLE, LFW_TOTAL_IMAGES):
+        raise FetchError(f"{root}: {len(expected)} people and {total} images, not LFW's {LFW_PEOPLE} and "
+                         f"{LFW_TOTAL_IMAGES}: not the official deep-funneled LFW")
+    for name in ("pairs.txt", "pairsDevTrain.txt", "pairsDevTest.txt"):
+        try:
+            pair_paths(parse_pairs(root / name), images)
+        except DatasetError as exc:
+            raise FetchError(f"{root / name}: {exc}") from None
+    return {"people": len(expected), "images": total}
+
+
+def _download(url: str, target: Path) -> None:
+    """Stream ``url`` to ``target`` through a temporary file (a broken download never looks complete)."""
+    import requests
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh, requests.get(url, stream=True, timeout=60) as r:
+            r.raise_for_status()
+            for chunk in r.iter_content(1 << 20):
+                fh.write(chunk)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _safe_extract(archive: Path, dest: Path) -> None:
+    """Extract a .tgz refusing absolute paths, '..' and links (an archive may not write outside ``dest``)."""
+    try:
+        with tarfile.open(archive, "r:*") as tf:
+            for m in tf.getmembers():
+                p = Path(m.name)
+                if p.is_absolute() or ".." in p.parts or not (m.isfile() or m.isdir()):
+                    raise FetchError(f"{archive}: refusing member {m.name!r} (absolute, '..' or a link)")
+            tf.extractall(dest)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise FetchError(f"{archive}: not a readable .tgz archive ({exc}); download it again") from None
+
+
+def _lfw_source(src: Path, work: Path) -> Path:
+    """The folder holding lfw-deepfunneled/ and the protocol files: ``src`` itself, or extracted from a .tgz
+    (``src`` the archive, or a folder holding it beside the protocol files)."""
+    if src.is_file():
+        archive, folder = src, src.parent
+    elif (src / LFW_IMAGES).is_dir():
+        return src
+    elif (src / LFW_ARCHIVE).is_file():
+        archive, folder = src / LFW_ARCHIVE, src
+    elif src.is_dir():
+        raise FetchError(f"{src}: not an LFW copy: neither {LFW_IMAGES}/ nor {LFW_ARCHIVE} inside")
+    else:
+        raise FetchError(f"{src}: not found; pass the folder holding {LFW_IMAGES}/ (or {LFW_ARCHIVE}) and pairs.txt")
+    _safe_extract(archive, work)
+    for f in LFW_PROTOCOL_FILES:
+        if (folder / f).is_file():
+            shutil.copy2(folder / f, work / f)
+    return work
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    """Hard links where the file system allows (no second 160 MB), else copies."""
+    for root, dirs, files in os.walk(src):
+        out = dst / Path(root).relative_to(src)
+        out.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            try:
+                os.link(Path(root, f), out / f)
+            except OSError:
+                shutil.copy2(Path(root, f), out / f)
+
+
+def fetch_lfw(dest: Path, source: Path | None = None, base_urls: Iterable[str] = LFW_BASE_URLS) -> dict[str, int]:
+    """Put a checked LFW into ``dest``: from ``source`` (folder or .tgz) or downloaded. Idempotent."""
+    dest = Path(dest)
+    try:
+        return check_lfw(dest)  # already there and complete
+    except FetchError:
+        pass  # absent or incomplete: built afresh beside it and swapped in once checked
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}.") as tmp:
+        work = Path(tmp) / "new"
+        work.mkdir()
+        if source is None:
+            downloads = dest.parent / "downloads"
+            names = (LFW_ARCHIVE,) + LFW_PROTOCOL_FILES
+            for name in names:
+                target = downloads / name
+                if target.exists():
+                    continue
+                errors = []
+                for base in base_urls:
+                    try:
+                        _download(base + name, target)
+                        break
+                    except Exception as exc:  # network down, 404, ...: try the next mirror, then explain
+                        errors.append(f"{base + name}: {type(exc).__name__}")
+                else:
+                    raise FetchError(
+                        f"cannot download LFW ({'; '.join(errors)}). Offline? Fetch {', '.join(names)} from "
+                        f"{' or '.join(base_urls)} on a connected machine, put them in one folder, and run "
+                        f"`python -m facedata.fetch lfw --from THAT_FOLDER`")
+            source = downloads
+        src = _lfw_source(Path(source), work / "extracted")
+        staged = Path(tmp) / "lfw"
+        staged.mkdir()
+        _copy_tree(src / LFW_IMAGES, staged / LFW_IMAGES)
+        for f in LFW_PROTOCOL_FILES + ("README.txt",):
+            if (src / f).is_file():
+                shutil.copy2(src / f, staged / f)
+        counts = check_lfw(staged)  # never put an incomplete copy in place
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(staged, dest)
+    return counts
+
+
+# --- CelebA subset ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SubsetFace:
+    identity: str
+    source_file: str
+    box: tuple[float, float, float, float]  # x1 y1 x2 y2 in the CelebA photo
+
+    @property
+    def crop_name(self) -> Path:
+        return Path(self.identity) / (Path(self.source_file).stem + ".jpg")
+
+
+def read_subset(path: Path = CELEBA_SUBSET_CSV) -> list[SubsetFace]:
+    """The subset's faces with a crop (``status == ok``); errors name the file and row."""
+    out = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        for n, row in enumerate(csv.DictReader(fh), 2):
+            if row.get("status") != "ok":
+                continue
+            try:
+                box = tuple(float(v) for v in row["face_box_xyxy_in_source"].split())
+                if len(box) != 4:
+                    raise ValueError
+            except (ValueError, KeyError, AttributeError):
+                raise FetchError(f"{path}:{n}: expected identity, source_file, 'x1 y1 x2 y2', status") from None
+            out.append(SubsetFace(row["identity"], row["source_file"], box))  # type: ignore[arg-type]
+    return out
+
+
+def lfw_style_crop(rgb, box: tuple[float, float, float, float], size: int = CELEBA_CROP_PX, grow: float = CELEBA_GROW):
+    """The square ``grow`` x the box's longer side around its centre, black outside the image, resized."""
+    import numpy as np
+    from PIL import Image
+
+    x1, y1, x2, y2 = box
+    side = grow * max(x2 - x1, y2 - y1)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
+    s = int(round(side))
+    img = Image.fromarray(np.asarray(rgb, np.uint8)).crop((left, top, left + s, top + s))  # pads with black
+    return np.asarray(img.resize((size, size), Image.BICUBIC))
+
+
+def _missing_report(missing: list[Path], where: Path, what: str) -> FetchError:
+    shown = ", ".join(str(m) for m in missing[:5])
+    return FetchError(f"{where}: {len(missing)} {what} of the CelebA subset are missing ({shown}"
+                      f"{' ...' if len(missing) > 5 else ''}); the subset needs all of them")
+
+
+def fetch_celeba_subset(dest: Path, source: Path, subset: Path = CELEBA_SUBSET_CSV) -> int:
+    """Build the subset's crops in ``dest`` from ``source``: a CelebA ``img_celeba`` folder (crops are cut
+    from the photos) or a folder of built crops (``<identity>/<file>.jpg``, copied). Returns the crop count."""
+    from .io import load_image, save_image_atomic
+
+    dest, source = Path(dest), Path(source)
+    faces = read_subset(subset)
+    if not source.is_dir():
+        raise FetchError(f"{source}: not found; pass CelebA's img_celeba folder or a built celeba-subset folder")
+    built = (source / faces[0].identity).is_dir()
+    need = [f.crop_name if built else Path(f.source_file) for f in faces]
+    missing = [n for n in need if not (source / n).is_file()]
+    if missing:
+        raise _missing_report(missing, source, "crops" if built else "img_celeba photos")
+    done = [f for f in faces if (dest / f.crop_name).is_file()]
+    todo = [f for f in faces if not (dest / f.crop_name).is_file()]
+    for f in todo:  # crops are written atomically: an interrupted run resumes with the rest
+        target = dest / f.crop_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if built:
+            shutil.copy2(source / f.crop_name, target)
+        else:
+            save_image_atomic(lfw_style_crop(load_image(source / f.source_file), f.box), target,
+                              quality=CELEBA_JPEG_QUALITY)
+    return len(done) + len(todo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m facedata.fetch", description=__doc__.split("\n\n")[0])
+    p.add_argument("dataset", choices=("lfw", "celeba-subset"))
+    p.add_argument("--from", dest="source", type=Path, default=None,
+                   help="lfw: a local copy (folder or lfw-deepfunneled.tgz); celeba-subset: img_celeba or built crops")
+    p.add_argument("--dest", type=Path, default=None, help="default: config.LFW_ROOT / config.CELEBA_SUBSET_ROOT")
+    args = p.parse_args(argv)
+    if args.dest is None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        import config  # the script layer: dataset roots (with their environment overrides)
+
+        args.dest = config.LFW_ROOT if args.dataset == "lfw" else config.CELEBA_SUBSET_ROOT
+    try:
+        if args.dataset == "lfw":
+            c = fetch_lfw(args.dest, args.source)
+            print(f"LFW ready in {args.dest}: {c['people']} people, {c['images']} images, protocol files checked")
+        else:
+            if args.source is None:
+                raise FetchError("the CelebA subset is rebuilt from your CelebA copy (no public download of the "
+                                 "crops): pass --from /path/to/CelebA/img_celeba")
+            n = fetch_celeba_subset(args.dest, args.source)
+            print(f"CelebA subset ready in {args.dest}: {n} crops")
+    except (DatasetError, OSError) as exc:
+        print(f"fetch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again (finished files are kept)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
