@@ -6,6 +6,14 @@
 Every face gets a box, a name and a cosine similarity ("Unknown" below the model's threshold); the
 recording (gif, 100 ms a frame, or mp4) and the optional CSV log are written when you press q, on Ctrl+C,
 at --max-frames or at the end of the video. Nothing runs at import.
+
+Outputs: -output_path, --log and --summary are checked before the model loads (a folder, or a place that
+cannot be written, is refused). The recording is encoded while it is made, so it is ready at once when
+the stream ends; a recording (or log) that cannot be renamed into place at the end is kept as
+<name>.unsaved-<time>.<ext> next to it, and the run says where. An existing --log file is refused unless
+--overwrite (a log is never replaced silently); the recording and the summary are replaced. A run that
+was killed (SIGKILL, power loss) leaves hidden files .<name>.*.tmp.* next to its outputs: the next run
+lists them and how to delete them, and --clean-partials deletes them.
 """
 from __future__ import annotations
 
@@ -19,6 +27,8 @@ from pathlib import Path
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The seed script's flags, kept as written, and the options added since."""
+    from facedata.io import add_max_megapixels_option
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-model_name", default="ce-efficientnet", help="a model name in config.MODELS")
     p.add_argument("-device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -33,8 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--display", action=argparse.BooleanOptionalAction, default=None,
                    help="show a window (default: when a camera is used and a display is available)")
-    p.add_argument("--log", type=Path, default=None, help="CSV with a row per face per frame")
+    p.add_argument("--log", type=Path, default=None, help="CSV with a row per face per frame (an existing file is "
+                   "refused unless --overwrite)")
     p.add_argument("--summary", type=Path, default=None, help="write the run summary as JSON here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --log file")
+    p.add_argument("--clean-partials", action="store_true", help="delete the hidden unfinished files that a killed "
+                   "earlier run left next to the outputs (without it they are only listed)")
     p.add_argument("--allow-empty-gallery", action="store_true", help="run with no known people: every face "
                    "is Unknown")
     p.add_argument("--gallery-cache", type=Path, default=None, help="folder of the gallery embedding cache "
@@ -52,8 +66,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        help="read frames on a separate thread")
     speed.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: at most 2, measured "
                        "fastest on a 2-core CPU; raise it on a bigger one)")
-    p.add_argument("--quiet", action="store_true", help="print only errors and the summary")
+    p.add_argument("--quiet", action="store_true", help="print only errors, warnings and the summary")
+    add_max_megapixels_option(p)
     return p.parse_args(argv)
+
+
+def check_outputs(args: argparse.Namespace, default_output: Path) -> tuple[Path | None, Path | None, Path | None]:
+    """(recording, log, summary) paths, each refused now if it could not be written at the end."""
+    from facedata.io import check_output_file
+    from recognition.recorder import check_output_path
+
+    out = args.output_path if args.output_path is not None else str(default_output)
+    recording = None if out.lower() == "none" else check_output_path(out)
+    log = check_output_file(args.log, "--log", overwrite=args.overwrite) if args.log else None
+    summary = check_output_file(args.summary, "--summary") if args.summary else None
+    return recording, log, summary
+
+
+def report_leftovers(paths: list[Path], clean: bool) -> None:
+    """List (or, with ``clean``, delete) the hidden temporary files a killed run left next to ``paths``."""
+    from facedata.io import leftover_temps
+
+    found = [t for p in paths for t in leftover_temps(p)]
+    if not found:
+        return
+    if clean:
+        for t in found:
+            t.unlink(missing_ok=True)
+        print(f"real-time-recognition: deleted {len(found)} unfinished file(s) of an earlier run: "
+              + ", ".join(map(str, found)), file=sys.stderr)
+        return
+    listing = ", ".join(f"{t} ({t.stat().st_size / 1e6:.1f} MB)" for t in found)
+    rm = " ".join(f"'{t}'" for t in found)
+    print(f"real-time-recognition: warning: {len(found)} unfinished file(s) of an earlier run that was killed lie "
+          f"next to the outputs (hidden): {listing}. A recording plays up to its last complete frame; keep one by "
+          f"renaming it, delete them with: rm -- {rm}  (or run with --clean-partials)", file=sys.stderr)
 
 
 def _gui_available() -> bool:
@@ -80,15 +127,25 @@ def _window(title: str):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    import config
+    from facedata.errors import FaceDataError
+    from facedata.io import max_pixels_of
+
+    # Outputs first, before the model, the gallery and the first frame: a bad path costs nothing yet.
+    try:
+        output, log_path, summary_path = check_outputs(args, config.GIFS_DIR / "output.gif")
+        max_pixels = max_pixels_of(args.max_megapixels)
+    except (FaceDataError, ValueError) as exc:
+        print(f"real-time-recognition: error: {exc}", file=sys.stderr)
+        return 2
+    report_leftovers([p for p in (output, log_path, summary_path) if p is not None], args.clean_partials)
     import torch
 
-    import config
     from facedata.detect import FaceDetector
-    from facedata.errors import FaceDataError
     from models_definition.zoo import ModelNotFoundError, load_model
     from recognition.gallery import enrol
     from recognition.realtime import Recognizer, SpeedOptions, run
-    from recognition.recorder import FaceLog, Recorder, check_output_path
+    from recognition.recorder import FaceLog, Recorder
     from recognition.sources import ImageSource, iterate, open_source
 
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
@@ -99,16 +156,14 @@ def main(argv: list[str] | None = None) -> int:
         speed = SpeedOptions(detect_scale=args.detect_scale, detect_every=args.detect_every,
                              reembed_every=args.reembed_every, track=args.track,
                              threaded_reader=args.threaded_reader)
-        out = args.output_path if args.output_path is not None else str(config.GIFS_DIR / "output.gif")
-        output = None if out.lower() == "none" else check_output_path(out)
-        source = open_source(args.cam)
+        source = open_source(args.cam, max_pixels)
         if isinstance(source, ImageSource):  # unrelated photos: a box in one says nothing of the next
             speed = dataclasses.replace(speed, track=False)
         display = args.display if args.display is not None else (source.live and _gui_available())
         if display and not _gui_available():
             raise ValueError("--display: this OpenCV build has no window support (opencv-python-headless) or "
                              "there is no display; run with --no-display, or install opencv-python for a window")
-        embedder = load_model(args.model_name, device=device)
+        embedder = load_model(args.model_name, config.MODELS, device=device)
         threshold = args.threshold if args.threshold is not None else embedder.threshold
         if threshold is None:
             raise ValueError(f"model {args.model_name!r} has no measured threshold; pass --threshold (cosine), or "
@@ -118,11 +173,11 @@ def main(argv: list[str] | None = None) -> int:
             args.gallery_cache or config.DATA_DIR / "cache" / "gallery")
         gallery = enrol(args.people_faces or config.PEOPLE_FACES, embedder,
                         FaceDetector(dataclasses.replace(config.DATASET_DETECTOR, device=device)),
-                        cache, allow_empty=args.allow_empty_gallery, say=say)
+                        cache, allow_empty=args.allow_empty_gallery, say=say, max_pixels=max_pixels)
         say(gallery.summary())
         recognizer = Recognizer(embedder, gallery, threshold, dataclasses.replace(config.REALTIME_DETECTOR, device=device),
                                 speed)
-        log = FaceLog(args.log) if args.log else None
+        log = FaceLog(log_path) if log_path else None
         recorder = Recorder(output, args.frame_ms, args.record_max_side, args.record_every) if output else None
     except (FaceDataError, ModelNotFoundError, ValueError, OSError) as exc:
         if source is not None:
@@ -139,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FaceDataError, OSError) as exc:  # a camera unplugged, a disk full: the outputs are already saved
         print(f"real-time-recognition: error during the run: {exc} (what was captured before it is saved)",
               file=sys.stderr)
+        for w in (getattr(log, "warning", None), getattr(recorder, "warning", None)):
+            if w:
+                print(f"real-time-recognition: warning: {w}", file=sys.stderr)
         return 2
     finally:
         (reader or source).close()  # the reader closes its source
@@ -149,12 +207,17 @@ def main(argv: list[str] | None = None) -> int:
     summary.dropped = reader.dropped if reader is not None else 0
     for path, reason in getattr(source, "skipped", []):
         say(f"skipped {path}: {reason}")
-    print(summary.report())
-    if args.summary:
+    print(summary.report())  # with a WARNING line for an output kept elsewhere than asked
+    if summary_path:
         from facedata.io import write_bytes_atomic
 
-        write_bytes_atomic(json.dumps({"model": embedder.name, "threshold": threshold, "source": source.description,
-                                       **summary.to_dict()}, indent=1).encode(), args.summary)
+        try:
+            write_bytes_atomic(json.dumps({"model": embedder.name, "threshold": threshold, "source": source.description,
+                                           **summary.to_dict()}, indent=1).encode(), summary_path)
+        except OSError as exc:
+            print(f"real-time-recognition: error: --summary {summary_path} could not be written ({exc}); the summary "
+                  "is printed above", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -1,15 +1,20 @@
 """Train a face-embedding model: ``python train.py --recipe sample-triplet``.
 
 A recipe (``config.TRAIN_RECIPES``) gives every setting; ``--set key=value`` overrides any of them
-(values are Python literals: ``--set lr=3e-4 --set head_kwargs="{'margin': 0.3}"``). The run goes to
+(values are Python literals: ``--set lr=3e-4 --set head_kwargs="{'margin': 0.3}"``); a value of the
+wrong type or out of range is refused with the key and what it expects (exit code 2). The run goes to
 ``checkpoints/<recipe>/`` unless ``--out`` says otherwise; ``--resume`` continues an interrupted run
-exactly. Multi-GPU: ``torchrun --nproc_per_node=4 train.py --recipe arcface-efficientnet``.
+exactly, and where the folder holds no run yet it says so and starts one. Ctrl+C stops the run and says
+which epoch last.pt holds and the command that resumes it.
+Multi-GPU: ``torchrun --nproc_per_node=4 train.py --recipe arcface-efficientnet``.
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import json
+import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -17,8 +22,9 @@ import torch
 
 import config
 from facedata.errors import FaceDataError
-from models_definition.checkpoint import CheckpointError
-from training import TrainConfig, TrainingError, train
+from facedata.io import check_output_folder
+from models_definition.checkpoint import CheckpointError, load_checkpoint
+from training import TrainConfig, Trainer, TrainingError
 
 
 def parse_set(items: list[str]) -> dict:
@@ -36,7 +42,12 @@ def parse_set(items: list[str]) -> dict:
 
 def build_config(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
     if args.config:
-        base = json.loads(Path(args.config).read_text())
+        try:
+            base = json.loads(Path(args.config).read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"--config {args.config}: cannot be read as a run's config.json ({exc})") from None
+        if not isinstance(base, dict):
+            raise ValueError(f"--config {args.config}: expected a JSON object of training options")
         out = Path(args.out or Path(args.config).parent)
     else:
         if args.recipe not in config.TRAIN_RECIPES:
@@ -52,13 +63,33 @@ def build_config(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
     return TrainConfig.from_dict(base), out
 
 
+def _interrupted(out: Path | None) -> int:
+    """Ctrl+C: say what was saved (last.pt holds the last completed epoch) and how to resume; exit 130."""
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 speaks for the run
+        return 130
+    last = None if out is None else out / "last.pt"
+    if last is not None and last.is_file():
+        try:
+            epoch = load_checkpoint(last, mmap=True)["spec"]["epoch"]  # mmap: the spec only, at once
+        except CheckpointError:
+            epoch = "?"
+        cmd = f"python train.py --config {shlex.quote(str(out / 'config.json'))} --resume"
+        print(f"train.py: interrupted (Ctrl+C). Saved: {last} holds epoch {epoch}, the last completed one (best.pt "
+              f"the best so far); the epoch in progress is lost. Resume with:\n  {cmd}", file=sys.stderr)
+    else:
+        print("train.py: interrupted (Ctrl+C) before an epoch was completed: no checkpoint was saved; run the same "
+              "command again to start over", file=sys.stderr)
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--recipe", help=f"one of: {', '.join(config.TRAIN_RECIPES)}")
     src.add_argument("--config", help="a run's config.json (repeat or resume that run)")
     p.add_argument("--out", help="run folder (default checkpoints/<recipe>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt; when the "
+                   "folder holds no run yet (no last.pt), a notice says so and a new run starts")
     p.add_argument("--data", help="aligned face folder, <identity>/<image>")
     p.add_argument("--epochs", type=int)
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
@@ -69,10 +100,17 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    out = None
     try:
-        cfg, out = build_config(args)
-        trainer = train(cfg, out, resume=args.resume)
-    except (TrainingError, FaceDataError, CheckpointError, ValueError, KeyError) as exc:
+        cfg, out = build_config(args)  # every setting checked: type, range, head options
+        check_output_folder(out, "--out")  # before the data is scanned and the model built
+        if args.resume and not (out / "last.pt").is_file():
+            print(f"train.py: nothing to resume in {out} (no last.pt): starting a new run there", file=sys.stderr)
+        trainer = Trainer(cfg, out, resume=args.resume)
+        trainer.fit()
+    except KeyboardInterrupt:
+        return _interrupted(out)
+    except (TrainingError, FaceDataError, CheckpointError, ValueError, KeyError, OSError) as exc:
         print(f"train.py: error: {exc}", file=sys.stderr)
         return 2
     if trainer.is_main:

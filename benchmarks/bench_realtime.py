@@ -105,7 +105,7 @@ def main() -> None:
             results["fps"][f"{backbone} / {clip_name}"] = row
     for name in args.recognition_models:
         try:
-            emb = load_model(name, device="cpu")
+            emb = load_model(name, config.MODELS, device="cpu")
         except ModelNotFoundError as exc:
             print(f"skipping {name}: {exc}")
             continue

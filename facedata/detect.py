@@ -6,6 +6,7 @@ mouth right) as float32 arrays in the coordinates of the image that was passed i
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -70,6 +71,9 @@ class FaceDetector:
             device=cfg.device,
             post_process=False,
         )
+        # Each call sets MTCNN's min_face_size for its image scale before detecting: one detector shared by
+        # threads (a gallery enrolled while frames are read, a web server) must not mix two calls' settings.
+        self._lock = threading.Lock()
 
     def detect(self, image: ImageInput, color: ColorOrder | None = None) -> list[Face]:
         """Detect every face in ``image`` (path, PIL, or numpy with ``color`` stated); [] when none."""
@@ -82,9 +86,10 @@ class FaceDetector:
         scale = self._scale(h, w)
         small = rgb if scale == 1.0 else cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
                                                     interpolation=cv2.INTER_AREA)
-        if not self._set_min_face(small.shape[:2], scale):
-            return []
-        boxes, probs, points = self._mtcnn.detect(small, landmarks=True)
+        with self._lock:  # min_face_size is MTCNN state: set and used under one lock (shared detectors)
+            if not self._set_min_face(small.shape[:2], scale):
+                return []
+            boxes, probs, points = self._mtcnn.detect(small, landmarks=True)
         return _to_faces(boxes, probs, points, 1.0 / scale, self.config.min_score)
 
     def _scale(self, h: int, w: int) -> float:
@@ -97,8 +102,9 @@ class FaceDetector:
         return scale
 
     def _set_min_face(self, shape: tuple[int, int], scale: float) -> bool:
-        """Keep min_face_size_px in original-image pixels on a downscaled copy; False when the image is
-        smaller than the smallest face searched for (MTCNN would build an empty pyramid and fail)."""
+        """Keep min_face_size_px in original-image pixels on a downscaled copy (call under ``self._lock``);
+        False when the image is smaller than the smallest face searched for (MTCNN would build an empty
+        pyramid and fail)."""
         min_face = max(1.0, self.config.min_face_size_px * scale)
         self._mtcnn.min_face_size = min_face
         return min(shape) >= max(12.0, min_face)
@@ -115,9 +121,10 @@ class FaceDetector:
         if scale != 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             batch = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
-        if not self._set_min_face(batch.shape[1:3], scale):
-            return [[] for _ in frames]
-        boxes, probs, points = self._mtcnn.detect(batch, landmarks=True)
+        with self._lock:
+            if not self._set_min_face(batch.shape[1:3], scale):
+                return [[] for _ in frames]
+            boxes, probs, points = self._mtcnn.detect(batch, landmarks=True)
         return [_to_faces(b, p, q, 1.0 / scale, self.config.min_score) for b, p, q in zip(boxes, probs, points)]
 
 

@@ -12,10 +12,13 @@ class ImageReadError(FaceDataError):
     def __init__(self, path: str, reason: str, hint: str = "") -> None:
         self.path = str(path)
         self.reason = reason
-        msg = f"{self.path}: {reason}"
-        if hint:
-            msg += f" ({hint})"
-        super().__init__(msg)
+        self.hint = hint
+        super().__init__(f"{self.path}: {self.detail}")
+
+    @property
+    def detail(self) -> str:
+        """The reason with its hint, without the path (for lists of skipped files)."""
+        return f"{self.reason} ({self.hint})" if self.hint else self.reason
 
 
 class ImageTooLargeError(ImageReadError):
@@ -28,3 +31,22 @@ class DatasetError(FaceDataError):
 
 class SampleDataError(FaceDataError):
     """The built-in sample data could not be fetched or built."""
+
+
+class OutputPathError(FaceDataError):
+    """An output path that cannot be written (a folder, a folder that cannot be written in, an existing
+    file not to be replaced): refused before any work starts."""
+
+
+class OutputNotSavedError(FaceDataError):
+    """An output could not be published at ``path``; ``kept`` is where its data lies instead (None: lost)."""
+
+    def __init__(self, path: str, kept: str | None, reason: str) -> None:
+        self.path, self.kept, self.reason = str(path), None if kept is None else str(kept), reason
+        where = f"its data is kept at {self.kept}" if self.kept else "nothing could be kept"
+        super().__init__(f"{self.path} could not be written ({reason}); {where}")
+
+
+class VerificationFileError(DatasetError):
+    """An insightface verification ``.bin`` file (or an image in it) that cannot be read: corrupt,
+    truncated, or not such a file."""

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import DatasetError
+from .io import atomic_output
 
 LFW_BASE_URLS = ("http://vis-www.cs.umass.edu/lfw/",)  # the LFW maintainers' site (UMass Amherst)
 LFW_ARCHIVE = "lfw-deepfunneled.tgz"
@@ -88,17 +89,11 @@ def _download(url: str, target: Path) -> None:
     """Stream ``url`` to ``target`` through a temporary file (a broken download never looks complete)."""
     import requests
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh, requests.get(url, stream=True, timeout=60) as r:
-            r.raise_for_status()
-            for chunk in r.iter_content(1 << 20):
-                fh.write(chunk)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(target, suffix=".part") as tmp, open(tmp, "wb") as fh, \
+            requests.get(url, stream=True, timeout=60) as r:
+        r.raise_for_status()
+        for chunk in r.iter_content(1 << 20):
+            fh.write(chunk)
 
 
 def _safe_extract(archive: Path, dest: Path) -> None:
@@ -178,6 +173,10 @@ def fetch_lfw(dest: Path, source: Path | None = None, base_urls: Iterable[str] =
                         f"`python -m facedata.fetch lfw --from THAT_FOLDER`")
             source = downloads
         src = _lfw_source(Path(source), work / "extracted")
+        try:
+            check_lfw(src)  # the user's copy named in any error, not the staging folder
+        except FetchError as exc:
+            raise FetchError(str(exc).replace(str(src), str(source))) from None
         staged = Path(tmp) / "lfw"
         staged.mkdir()
         _copy_tree(src / LFW_IMAGES, staged / LFW_IMAGES)

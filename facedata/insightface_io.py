@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import DatasetError
+from .errors import DatasetError, VerificationFileError
 
 RECORDIO_MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", RECORDIO_MAGIC)
@@ -39,10 +39,13 @@ class _SafeUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: verification files hold only bytes, lists and booleans")
 
 
-def _decode(buf: bytes, where: str) -> np.ndarray:
-    img = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR)
+def _decode(buf: bytes, where: str, error: type[DatasetError] = DatasetError) -> np.ndarray:
+    try:  # OpenCV raises cv2.error on some damaged streams and returns None on others
+        img = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        raise error(f"{where}: image bytes cannot be decoded ({str(exc).strip().splitlines()[-1]})") from None
     if img is None:
-        raise DatasetError(f"{where}: image bytes cannot be decoded")
+        raise error(f"{where}: image bytes cannot be decoded (corrupt or not an image)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -59,28 +62,32 @@ class VerificationSet:
 
     def image(self, i: int) -> np.ndarray:
         """Decoded RGB uint8 image ``i`` (0 .. 2 * len - 1)."""
-        return _decode(self.images[i], f"{self.path}[{i}]")
+        return _decode(self.images[i], f"{self.path}[{i}]", VerificationFileError)
 
 
 def load_verification_bin(path: str | os.PathLike) -> VerificationSet:
-    """Read an insightface ``.bin`` verification file safely."""
+    """Read an insightface ``.bin`` verification file safely. Whatever is wrong with the file (truncated,
+    fuzzed, not a pickle, code instead of data), the error is one :class:`VerificationFileError` naming it."""
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"{path}: verification file not found")
+        raise VerificationFileError(f"{path}: verification file not found")
     try:
         with open(path, "rb") as fh:
             obj = _SafeUnpickler(fh, encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
-        raise DatasetError(f"{path}: not a valid insightface verification file ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged pickle fails in many ways: LookupError from
+        # codecs.encode, MemoryError from a huge length field, RecursionError, IndexError on the stack...
+        raise VerificationFileError(f"{path}: not a valid insightface verification file ({type(exc).__name__}: "
+                                    f"{str(exc)[:200]}); re-download it") from None
     if not isinstance(obj, (tuple, list)) or len(obj) != 2:
-        raise DatasetError(f"{path}: expected a pickled (images, issame) pair, got {type(obj).__name__}")
+        raise VerificationFileError(f"{path}: expected a pickled (images, issame) pair, got {type(obj).__name__}")
     images, issame = obj
     if not isinstance(images, list) or not all(isinstance(b, (bytes, bytearray)) for b in images):
-        raise DatasetError(f"{path}: first element must be a list of encoded image bytes")
+        raise VerificationFileError(f"{path}: first element must be a list of encoded image bytes")
     if not isinstance(issame, list) or not all(isinstance(b, bool) for b in issame):
-        raise DatasetError(f"{path}: second element must be a list of booleans")
+        raise VerificationFileError(f"{path}: second element must be a list of booleans")
     if len(images) != 2 * len(issame):
-        raise DatasetError(f"{path}: {len(images)} images for {len(issame)} pairs; expected exactly two per pair")
+        raise VerificationFileError(f"{path}: {len(images)} images for {len(issame)} pairs; expected exactly two per "
+                                    "pair")
     return VerificationSet(path, [bytes(b) for b in images], np.asarray(issame, dtype=bool))
 
 

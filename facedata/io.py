@@ -3,19 +3,31 @@
 Every entry point (dataset preparation, galleries, live frames) goes through :func:`load_image`, so a
 grayscale scan, a palette GIF, a 16-bit PNG, a CMYK JPEG or a phone photo with an EXIF rotation all
 reach the detector the same way.  Colour order of numpy input is never guessed: the caller states it.
+
+Writing goes through one mechanism too, :func:`atomic_output` (a temporary file renamed into place with
+the permissions a plain ``open`` gives), and output paths are checked before any work starts
+(:func:`check_output_file`, :func:`check_output_folder`).
 """
 from __future__ import annotations
 
+import argparse
+import errno
+import glob
+import math
 import os
+import secrets
+import stat
 import tempfile
+import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, Union
+from typing import Iterator, Literal, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageReadError, ImageTooLargeError
+from .errors import ImageReadError, ImageTooLargeError, OutputNotSavedError, OutputPathError
 
 ColorOrder = Literal["RGB", "BGR"]
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
@@ -62,23 +74,48 @@ def _check_pixels(name: str, width: int, height: int, max_pixels: int | None) ->
             name,
             f"image is {width}x{height} = {width * height / 1e6:.1f} MP, above the limit of "
             f"{max_pixels / 1e6:.1f} MP",
-            "downscale it, or raise max_pixels / --max-megapixels if it is meant to be read",
+            f"downscale it, or raise the limit if it is meant to be read: --max-megapixels "
+            f"{math.ceil(width * height / 1e6)} on the command line, max_pixels in code",
         )
+
+
+def _stat_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be opened as a file (None when it can): ``Path.exists()`` answers False for a
+    symbolic-link loop and a dangling link alike, which used to read as "file not found"."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            return f"broken symbolic link (it points to {os.readlink(path)}, which does not exist)"
+        return "file not found"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop (the link leads back to itself); replace it with the file it should point to"
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a folder, not an image file"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a device, pipe or socket)"
+    if st.st_size == 0:
+        return "empty file (0 bytes)"
+    return None
 
 
 def _open_path(path: Path, max_pixels: int | None) -> np.ndarray:
     name = str(path)
-    if not path.exists():
-        raise ImageReadError(name, "file not found", "check the path")
-    if path.is_dir():
-        raise ImageReadError(name, "is a folder, not an image file")
-    if path.stat().st_size == 0:
-        raise ImageReadError(name, "empty file (0 bytes)", "re-copy or delete it")
+    problem = _stat_problem(path)
+    if problem is not None:
+        hint = {"file not found": "check the path", "empty file (0 bytes)": "re-copy or delete it"}.get(problem, "")
+        raise ImageReadError(name, problem, hint)
     try:
-        with warnings.catch_warnings():
+        fh = open(path, "rb")  # opened here: a permission error is not "corrupt data"
+    except OSError as exc:
+        raise ImageReadError(name, f"cannot be opened ({exc.strerror})") from None
+    try:
+        with fh, warnings.catch_warnings():
             # Our own pixel limit replaces PIL's DecompressionBombWarning with a clear error.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(fh) as img:
                 _check_pixels(name, img.width, img.height, max_pixels)
                 img.load()
                 img = ImageOps.exif_transpose(img) or img
@@ -135,23 +172,6 @@ def load_image(
     raise ImageReadError(repr(type(source)), "unsupported image type: pass a path, a PIL image or a numpy array")
 
 
-def save_image_atomic(rgb: np.ndarray, path: str | os.PathLike, quality: int = 95) -> None:
-    """Write an RGB uint8 array to ``path`` via a temporary file and rename, so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            kwargs = {"quality": quality} if fmt == "JPEG" else {}
-            Image.fromarray(rgb).save(fh, format=fmt, **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def file_fingerprint(path: str | os.PathLike) -> list:
     """[path, size, mtime_ns, sha256 of the first MiB]: changes when the file does (cache keys)."""
     import hashlib
@@ -163,28 +183,151 @@ def file_fingerprint(path: str | os.PathLike) -> list:
     return [str(path), st.st_size, st.st_mtime_ns, head]
 
 
-def publish_file(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
-    """Rename a finished temporary file onto ``path`` with the permissions a plain ``open`` would give
-    (mkstemp makes files private, 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
+# --- writing outputs: one mechanism for every file the project writes --------------------------------
+
+def _temp_next_to(path: Path, suffix: str) -> Path:
+    """Create an empty, uniquely named hidden file next to ``path`` and return it. It is created with mode
+    0666 like ``open(path, "w")``, so the umask applies (mkstemp's 0600 used to leak into published files)."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{suffix}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path}: no free temporary name next to it")
+
+
+def _keep_aside(tmp: Path, path: Path) -> Path:
+    """Move an unpublished temporary file to a visible name next to ``path``; where it could not be moved,
+    it stays where it is. Returns where the data lies."""
+    stem = f"{path.stem}.unsaved-{time.strftime('%Y%m%d-%H%M%S')}"
+    target, n = path.with_name(stem + path.suffix), 1
+    while os.path.lexists(target):
+        target, n = path.with_name(f"{stem}-{n}{path.suffix}"), n + 1
+    try:
+        os.rename(tmp, target)
+        return target
+    except OSError:
+        return tmp
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike, suffix: str | None = None, keep_on_error: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` to write; when the block ends it is renamed onto ``path``
+    (mode 0666 minus the umask, as a plain ``open`` gives), so a crash never leaves half a file there.
+    On an error the temporary file is removed, or with ``keep_on_error`` (recordings, logs: data that
+    cannot be made again), when it holds data, moved to a visible ``<stem>.unsaved-<time><suffix>`` and
+    :class:`OutputNotSavedError` says where. ``suffix`` defaults to ``.tmp<path's suffix>`` so writers
+    that pick a format by extension (Pillow, OpenCV) still do."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_next_to(path, f".tmp{path.suffix}" if suffix is None else suffix)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if keep_on_error and tmp.is_file() and tmp.stat().st_size > 0:
+            kept = _keep_aside(tmp, path)
+            if isinstance(exc, Exception):  # Ctrl+C stays Ctrl+C; the data is kept either way
+                raise OutputNotSavedError(str(path), str(kept), f"{type(exc).__name__}: {exc}") from exc
+            raise
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_image_atomic(rgb: np.ndarray, path: str | os.PathLike, quality: int = 95) -> None:
+    """Write an RGB uint8 array to ``path`` (JPEG, or PNG by extension) through :func:`atomic_output`."""
+    fmt = "PNG" if Path(path).suffix.lower() == ".png" else "JPEG"
+    with atomic_output(path) as tmp:
+        Image.fromarray(rgb).save(tmp, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
 
 
 def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename."""
+    """Write ``data`` to ``path`` through :func:`atomic_output`."""
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def leftover_temps(path: str | os.PathLike) -> list[Path]:
+    """Hidden temporary files of :func:`atomic_output` (and older ``.partial`` spools) for ``path`` left
+    next to it by a process that was killed: they are never removed automatically (a recording's may be
+    the only copy of its frames)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        publish_file(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        return sorted(p for p in path.parent.glob(f".{glob.escape(path.name)}.*") if p.is_file())
+    except OSError:
+        return []
+
+
+def _check_can_create(folder: Path, what: str, target: Path) -> None:
+    """Refuse ``target`` unless files can be created in ``folder`` (created later if missing)."""
+    existing = folder
+
+    def is_dir(p: Path) -> bool:
+        try:
+            return p.is_dir()
+        except PermissionError:  # a parent that cannot be entered: named below, never a traceback
+            raise OutputPathError(f"{what} {target}: cannot look into {p.parent} (permission denied); choose a "
+                                  "writable place") from None
+
+    while not is_dir(existing):
+        if os.path.lexists(existing):
+            raise OutputPathError(f"{what} {target}: {existing} is a file, not a folder, so {target} cannot be "
+                                  "created; choose another path")
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    try:
+        if existing == folder:
+            tempfile.TemporaryFile(dir=folder).close()  # the real test: ACLs, read-only mounts, full quota
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "permission denied")
+    except OSError as exc:
+        where = folder if existing == folder else f"{folder} (nor can {existing} get a new folder)"
+        raise OutputPathError(f"{what} {target}: cannot write in {where}: {exc.strerror or exc}; choose a "
+                              "writable place") from None
+
+
+def check_output_file(path: str | os.PathLike, what: str, overwrite: bool = True,
+                      suffixes: tuple[str, ...] = ()) -> Path:
+    """Refuse, before any work starts, an output file that could not be written at the end: a wrong
+    suffix, a folder in its place, a folder that cannot be written in, or (``overwrite=False``) an existing
+    file. ``what`` names the option (e.g. "--log") in the message."""
+    path = Path(path).expanduser()
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise OutputPathError(f"{what} {path}: must end in {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise OutputPathError(f"{what} {path}: is a folder; give a file path (e.g. "
+                              f"{path / ('output' + (suffixes[0] if suffixes else path.suffix))})")
+    if not overwrite and os.path.lexists(path):
+        raise OutputPathError(f"{what} {path}: already exists and would be replaced; pass --overwrite to replace "
+                              "it, or choose another file")
+    _check_can_create(path.parent, what, path)
+    return path
+
+
+def check_output_folder(path: str | os.PathLike, what: str) -> Path:
+    """Refuse, before any work starts, an output folder that is a file or cannot be written in."""
+    path = Path(path).expanduser()
+    if os.path.lexists(path) and not path.is_dir():
+        raise OutputPathError(f"{what} {path}: is a file, not a folder; give a folder (it is created when missing)")
+    _check_can_create(path, what, path)
+    return path
+
+
+def add_max_megapixels_option(parser: argparse.ArgumentParser) -> None:
+    """``--max-megapixels``, the option the too-large-image error points to, for every command that reads images."""
+    parser.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
+                        help=f"refuse images above this many megapixels before decoding them (default "
+                             f"{DEFAULT_MAX_PIXELS / 1e6:g}: an 8000x8000 photo needs 64)")
+
+
+def max_pixels_of(megapixels: float) -> int:
+    """The pixel limit of ``--max-megapixels``; a value that is not positive is refused."""
+    if not megapixels > 0:
+        raise ValueError(f"--max-megapixels {megapixels}: must be a positive number of megapixels")
+    return int(megapixels * 1e6)
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
@@ -194,10 +337,11 @@ def is_image_file(path: str | os.PathLike) -> bool:
 
 def image_files(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
     """The image files of ``folder`` (and of its subfolders when ``recursive``), sorted by path; hidden
-    files and folders are skipped."""
+    files and folders are skipped. A broken symbolic link or a link loop with an image name is listed, so
+    that the reader reports it instead of it vanishing without a word."""
     folder = Path(folder)
     if not recursive:
-        return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and is_image_file(p) and p.is_file())
+        return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and is_image_file(p) and not p.is_dir())
     found = []
     for root, dirs, names in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]

@@ -27,8 +27,8 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .detect import DetectorConfig, Face
-from .errors import DatasetError, ImageReadError, ImageTooLargeError
-from .io import DEFAULT_MAX_PIXELS
+from .errors import DatasetError, FaceDataError, ImageReadError, ImageTooLargeError
+from .io import DEFAULT_MAX_PIXELS, check_output_folder
 
 MANIFEST_NAME = "manifest.csv"
 MANIFEST_FIELDS = [
@@ -261,18 +261,6 @@ def folder_lock(folder: Path, what: str = "prepared") -> Iterator[None]:
         fh.close()  # closing releases the lock
 
 
-def check_output_folder(dst: Path) -> None:
-    """``dst`` must be a folder we can write, or creatable: checked before any image is read."""
-    if dst.exists() and not dst.is_dir():
-        raise DatasetError(f"{dst}: output path is a file; pass a folder for the aligned crops")
-    try:
-        dst.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DatasetError(f"{dst}: cannot create the output folder ({exc.strerror}); choose a writable place") from None
-    if not os.access(dst, os.W_OK | os.X_OK):
-        raise DatasetError(f"{dst}: output folder is not writable; fix its permissions or choose another folder")
-
-
 def _migrate_manifest(manifest: Path) -> None:
     """Rewrite a manifest written before a column was added (e.g. ``method``) with today's header."""
     from .io import write_bytes_atomic
@@ -306,7 +294,8 @@ def prepare_folder(src: Path, dst: Path, config: PrepareConfig = PrepareConfig()
         if other != rel:
             raise DatasetError(f"{src / other} and {src / rel} would both become {dst / output_name(rel)}; "
                                "rename one of them")
-    check_output_folder(dst)
+    check_output_folder(dst, "output folder")  # a file, or a folder we cannot write: refused before any image
+    dst.mkdir(parents=True, exist_ok=True)
     with folder_lock(dst):
         return _prepare_locked(src, dst, files, config, workers, retry_failed, progress, limit)
 
@@ -400,7 +389,7 @@ def main(argv: Iterable[str] | None = None) -> int:
                                relaxed_thresholds=tuple(args.relaxed_thresholds))
         result = prepare_folder(args.src, args.dst, config, workers=args.workers,
                                 retry_failed=args.retry_failed, progress=not args.no_progress, limit=args.limit)
-    except (DatasetError, KeyError) as exc:
+    except (FaceDataError, KeyError) as exc:
         print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

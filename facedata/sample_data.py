@@ -37,7 +37,7 @@ import numpy as np
 
 from .draw import letterbox
 from .errors import SampleDataError
-from .io import _to_uint8, save_image_atomic, write_bytes_atomic
+from .io import _to_uint8, atomic_output, save_image_atomic, write_bytes_atomic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO_ROOT / "data"
@@ -276,15 +276,13 @@ def build_sample_video(raw: Path, dest: Path) -> dict:
     frames = [letterbox(f, VIDEO_SIZE) for f in man] + [letterbox(f, VIDEO_SIZE) for f in woman]
     half = (VIDEO_SIZE[0] // 2, VIDEO_SIZE[1])
     frames += [np.hstack([letterbox(a, half), letterbox(b, half)]) for a, b in zip(man, woman)]
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.stem}.tmp{dest.suffix}")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), VIDEO_FPS, VIDEO_SIZE)
-    if not writer.isOpened():
-        raise SampleDataError(f"{dest}: OpenCV cannot write mp4 video here")
-    for f in frames:
-        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-    writer.release()
-    os.replace(tmp, dest)
+    with atomic_output(dest) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), VIDEO_FPS, VIDEO_SIZE)
+        if not writer.isOpened():
+            raise SampleDataError(f"{dest}: OpenCV cannot write mp4 video here")
+        for f in frames:
+            writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        writer.release()
     return {"file": str(dest.name), "frames": len(frames), "segments": "0-71 pyfeat_man; 72-143 pyfeat_woman; 144-215 both"}
 
 

@@ -19,7 +19,6 @@ threshold at that FPR, for its flip setting, in ``id_rate/thresholds.json``, whi
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import numpy as np
 
 from facedata.datasets import choose_open_set_identities, scan_face_folder
 from facedata.errors import FaceDataError
+from facedata.io import check_output_file, check_output_folder
 
 from .evaluate import (Protocol, Report, bin_pairs, evaluate, evaluate_embeddings, held_out_protocol, lfw_protocol,
                        split_protocol, write_thresholds)
@@ -42,6 +42,14 @@ def load_npz(path: Path, n_query: int | None, n_dist: int | None, seed: int) -> 
     can be wrong is a MetricError naming it."""
     if not path.is_file():
         raise MetricError(f"{path}: embeddings file not found")
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic.startswith(b"\x93NUMPY"):
+        raise MetricError(f"{path}: a single .npy array, not an .npz archive; save with "
+                          "np.savez(path, embeddings=..., labels=...)")
+    if not magic.startswith(b"PK"):  # an .npz is a zip archive
+        raise MetricError(f"{path}: cannot read embeddings: not a NumPy .npz file (it does not start like one); save with "
+                          "np.savez(path, embeddings=..., labels=...)")
     try:
         z = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -72,23 +80,11 @@ def load_npz(path: Path, n_query: int | None, n_dist: int | None, seed: int) -> 
     split = split.astype(str)
     if len(split) != len(labels):
         raise MetricError(f"{path}: 'split' has {len(split)} values for {len(labels)} embeddings (one per row)")
-    bad = sorted(set(np.unique(split)) - set(SPLIT_VALUES))
+    bad = sorted(set(str(v) for v in np.unique(split)) - set(SPLIT_VALUES))
     if bad:
         raise MetricError(f"{path}: 'split' values must be one of {SPLIT_VALUES} (lower case); found {bad[:5]}")
     q, d = split == "query", split == "distractor"
     return emb[q], labels[q], emb[d], labels[d]
-
-
-def check_writable_dir(path: Path, what: str) -> None:
-    """A folder we can write into (created if needed), checked before any embedding work."""
-    if path.exists() and not path.is_dir():
-        raise MetricError(f"{path}: {what} is a file; pass a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MetricError(f"{path}: cannot create {what} ({exc.strerror}); choose a writable folder") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise MetricError(f"{path}: {what} is not writable; choose another folder")
 
 
 def data_protocol(args: argparse.Namespace, specs: dict[str, dict]) -> Protocol:
@@ -157,9 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     try:
-        check_writable_dir(args.out, "--out")  # before any work: a result is never computed and then lost
+        check_output_folder(args.out, "--out")  # before any work: a result is never computed and then lost
         if args.write_thresholds is not None:
-            check_writable_dir(args.thresholds_file.parent, "the thresholds file's folder")
+            check_output_file(args.thresholds_file, "--thresholds-file")
         if args.bin is not None and not args.bin.is_file():
             raise MetricError(f"{args.bin}: verification .bin not found")
         report = run(args)

@@ -8,12 +8,14 @@ training config, metrics, classes). It is written atomically and read with
 from __future__ import annotations
 
 import os
-import tempfile
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from facedata.io import atomic_output
 from facedata.preprocess import Preprocess
 
 from .backbones import Embedder, build_embedder
@@ -26,33 +28,38 @@ class CheckpointError(RuntimeError):
 
 
 def save_checkpoint(path: str | os.PathLike, model: Embedder, spec: dict[str, Any], **extra: Any) -> Path:
-    """Write ``{"spec", "model", **extra}`` to ``path`` through a temporary file and a rename."""
+    """Write ``{"spec", "model", **extra}`` to ``path`` through :func:`facedata.io.atomic_output`."""
     missing = [k for k in REQUIRED_SPEC if k not in spec]
     if missing:
         raise CheckpointError(f"spec lacks {missing}; a checkpoint must say how to rebuild its model")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         torch.save({"spec": spec, "model": model.state_dict(), **extra}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``."""
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                    mmap: bool = False) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True`` (``mmap``: tensors stay on disk until touched, for a
+    quick look at the spec)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's pickle-protocol notes: noise for the user
+            ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:
-        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({type(exc).__name__}: {exc})") from None
+        # Never pass on torch's own text: it suggests weights_only=False, i.e. running the file's code.
+        if not zipfile.is_zipfile(path):
+            with open(path, "rb") as fh:
+                head = fh.read(8)
+            why = f"not a torch checkpoint archive (it starts with {head!r})"
+        else:
+            why = (f"a damaged archive, or one holding objects other than tensors and plain values, which the safe "
+                   f"loader refuses ({type(exc).__name__})")
+        raise CheckpointError(f"{path}: not a readable checkpoint of this project: {why}. Use a best.pt / last.pt "
+                              "written by train.py, or re-copy the file") from None
     if not isinstance(ckpt, dict) or "spec" not in ckpt or "model" not in ckpt:
         raise CheckpointError(f"{path}: not a checkpoint of this project (no 'spec' and 'model' entries)")
     return ckpt

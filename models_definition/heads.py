@@ -5,6 +5,7 @@ parameters to the optimizer); triplet and contrastive heads have none.
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -202,12 +203,31 @@ HEADS: dict[str, type[nn.Module]] = {
 CLASSIFIER_HEADS = {"softmax", "arcface", "cosface"}  # take (embedding_size, num_classes)
 
 
+def check_head_options(name: str, options: dict) -> None:
+    """Refuse options a head does not take, or of another type than its default, naming the valid ones
+    (a mistyped key would otherwise surface as a TypeError from the constructor). Unknown heads pass: the
+    head name itself is checked by :func:`build_head`."""
+    if name not in HEADS:
+        return
+    params = {k: p.default for k, p in inspect.signature(HEADS[name].__init__).parameters.items()
+              if k not in ("self", "embedding_size", "num_classes")}
+    for key, value in options.items():
+        if key not in params:
+            raise ValueError(f"unknown option {key!r} for head {name!r}; valid: {', '.join(params) or 'none'}")
+        default = params[key]
+        number = isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)
+        if default is not None and not number and type(value) is not type(default):
+            raise ValueError(f"option {key!r} of head {name!r} must be a {type(default).__name__} like its "
+                             f"default {default!r}, got {value!r}")
+
+
 def build_head(name: str, embedding_size: int, num_classes: int, **kwargs) -> nn.Module:
     """A head by name; classifier heads get the sizes, metric heads only their keyword options."""
     try:
         cls = HEADS[name]
     except KeyError:
         raise KeyError(f"unknown head {name!r}; valid: {', '.join(sorted(HEADS))}") from None
+    check_head_options(name, kwargs)
     if name in CLASSIFIER_HEADS:
         return cls(embedding_size, num_classes, **kwargs)
     return cls(**kwargs)

@@ -17,7 +17,10 @@ from typing import Callable
 
 from facedata.detect import FaceDetector
 from facedata.errors import FaceDataError, ImageReadError
-from facedata.io import IMAGE_EXTENSIONS, image_files, load_image, write_bytes_atomic
+from facedata.io import (
+    DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, add_max_megapixels_option, check_output_file, image_files, load_image,
+    max_pixels_of, write_bytes_atomic,
+)
 from models_definition.zoo import ModelNotFoundError, load_model
 
 from .gallery import enrol
@@ -27,8 +30,10 @@ from .sources import SourceError
 FIELDS = ("file", "face", "x1", "y1", "x2", "y2", "name", "similarity", "status")
 
 
-def recognise_folder(folder: str | Path, recognizer: Recognizer, say: Callable[[str], None] | None = None) -> list[dict]:
-    """Rows (see FIELDS) for every image in ``folder`` (recursively), in path order."""
+def recognise_folder(folder: str | Path, recognizer: Recognizer, say: Callable[[str], None] | None = None,
+                     max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[dict]:
+    """Rows (see FIELDS) for every image in ``folder`` (recursively), in path order; images above
+    ``max_pixels`` get an ``unreadable`` row (``--max-megapixels``)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SourceError(f"{folder}: not a folder; pass a folder of photos")
@@ -40,11 +45,11 @@ def recognise_folder(folder: str | Path, recognizer: Recognizer, say: Callable[[
         rel = str(p.relative_to(folder))
         empty = dict(file=rel, face="", x1="", y1="", x2="", y2="", name="", similarity="")
         try:
-            rgb = load_image(p)
+            rgb = load_image(p, max_pixels=max_pixels)
         except ImageReadError as exc:
-            rows.append({**empty, "status": f"unreadable: {exc.reason}"})
+            rows.append({**empty, "status": f"unreadable: {exc.detail}"})
             if say:
-                say(f"skipped {p}: {exc.reason}")
+                say(f"skipped {p}: {exc.detail}")
             continue
         results = recognizer.process(rgb, i)
         if not results:
@@ -77,24 +82,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--gallery-cache", default=str(config.DATA_DIR / "cache" / "gallery"),
                    help="folder of the gallery embedding cache; 'none' disables it")
+    add_max_megapixels_option(p)
     args = p.parse_args(argv)
     say = lambda m: print(m, file=sys.stderr)  # noqa: E731
     try:
-        embedder = load_model(args.model, device=args.device)
+        check_output_file(args.out, "--out")  # before the model loads: a bad path costs nothing yet
+        if not args.folder.is_dir():  # nor a missing input folder
+            raise SourceError(f"{args.folder}: not a folder; pass a folder of photos")
+        max_pixels = max_pixels_of(args.max_megapixels)
+        embedder = load_model(args.model, config.MODELS, device=args.device)
         threshold = args.threshold if args.threshold is not None else embedder.threshold
         if threshold is None:
             raise ValueError(f"model {args.model!r} has no measured threshold; pass --threshold (cosine)")
         gallery = enrol(args.people_faces, embedder, FaceDetector(config.DATASET_DETECTOR),
-                        None if args.gallery_cache.lower() == "none" else Path(args.gallery_cache), say=say)
+                        None if args.gallery_cache.lower() == "none" else Path(args.gallery_cache), say=say,
+                        max_pixels=max_pixels)
         say(gallery.summary())
         # Photos are unrelated: full-resolution detection of every face, no tracking from one to the next.
         recognizer = Recognizer(embedder, gallery, threshold, config.DATASET_DETECTOR,
                                 SpeedOptions(detect_scale=1.0, track=False, threaded_reader=False))
-        rows = recognise_folder(args.folder, recognizer, say)
+        rows = recognise_folder(args.folder, recognizer, say, max_pixels)
     except (FaceDataError, ModelNotFoundError, ValueError) as exc:
         print(f"batch: error: {exc}", file=sys.stderr)
         return 2
-    write_rows(rows, args.out)
+    try:
+        write_rows(rows, args.out)
+    except OSError as exc:
+        print(f"batch: error: --out {args.out} could not be written ({exc})", file=sys.stderr)
+        return 2
     for r in rows:
         print(f"{r['file']},{r['name'] or r['status']}")
     say(f"{len(rows)} rows written to {args.out}")

@@ -21,8 +21,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from facedata.detect import Face, FaceDetector
-from facedata.errors import FaceDataError, ImageReadError
-from facedata.io import IMAGE_EXTENSIONS, file_fingerprint, image_files, is_image_file, load_image, write_bytes_atomic
+from facedata.errors import FaceDataError, ImageReadError, ImageTooLargeError
+from facedata.io import (
+    DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, file_fingerprint, image_files, is_image_file, load_image, write_bytes_atomic,
+)
 from models_definition.zoo import FaceEmbedder
 
 from .embed import embed_faces
@@ -143,8 +145,10 @@ def _main_face(faces: Sequence[Face]) -> tuple[Face | None, str]:
 
 
 def enrol(folder: str | Path, embedder: FaceEmbedder, detector: FaceDetector, cache_dir: str | Path | None = None,
-          allow_empty: bool = False, say: Callable[[str], None] | None = None) -> Gallery:
-    """Detect, align and embed every gallery image (new or changed ones only, when cached)."""
+          allow_empty: bool = False, say: Callable[[str], None] | None = None,
+          max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Gallery:
+    """Detect, align and embed every gallery image (new or changed ones only, when cached); images above
+    ``max_pixels`` are skipped with the reason (``--max-megapixels``)."""
     folder = Path(folder)
     items = scan_gallery(folder)
     if not items and not allow_empty:
@@ -167,12 +171,17 @@ def enrol(folder: str | Path, embedder: FaceEmbedder, detector: FaceDetector, ca
     new_cache: dict = {}
     hits = 0
     for person, path in items:
-        key = str(path.resolve())
-        st = path.stat()
-        stamp = [st.st_size, st.st_mtime_ns]
+        try:
+            key = str(path.resolve())
+            st = path.stat()
+            stamp = [st.st_size, st.st_mtime_ns]
+        except (OSError, RuntimeError):  # a broken link or a link loop: never cached; the reader says what is wrong
+            key, stamp = str(path.absolute()), None
         rec = cache.get(key)
-        if rec is None or rec.get("stamp") != stamp or rec.get("person") != person:
-            rec = {"stamp": stamp, "person": person, **_enrol_one(path, embedder, detector)}
+        # An image refused as too large is tried again: --max-megapixels may have been raised since.
+        if (stamp is None or rec is None or rec.get("too_large") or rec.get("stamp") != stamp
+                or rec.get("person") != person):
+            rec = {"stamp": stamp, "person": person, **_enrol_one(path, embedder, detector, max_pixels)}
         else:
             hits += 1
         new_cache[key] = rec
@@ -194,12 +203,14 @@ def enrol(folder: str | Path, embedder: FaceEmbedder, detector: FaceDetector, ca
     return Gallery(names, emb, files, skipped, hits)
 
 
-def _enrol_one(path: Path, embedder: FaceEmbedder, detector: FaceDetector) -> dict:
+def _enrol_one(path: Path, embedder: FaceEmbedder, detector: FaceDetector,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
     """{"embedding": list} or {"embedding": None, "reason": why} for one gallery image."""
     try:
-        rgb = load_image(path)
+        rgb = load_image(path, max_pixels=max_pixels)
     except ImageReadError as exc:
-        return {"embedding": None, "reason": f"cannot read the image: {exc.reason}"}
+        return {"embedding": None, "reason": f"cannot read the image: {exc.detail}",
+                "too_large": isinstance(exc, ImageTooLargeError)}
     face, why = _main_face(detector.detect_rgb(rgb))
     if face is None:
         return {"embedding": None, "reason": why}

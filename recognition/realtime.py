@@ -160,6 +160,7 @@ class RunSummary:
     stopped_by: str = "end"
     output: str | None = None
     log: str | None = None
+    warnings: list[str] = field(default_factory=list)  # an output kept elsewhere than asked, and why
 
     @property
     def fps(self) -> float:
@@ -174,7 +175,7 @@ class RunSummary:
                 "dropped": self.dropped, "seconds": round(self.seconds, 3), "fps": round(self.fps, 2),
                 "latency_ms_median": round(self.latency_ms(50), 2), "latency_ms_p95": round(self.latency_ms(95), 2),
                 "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
-                "stopped_by": self.stopped_by, "output": self.output, "log": self.log}
+                "stopped_by": self.stopped_by, "output": self.output, "log": self.log, "warnings": self.warnings}
 
     def report(self) -> str:
         lines = [f"{self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} FPS), stopped by {self.stopped_by}; "
@@ -186,6 +187,7 @@ class RunSummary:
             lines.append(f"recording: {self.output}")
         if self.log:
             lines.append(f"log: {self.log}")
+        lines += [f"WARNING: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
@@ -233,9 +235,14 @@ def run(frames: Iterable[Frame], recognizer: Recognizer, recorder: Recorder | No
     finally:
         summary.seconds = time.perf_counter() - start
         summary.stage_seconds = dict(recognizer.timings)
-        if log is not None:
-            summary.log = str(log.close())
-        if recorder is not None:
-            out = recorder.close()
-            summary.output = str(out) if out else None
+        # Each output says where it lies: its path, or where its data was kept when that failed.
+        try:
+            if log is not None:
+                where = log.close()
+                summary.log = str(where) if where else None
+        finally:  # a log that cannot be closed must not cost the recording
+            if recorder is not None:
+                out = recorder.close()
+                summary.output = str(out) if out else None
+            summary.warnings += [w for w in (getattr(log, "warning", None), getattr(recorder, "warning", None)) if w]
     return summary

@@ -7,6 +7,7 @@ the picture never lags behind); a file is never dropped from, so a run on a file
 """
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -18,7 +19,7 @@ import cv2
 import numpy as np
 
 from facedata.errors import FaceDataError, ImageReadError
-from facedata.io import IMAGE_EXTENSIONS, image_files, is_image_file, load_image
+from facedata.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, image_files, is_image_file, load_image
 
 
 class SourceError(FaceDataError):
@@ -86,40 +87,50 @@ class VideoSource(FrameSource):
 
 
 class ImageSource(FrameSource):
-    """One image, or the images of a folder in name order; an unreadable image is reported and skipped."""
+    """One image, or the images of a folder in name order; an unreadable image in a folder (damaged, too
+    large, a broken link or a link loop) is reported and skipped. A single image is read when the source
+    opens, so a bad one stops the run before the model loads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
         self.description = str(path)
+        self.max_pixels = max_pixels
+        self._first: np.ndarray | None = None
         if path.is_dir():
             self.paths = image_files(path)
             if not self.paths:
                 raise SourceError(f"{path}: the folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         else:
             self.paths = [path]
+            try:
+                self._first = load_image(path, max_pixels=max_pixels)
+            except ImageReadError as exc:
+                raise SourceError(str(exc)) from exc
         self.skipped: list[tuple[str, str]] = []
 
     def frames(self) -> Iterator[Frame]:
+        if self._first is not None:
+            yield Frame(0, self._first, time.perf_counter(), self.paths[0].name)
+            return
         for index, p in enumerate(self.paths):
             try:
-                rgb = load_image(p)
+                rgb = load_image(p, max_pixels=self.max_pixels)
             except ImageReadError as exc:
-                if len(self.paths) == 1:
-                    raise SourceError(str(exc)) from exc
-                self.skipped.append((str(p), exc.reason))
+                self.skipped.append((str(p), exc.detail))
                 continue
             yield Frame(index, rgb, time.perf_counter(), p.name)
 
 
-def open_source(cam: str | int) -> FrameSource:
-    """A camera index ("0"), a video file, an image file or a folder of images."""
+def open_source(cam: str | int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> FrameSource:
+    """A camera index ("0"), a video file, an image file or a folder of images (images above
+    ``max_pixels`` are refused, see ``--max-megapixels``)."""
     if isinstance(cam, int) or str(cam).strip().lstrip("-").isdigit():
         return VideoSource(int(cam))
     path = Path(cam).expanduser()
-    if not path.exists():
+    if not os.path.lexists(path):  # a dangling link or a link loop exists: the image reader says what it is
         raise SourceError(f"{path}: no such file or folder. -cam takes a camera index (0), a video file, an "
                           f"image or a folder of images")
     if path.is_dir() or is_image_file(path):
-        return ImageSource(path)
+        return ImageSource(path, max_pixels)
     return VideoSource(path)
 
 

@@ -12,12 +12,13 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
 from facedata.detect import FaceDetector, pick_main_face
 from facedata.errors import FaceDataError
-from facedata.io import load_image
+from facedata.io import DEFAULT_MAX_PIXELS, add_max_megapixels_option, load_image, max_pixels_of
 from models_definition.zoo import FaceEmbedder, ModelNotFoundError, load_model
 
 from .embed import embed_faces
@@ -35,27 +36,36 @@ class Verdict:
     same_person: bool
 
 
-def embed_photo(image: str | Path | np.ndarray, embedder: FaceEmbedder, detector: FaceDetector) -> np.ndarray:
-    """The embedding of the main face of a photo (a path, or an RGB array)."""
-    rgb = load_image(image) if not isinstance(image, np.ndarray) else image
+def embed_photo(image: str | Path | np.ndarray, embedder: FaceEmbedder, detector: FaceDetector,
+                max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None) -> np.ndarray:
+    """The embedding of the main face of a photo (a path, or an RGB array called ``name`` in errors)."""
+    rgb = load_image(image, max_pixels=max_pixels) if not isinstance(image, np.ndarray) else image
     face = pick_main_face(detector.detect_rgb(rgb), rgb.shape)
     if face is None:
-        where = image if not isinstance(image, np.ndarray) else "the image"
+        where = name or (image if not isinstance(image, np.ndarray) else "the image")
         raise NoFaceError(f"{where}: no face found; use a photo where the face is visible and at least 20 px wide")
     return embed_faces(rgb, [face], embedder)[0]
 
 
 def verify(img1: str | Path | np.ndarray, img2: str | Path | np.ndarray, model_name: str = "sface",
            threshold: float | None = None, embedder: FaceEmbedder | None = None,
-           detector: FaceDetector | None = None) -> Verdict:
-    """Similarity, threshold and same-person verdict for the main faces of two photos."""
-    embedder = embedder or load_model(model_name)
+           detector: FaceDetector | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+           registry: Mapping[str, Mapping] | None = None) -> Verdict:
+    """Similarity, threshold and same-person verdict for the main faces of two photos (photos above
+    ``max_pixels`` are refused, see ``--max-megapixels``)."""
+    # Both photos are read before the model loads: a bad file costs nothing yet.
+    names = [None if isinstance(i, np.ndarray) else str(i) for i in (img1, img2)]
+    rgbs = [i if isinstance(i, np.ndarray) else load_image(i, max_pixels=max_pixels) for i in (img1, img2)]
+    if embedder is None:
+        if registry is None:
+            raise ValueError("verify needs an embedder, or a registry (e.g. config.MODELS) to load model_name from")
+        embedder = load_model(model_name, registry)
     thr = threshold if threshold is not None else embedder.threshold
     if thr is None:
         raise ValueError(f"model {model_name!r} has no measured threshold; pass one (cosine), or measure it with "
                          f"`python -m id_rate --models {model_name} --data <aligned folder> --write-thresholds 1e-3`")
     detector = detector or FaceDetector()
-    a, b = embed_photo(img1, embedder, detector), embed_photo(img2, embedder, detector)
+    a, b = (embed_photo(rgb, embedder, detector, name=n) for rgb, n in zip(rgbs, names))
     sim = float(a @ b)
     return Verdict(sim, float(thr), embedder.threshold_fpr if threshold is None else None, sim >= thr)
 
@@ -67,9 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("image2", type=Path)
     p.add_argument("--model", default="sface", help="a name in config.MODELS")
     p.add_argument("--threshold", type=float, default=None, help="cosine similarity (default: the model's)")
+    add_max_megapixels_option(p)
     args = p.parse_args(argv)
     try:
-        v = verify(args.image1, args.image2, args.model, args.threshold)
+        import config  # the script layer: the project's model registry
+
+        v = verify(args.image1, args.image2, args.model, args.threshold, max_pixels=max_pixels_of(args.max_megapixels),
+                   registry=config.MODELS)
     except (FaceDataError, ModelNotFoundError, ValueError) as exc:
         print(f"verify: error: {exc}", file=sys.stderr)
         return 2

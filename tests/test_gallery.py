@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import config
 from PIL import Image
 
 from recognition.gallery import UNKNOWN, Gallery, GalleryError, enrol, scan_gallery
@@ -15,7 +17,7 @@ from recognition.gallery import UNKNOWN, Gallery, GalleryError, enrol, scan_gall
 def sface():
     from models_definition.zoo import load_model
 
-    return load_model("sface", device="cpu")
+    return load_model("sface", config.MODELS, device="cpu")
 
 
 class Counting:

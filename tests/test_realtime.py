@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import config
 from PIL import Image
 
 from recognition.gallery import UNKNOWN
@@ -135,7 +137,7 @@ def test_outputs_survive_ctrl_c(raw, tmp_path):
                 raise KeyboardInterrupt
             yield Frame(i, obama, 0.0)
 
-    emb = load_model("sface", device="cpu")
+    emb = load_model("sface", config.MODELS, device="cpu")
     rec = Recognizer(emb, Gallery([], np.zeros((0, 128), np.float32)), 0.363, DetectorConfig())
     s = run(frames(), rec, Recorder(tmp_path / "o.gif"), FaceLog(tmp_path / "l.csv"))
     assert s.stopped_by == "Ctrl+C" and s.frames == 5

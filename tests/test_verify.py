@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import config
+
 from facedata.errors import ImageReadError
 from recognition.verify import NoFaceError, verify
 
@@ -17,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def sface():
     from models_definition.zoo import load_model
 
-    return load_model("sface", device="cpu")
+    return load_model("sface", config.MODELS, device="cpu")
 
 
 def test_same_and_different_people(raw, sface, detector):
