@@ -92,6 +92,13 @@ TRAIN_RECIPES: dict[str, dict] = {
     # mean over active terms only train it.
     "sample-siamese": dict(_SAMPLE, head="contrastive", sampler="pk", epochs=10,
                            head_kwargs=dict(margin=1.4, pairs="all", average="nonzero")),
+    # A pretrained face start, fine-tuned: SFace's weights converted into PyTorch (a MobileFaceNet-style
+    # network, 128-D), ArcFace on the sample identities. The first epoch trains only the new head (a random
+    # head would wreck the pretrained features), then the backbone follows at a tenth of the head's rate.
+    "sample-sface-finetune": dict(_SAMPLE, backbone="sface_mobilefacenet", pretrained="sface", embedding_size=128,
+                                  preprocess="sface112", head="arcface", max_train_classes=96, epochs=3,
+                                  head_kwargs=dict(scale=32.0, margin_rad=0.3), freeze_backbone_epochs=1,
+                                  backbone_lr_factor=0.1, lr=1e-3, warmup_epochs=0.0),
 }
 
 # --- models by name (load_model(name), the real-time script, evaluation) --------------------------------
@@ -112,7 +119,11 @@ MODELS: dict[str, dict] = {
     "siamese-resnet18": dict(checkpoint=CHECKPOINTS / "siamese-resnet18" / "best.pt", recipe="siamese-resnet18",
                              threshold_cos=None, threshold_fpr=1e-3),
     **{name: dict(checkpoint=CHECKPOINTS / name / "best.pt", recipe=name, threshold_cos=None, threshold_fpr=1e-3)
-       for name in ("sample-ce", "sample-arcface", "sample-triplet", "sample-siamese")},
+       for name in ("sample-ce", "sample-arcface", "sample-triplet", "sample-siamese", "sample-sface-finetune")},
+    # The fine-tuned SFace as its last epoch left it (best.pt may be the head-only first epoch, whose backbone
+    # is still SFace's); its threshold is the one that epoch measured on the held-out identities at FPR 1e-3.
+    "sample-sface-finetune-last-epoch": dict(checkpoint=CHECKPOINTS / "sample-sface-finetune" / "last.pt",
+                                             recipe="sample-sface-finetune", threshold_cos=None, threshold_fpr=1e-3),
     # OpenCV Zoo SFace: its published cosine threshold 0.363, chosen on LFW by its authors (their FPR).
     "sface": dict(reference="sface", threshold_cos=0.363, threshold_fpr=None),
     # dlib's ResNet (face_recognition). Its published rule is a Euclidean distance 0.6 on raw descriptors,

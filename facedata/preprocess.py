@@ -87,6 +87,8 @@ PRESETS: dict[str, Preprocess] = {
     "imagenet112": Preprocess(112, "RGB", IMAGENET_MEAN, IMAGENET_STD, "arcface"),
     # facenet-pytorch's fixed_image_standardization: (x - 127.5) / 128.
     "facenet160": Preprocess(160, "RGB", (127.5 / 255,) * 3, (128.0 / 255,) * 3, "arcface"),
+    # OpenCV Zoo's SFace (and the PyTorch conversion of it): RGB pixel values 0..255, no normalisation.
+    "sface112": Preprocess(112, "RGB", (0.0, 0.0, 0.0), (1 / 255.0,) * 3, "arcface"),
 }
 
 

@@ -192,6 +192,35 @@ def bin_pairs(path: str | Path) -> PairSet:
                    [vs.image(i) for i in range(2 * len(vs))])
 
 
+def pair_set(spec: str | Path, missing: str = "error") -> PairSet:
+    """A verification pair set from ``"PAIRS_FILE@ALIGNED_DIR"`` (LFW-style pairs over an aligned folder)
+    or an insightface ``.bin``. A one-fold file (View 1's pairsDevTest.txt) is split into 10 interleaved
+    folds, so each fold holds same and different pairs. ``PairSet.name`` is the file's stem."""
+    from facedata.lfw import pair_paths, parse_pairs
+
+    text = str(spec)
+    if text.endswith(".bin"):
+        ps = bin_pairs(text)
+        ps.name = Path(text).stem
+        return ps
+    if "@" not in text:
+        raise MetricError(f"pair set {text!r}: expected PAIRS_FILE@ALIGNED_DIR (an LFW-style pairs file and the "
+                          "aligned folder it names images in) or an insightface .bin")
+    file, root = text.split("@", 1)
+    parsed = parse_pairs(file)
+    pp, bad = pair_paths(parsed, root, missing=missing)
+    folds = np.array([p.fold for p in parsed])
+    if len(np.unique(folds)) == 1:
+        folds = np.arange(len(parsed)) % 10
+    return PairSet(Path(file).stem, [x for ab in pp for x in ab], np.array([p.same for p in parsed]), folds, bad)
+
+
+def is_lfw_view2(ps: PairSet) -> bool:
+    """LFW View 2 (pairs.txt, lfw.bin): 6,000 pairs, for reporting only, never for choosing a model."""
+    return len(ps.issame) == 6000 and (ps.name in ("pairs", "lfw") or
+                                       (ps.folds is not None and len(np.unique(ps.folds)) == 10))
+
+
 def check_not_trained_on(protocol: Protocol, model: str, spec: Mapping[str, Any]) -> None:
     """Refuse a protocol that scores identities the checkpoint trained on, naming them."""
     trained = set(spec.get("classes") or ())

@@ -273,28 +273,39 @@ def open_set_identification(gallery: np.ndarray, gallery_labels: np.ndarray, pro
 
 # --- bootstrap over identities ------------------------------------------------------------------------
 class _SortedNegatives:
-    """Negative scores sorted once, so each bootstrap resample costs a cumulative sum, not a sort of
-    millions of scores; ``pos`` positions among them are found once too."""
+    """Negative scores sorted once, with the two identities of each negative pair, so a bootstrap resample
+    costs two gathers from small weight tables and one cumulative sum, not a sort (or a random gather) of
+    millions of scores. The weight of a negative pair is ``w_left[left] * w_right[right]``."""
 
-    def __init__(self, pos: np.ndarray, neg: np.ndarray) -> None:
-        self.order = np.argsort(neg, kind="mergesort")
-        self.ns = neg[self.order]
+    def __init__(self, pos: np.ndarray, neg: np.ndarray, left: np.ndarray | None = None,
+                 right: np.ndarray | None = None) -> None:
+        order = np.argsort(neg, kind="mergesort")
+        self.ns = neg[order]
+        self.left = None if left is None else left[order].astype(np.int32)
+        self.right = None if right is None else right[order].astype(np.int32)
         self.lo = np.searchsorted(self.ns, pos, "left")  # negatives below each positive
         self.hi = np.searchsorted(self.ns, pos, "right")
         self.pos = pos
 
-    def auc(self, wp: np.ndarray, wn: np.ndarray) -> float:
-        cw = np.r_[0.0, np.cumsum(wn[self.order])]
-        below, tie = cw[self.lo], cw[self.hi] - cw[self.lo]
-        return float((wp * (below + 0.5 * tie)).sum() / (wp.sum() * wn.sum()))
+    def weights(self, w_left: np.ndarray, w_right: np.ndarray) -> np.ndarray:
+        """Per-pair weights in sorted order from per-identity weights."""
+        return w_left[self.left] * w_right[self.right]
 
-    def tpr(self, wp: np.ndarray, wn: np.ndarray, fpr: float) -> float | None:
+    def auc(self, wp: np.ndarray, wn_sorted: np.ndarray, cw: np.ndarray | None = None) -> float:
+        cw = np.r_[0.0, np.cumsum(wn_sorted)] if cw is None else cw
+        below, tie = cw[self.lo], cw[self.hi] - cw[self.lo]
+        return float((wp * (below + 0.5 * tie)).sum() / (wp.sum() * cw[-1]))
+
+    def tpr(self, wp: np.ndarray, wn_sorted: np.ndarray, fpr: float, cw: np.ndarray | None = None) -> float | None:
         """The seed rule on integer-weighted scores: as if each score were repeated ``weight`` times."""
-        k = int(fpr * wn.sum() + 1e-9)
+        cw = np.r_[0.0, np.cumsum(wn_sorted)] if cw is None else cw
+        total = cw[-1]
+        k = int(fpr * total + 1e-9)
         if k < 1:
             return None
-        from_top = np.cumsum(wn[self.order][::-1])  # weight of the largest negatives, descending
-        thr = self.ns[::-1][int(np.searchsorted(from_top, k, "left"))]
+        # the k-th largest: the first position (from the top) where the weight above reaches k
+        i = int(np.searchsorted(cw, total - k, "right")) - 1  # cw[i] <= total - k < cw[i + 1]
+        thr = self.ns[min(max(i, 0), len(self.ns) - 1)]
         return float(wp[self.pos >= thr].sum() / wp.sum())
 
 
@@ -326,19 +337,23 @@ def bootstrap_idrate(query: np.ndarray, query_labels: np.ndarray, distractors: n
     pos, pos_id = s_qq[same], a[same]
     neg = np.concatenate([s_qq[~same], s_qd])
     rng = np.random.default_rng(seed)
-    sorted_neg = _SortedNegatives(pos, neg)
+    # right identity of a negative: a query identity (cross-identity query pair) or, offset by the number
+    # of query identities, a distractor identity: one table of weights serves both
+    sorted_neg = _SortedNegatives(pos, neg, np.concatenate([a[~same], qa]),
+                                  np.concatenate([b[~same], len(qids) + dc]))
     samples: dict[str, list[float]] = {"auc": [], **{f"tpr@{f:g}": [] for f in fprs}}
     for _ in range(n):
         wq = np.bincount(rng.integers(0, len(qids), len(qids)), minlength=len(qids)).astype(np.float64)
         wd = np.bincount(rng.integers(0, len(dids), len(dids)), minlength=len(dids)).astype(np.float64) \
             if len(dids) else np.zeros(0)
         wp = wq[pos_id]
-        wn = np.concatenate([wq[a[~same]] * wq[b[~same]], wq[qa] * wd[dc] if len(d) else np.zeros(0)])
-        if wp.sum() == 0 or wn.sum() == 0:
+        wn = sorted_neg.weights(wq, np.concatenate([wq, wd]))
+        cw = np.r_[0.0, np.cumsum(wn)]
+        if wp.sum() == 0 or cw[-1] == 0:
             continue
-        samples["auc"].append(sorted_neg.auc(wp, wn))
+        samples["auc"].append(sorted_neg.auc(wp, wn, cw))
         for f in fprs:
-            t = sorted_neg.tpr(wp, wn, f)
+            t = sorted_neg.tpr(wp, wn, f, cw)
             if t is not None:
                 samples[f"tpr@{f:g}"].append(t)
     lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .mobilefacenet import MobileFaceNet
+from .sface_torch import ABOUT as SFACE_ABOUT, build_sface_trunk, finish_sface
 
 
 class PretrainedWeightsError(RuntimeError):
@@ -31,6 +32,8 @@ class BackboneEntry:
     pretrained: tuple[str, ...]  # accepted values of `pretrained` besides None
     input_px: int  # the size it is usually trained at
     about: str
+    # weights that live in the neck too (a whole pretrained face network): loaded into the built Embedder
+    finish: Callable[[nn.Module, str | None], None] | None = None
 
 
 class _Pooled(nn.Module):
@@ -162,6 +165,7 @@ BACKBONES: dict[str, BackboneEntry] = {
     "resnet18": BackboneEntry(_torchvision("resnet18", "IMAGENET1K_V1", _resnet_trunk), ("imagenet",), 112, "ResNet-18 (torchvision)"),
     "resnet50": BackboneEntry(_torchvision("resnet50", "IMAGENET1K_V2", _resnet_trunk), ("imagenet",), 112, "ResNet-50 (torchvision)"),
     "mobilefacenet": BackboneEntry(_mobilefacenet, (), 112, "MobileFaceNet (Chen et al. 2018), 1M parameters, CPU real time"),
+    "sface_mobilefacenet": BackboneEntry(build_sface_trunk, ("sface",), 112, SFACE_ABOUT, finish_sface),
     # The seed comparison's ImageNet encoders, without their classifier.
     "densenet121": BackboneEntry(_torchvision("densenet121", "IMAGENET1K_V1", _densenet_trunk), ("imagenet",), 224, "DenseNet-121 features (torchvision)"),
     "googlenet": BackboneEntry(_torchvision("googlenet", "IMAGENET1K_V1", _googlenet_trunk, {"aux_logits": False}, {"init_weights": True}), ("imagenet",), 224, "GoogLeNet without fc (torchvision)"),
@@ -210,7 +214,10 @@ def build_embedder(backbone: str, embedding_size: int | None = 512, pretrained: 
     if embedding_size is not None and embedding_size <= 0:
         raise ValueError(f"embedding_size must be positive or None, got {embedding_size}")
     trunk, dim = entry.build(pretrained, input_px)
-    return Embedder(trunk, dim, embedding_size, dropout)
+    model = Embedder(trunk, dim, embedding_size, dropout)
+    if entry.finish is not None:
+        entry.finish(model, pretrained)
+    return model
 
 
 def fuse_conv_bn(model: nn.Module) -> nn.Module:

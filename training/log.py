@@ -15,11 +15,13 @@ COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "val_acc", "val_auc", "val_t
 def write_log(out_dir: Path, history: list[dict[str, Any]]) -> None:
     """Rewrite the whole CSV and plot from the history, so an interrupted write never leaves half a file."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    verify = sorted({k for row in history for k in row if k.startswith("verify_")})  # per pair set
+    columns = list(COLUMNS) + verify
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     w.writeheader()
     for row in history:
         w.writerow({k: ("" if row.get(k) is None else (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]))
-                    for k in COLUMNS})
+                    for k in columns})
     write_bytes_atomic(buf.getvalue().encode(), out_dir / "log.csv")
     write_bytes_atomic(plot_history(history), out_dir / "loss.png")
 
@@ -40,7 +42,9 @@ def plot_history(history: list[dict[str, Any]]) -> bytes:
     ax1.set_ylabel("loss")
     if ax1.lines:
         ax1.legend(loc="best")
-    for key, label in (("val_auc", "open-set ROC-AUC"), ("val_tpr@1e-2", "TPR@FPR=1e-2"), ("val_acc", "closed-set acc")):
+    verify = sorted({k for row in history for k in row if k.startswith("verify_") and k.endswith("_acc")})
+    for key, label in (("val_auc", "open-set ROC-AUC"), ("val_tpr@1e-2", "TPR@FPR=1e-2"), ("val_acc", "closed-set acc"),
+                       *((k, k[len("verify_"):-len("_acc")] + " 10-fold acc") for k in verify)):
         pts = [(r["epoch"], r[key]) for r in history if r.get(key) is not None]
         if pts:
             ax2.plot(*zip(*pts), marker="o", label=label)
