@@ -5,9 +5,12 @@ import datetime as dt
 import json
 import os
 import platform
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# The repository root: config.py (the scripts' settings) is read from there, it is not an installed module.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def machine() -> str:

@@ -54,7 +54,7 @@ def main() -> None:
     p.add_argument("--every", type=int, default=1, help="take every k-th file (a spread sample of a large set)")
     p.add_argument("--name", default="prepare", help="results/<name>.json")
     args = p.parse_args()
-    src = args.src
+    src = args.src.resolve()  # the symlinks below must point at an absolute path
     files = list_source_files(src)[:: args.every][: args.limit]
     with tempfile.TemporaryDirectory() as tmp:
         sub = Path(tmp, "src")

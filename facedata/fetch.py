@@ -274,8 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dest", type=Path, default=None, help="default: config.LFW_ROOT / config.CELEBA_SUBSET_ROOT")
     args = p.parse_args(argv)
     if args.dest is None:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        import config  # the script layer: dataset roots (with their environment overrides)
+        from .project import project_config
+
+        config = project_config()  # the script layer: dataset roots (with their environment overrides)
 
         args.dest = config.LFW_ROOT if args.dataset == "lfw" else config.CELEBA_SUBSET_ROOT
     try:

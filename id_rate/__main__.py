@@ -175,8 +175,10 @@ def run(args: argparse.Namespace) -> Report:
     if args.embeddings:
         sets = {path.stem: load_npz(path, args.query_ids, args.distractor_ids, args.seed) for path in args.embeddings}
         return evaluate_embeddings(sets, args.seed, args.bootstrap, args.device)
-    import config
+    from facedata.project import project_config
     from models_definition.zoo import load_model
+
+    config = project_config()  # the script layer: reads config.MODELS and passes entries down
 
     unknown = [m for m in args.models if m not in config.MODELS]
     if unknown:  # before any embedding work

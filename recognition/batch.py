@@ -70,7 +70,9 @@ def write_rows(rows: list[dict], out: str | Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import config
+    from facedata.project import project_config
+
+    config = project_config()  # the script layer: paths, detector settings, MODELS
 
     p = argparse.ArgumentParser(prog="python -m recognition.batch", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

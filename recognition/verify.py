@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     add_max_megapixels_option(p)
     args = p.parse_args(argv)
     try:
-        import config  # the script layer: the project's model registry
+        from facedata.project import project_config
+
+        config = project_config()  # the script layer: the project's model registry
 
         v = verify(args.image1, args.image2, args.model, args.threshold, max_pixels=max_pixels_of(args.max_megapixels),
                    registry=config.MODELS)
