@@ -61,11 +61,13 @@ class PrepareConfig:
 
     def __post_init__(self) -> None:
         """Bad settings fail here, before any image is read (a size 0 would mark every image 'error')."""
-        from .align import ALIGNERS
+        from .align import get_aligner
 
         problems = []
-        if self.method not in ALIGNERS:
-            problems.append(f"method {self.method!r} is not one of {', '.join(ALIGNERS)}")
+        try:
+            get_aligner(self.method)
+        except KeyError as exc:  # the registry's own message: the valid names
+            problems.append(str(exc.args[0]))
         if not isinstance(self.size_px, int) or not 16 <= self.size_px <= 1024:
             problems.append(f"size {self.size_px!r} must be a whole number of pixels in 16..1024 (112 or 160 usually)")
         for name, th in (("thresholds", self.detector.thresholds), ("relaxed thresholds", self.relaxed_thresholds)):
