@@ -265,7 +265,9 @@ def test_ctrl_c_says_what_was_saved_and_how_to_resume(small_aligned, tmp_path):
     # Its own process group, signalled as a whole: what Ctrl+C in a terminal does (loader workers get it too).
     proc = subprocess.Popen([sys.executable, "train.py", "--config", str(tmp_path / "cfg.json"), "--out", str(out)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+                            start_new_session=True,
+                            # a background job (make ... &, nohup) inherits SIGINT ignored; a terminal's is not
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while not (out / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
