@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .errors import DatasetError
+from .errors import DatasetError, FaceDataError
 from .io import atomic_output
 
 LFW_BASE_URLS = ("http://vis-www.cs.umass.edu/lfw/",)  # the LFW maintainers' site (UMass Amherst)
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "crops): pass --from /path/to/CelebA/img_celeba")
             n = fetch_celeba_subset(args.dest, args.source)
             print(f"CelebA subset ready in {args.dest}: {n} crops")
-    except (DatasetError, OSError) as exc:
+    except (FaceDataError, OSError) as exc:  # FaceDataError: also an output path refused by atomic_output
         print(f"fetch: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
