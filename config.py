@@ -66,6 +66,18 @@ _SAMPLE = dict(
     batches_per_epoch=20, epochs=5,  # about 3 minutes on 2 cores
     schedule="cosine", warmup_epochs=1.0, lr=1e-3, workers=2,
 )
+# Real identities on this CPU (make celeba-models; about 10 minutes each on 2 cores): the CelebA subset's
+# 239 people, 40 held out as query identities (6 images each) and 40 as distractors, which give the
+# open-set figures and the unknown-face threshold; the other 159 (~3,400 images) train. best.pt is chosen on
+# LFW View 1 DevTest pairs (model selection), never on View 2 (reported). Random init: no download needed.
+_CELEBA = dict(
+    data=str(CELEBA_ALIGNED), open_set_query=40, open_set_query_images=6, open_set_distractor=40,
+    val_fraction=0.0, split_seed=SPLIT_SEED,
+    backbone="efficientnet_b0",  # the fastest of our backbones to train on 2 CPU cores (benchmarks/README.md)
+    preprocess="arcface112", batch_size=64, epochs=6, schedule="cosine", warmup_epochs=1.0, lr=1e-3, workers=2,
+    verify_sets=[f"{LFW_ROOT / 'pairsDevTest.txt'}@{LFW_ALIGNED}"], monitor="verify_pairsDevTest_acc",
+    verify_flip=False,  # selection only: one forward per image keeps the per-epoch check to ~30 s on this CPU
+)
 TRAIN_RECIPES: dict[str, dict] = {
     "ce-efficientnet": dict(_CASIA, backbone="efficientnet_b3", pretrained="imagenet", head="softmax", epochs=30),
     "ce-inceptionresnetv1-1292": dict(_CASIA, backbone="inception_resnet_v1", pretrained=None, head="softmax", epochs=30),
@@ -99,6 +111,25 @@ TRAIN_RECIPES: dict[str, dict] = {
                                   preprocess="sface112", head="arcface", max_train_classes=96, epochs=3,
                                   head_kwargs=dict(scale=32.0, margin_rad=0.3), freeze_backbone_epochs=1,
                                   backbone_lr_factor=0.1, lr=1e-3, warmup_epochs=0.0),
+    # CelebA recipes (_CELEBA above). ArcFace margin 0.3 / scale 32: 0.5 / 64 does not converge from random
+    # init on 159 classes in 6 epochs. Triplet and Siamese see P x K batches (K = 4 images of each person).
+    "celeba-ce": dict(_CELEBA, head="softmax"),
+    "celeba-arcface": dict(_CELEBA, head="arcface", head_kwargs=dict(scale=32.0, margin_rad=0.3)),
+    "celeba-triplet": dict(_CELEBA, head="triplet", sampler="pk", pk_k=4,
+                           head_kwargs=dict(margin=0.2, mining="batch_hard", distance="cosine")),
+    "celeba-siamese": dict(_CELEBA, head="contrastive", sampler="pk", pk_k=4,
+                           head_kwargs=dict(margin=1.0, pairs="all", average="nonzero")),
+    # Distillation: EfficientNet-B0 from random init regresses SFace's 128-D embedding of each training image
+    # (no labels; SFace is embedded once per image, cached in the run folder). "-labels" adds ArcFace on the
+    # identities. Compare with celeba-arcface: the same backbone trained with labels alone.
+    "celeba-distill-sface": dict(_CELEBA, head="distill", teacher=dict(reference="sface"), embedding_size=128),
+    "celeba-distill-sface-labels": dict(_CELEBA, head="distill", teacher=dict(reference="sface"), embedding_size=128,
+                                        head_kwargs=dict(label_weight=1.0, scale=32.0, margin_rad=0.3)),
+    # SFace's converted weights fine-tuned on the 159 CelebA people: head alone for an epoch, then the
+    # backbone at a tenth of the rate, so the pretrained features move only as far as the new data asks.
+    "celeba-sface-finetune": dict(_CELEBA, backbone="sface_mobilefacenet", pretrained="sface", embedding_size=128,
+                                  preprocess="sface112", head="arcface", head_kwargs=dict(scale=32.0, margin_rad=0.3),
+                                  epochs=3, freeze_backbone_epochs=1, backbone_lr_factor=0.1, lr=1e-3, warmup_epochs=0.0),
 }
 
 # --- models by name (load_model(name), the real-time script, evaluation) --------------------------------
@@ -119,7 +150,9 @@ MODELS: dict[str, dict] = {
     "siamese-resnet18": dict(checkpoint=CHECKPOINTS / "siamese-resnet18" / "best.pt", recipe="siamese-resnet18",
                              threshold_cos=None, threshold_fpr=1e-3),
     **{name: dict(checkpoint=CHECKPOINTS / name / "best.pt", recipe=name, threshold_cos=None, threshold_fpr=1e-3)
-       for name in ("sample-ce", "sample-arcface", "sample-triplet", "sample-siamese", "sample-sface-finetune")},
+       for name in ("sample-ce", "sample-arcface", "sample-triplet", "sample-siamese", "sample-sface-finetune",
+                    "celeba-ce", "celeba-arcface", "celeba-triplet", "celeba-siamese", "celeba-sface-finetune",
+                    "celeba-distill-sface", "celeba-distill-sface-labels")},
     # The fine-tuned SFace as its last epoch left it (best.pt may be the head-only first epoch, whose backbone
     # is still SFace's); its threshold is the one that epoch measured on the held-out identities at FPR 1e-3.
     "sample-sface-finetune-last-epoch": dict(checkpoint=CHECKPOINTS / "sample-sface-finetune" / "last.pt",

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,18 +19,23 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import DatasetError
+from .insightface_io import read_pack_image, scan_pack
 from .io import image_files, load_image
 from .preprocess import Preprocess
 
 
 @dataclass(frozen=True)
 class FaceFolder:
-    """An indexed face folder: ``paths[i]`` belongs to ``classes[labels[i]]``."""
+    """An indexed face set: item ``i`` belongs to ``classes[labels[i]]``. Its image is the file ``paths[i]``,
+    or, for an insightface pack (``pack`` = the ``.rec``), record ``keys[i]`` (``paths[i]`` then reads
+    ``<pack>#<key>``, a name for messages)."""
 
     root: Path
     classes: list[str]
     paths: list[Path]
-    labels: np.ndarray  # int64, one per path
+    labels: np.ndarray  # int64, one per item
+    pack: Path | None = None
+    keys: np.ndarray | None = None  # int64 record keys, with pack
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -40,15 +46,30 @@ class FaceFolder:
     def subset(self, indices: Sequence[int]) -> "FaceFolder":
         """The same classes (labels unchanged) restricted to ``indices``."""
         idx = np.asarray(indices, dtype=np.int64)
-        return FaceFolder(self.root, self.classes, [self.paths[i] for i in idx], self.labels[idx])
+        return dataclasses.replace(self, paths=[self.paths[i] for i in idx], labels=self.labels[idx],
+                                   keys=None if self.keys is None else self.keys[idx])
+
+    def relabel(self, classes: list[str], labels: np.ndarray) -> "FaceFolder":
+        """The same images under other class names / labels."""
+        return dataclasses.replace(self, classes=classes, labels=np.asarray(labels, np.int64))
+
+    def read(self, i: int) -> np.ndarray:
+        """Item ``i``'s RGB crop, from its file or its pack record."""
+        if self.pack is not None:
+            return read_pack_image(self.pack, int(self.keys[i]))
+        return load_image(self.paths[i])
 
 
 def scan_face_folder(root: str | os.PathLike, min_images_per_class: int = 1, max_classes: int | None = None) -> FaceFolder:
-    """Index ``root/<identity>/<image>``; identities sorted by name get labels 0..C-1 after filtering."""
+    """Index ``root/<identity>/<image>``, or an insightface ``train.rec`` pack (its ``train.idx`` beside it);
+    identities sorted by name get labels 0..C-1 after filtering. A pack's identity names are its integer
+    labels, zero-padded, so that name order is label order."""
     root = Path(root)
+    if root.suffix == ".rec":
+        return _filter(root, _pack_classes(root), min_images_per_class, max_classes)
     if not root.is_dir():
-        raise DatasetError(f"{root}: dataset folder not found; expected <identity>/<image> files "
-                           "(make data builds the sample set)")
+        raise DatasetError(f"{root}: dataset folder not found; expected <identity>/<image> files or an insightface "
+                           "train.rec (make data builds the sample set)")
     per_class: dict[str, list[Path]] = {}
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.is_dir() and not entry.name.startswith("."):
@@ -57,20 +78,42 @@ def scan_face_folder(root: str | os.PathLike, min_images_per_class: int = 1, max
                 per_class[entry.name] = files
     if not per_class:
         raise DatasetError(f"{root}: no <identity>/<image> files found (image files must sit in one folder per identity)")
-    kept = {c: p for c, p in per_class.items() if len(p) >= min_images_per_class}
+    return _filter(root, {c: (p, None) for c, p in per_class.items()}, min_images_per_class, max_classes)
+
+
+def _pack_classes(rec: Path) -> dict[str, tuple[list[Path], np.ndarray]]:
+    index = scan_pack(rec)
+    if (index.labels < 0).any():
+        raise DatasetError(f"{rec}: negative class labels (e.g. {int(index.labels.min())}); not an identity pack")
+    width = max(1, len(str(int(index.labels.max()))))
+    out = {}
+    for label in np.unique(index.labels):
+        keys = index.keys[index.labels == label]
+        out[f"{int(label):0{width}d}"] = ([Path(f"{rec}#{k}") for k in keys], keys)
+    return out
+
+
+def _filter(root: Path, per_class: dict[str, tuple[list[Path], np.ndarray | None]], min_images_per_class: int,
+            max_classes: int | None) -> FaceFolder:
+    """The identity filter shared by folders and packs: >= min images, then the max_classes largest."""
+    kept = {c: p for c, p in per_class.items() if len(p[0]) >= min_images_per_class}
     if max_classes is not None:
-        ranked = sorted(kept, key=lambda c: (-len(kept[c]), c))[:max_classes]
+        ranked = sorted(kept, key=lambda c: (-len(kept[c][0]), c))[:max_classes]
         kept = {c: kept[c] for c in sorted(ranked)}
     if not kept:
-        most = max(len(p) for p in per_class.values())
+        most = max(len(p[0]) for p in per_class.values())
         raise DatasetError(f"{root}: no identity has >= {min_images_per_class} images (the most is {most}); "
                            "lower min_images_per_class")
     classes = sorted(kept)
-    paths, labels = [], []
+    paths, labels, keys = [], [], []
     for i, c in enumerate(classes):
-        paths += kept[c]
-        labels += [i] * len(kept[c])
-    return FaceFolder(root, classes, paths, np.asarray(labels, dtype=np.int64))
+        paths += kept[c][0]
+        labels += [i] * len(kept[c][0])
+        if kept[c][1] is not None:
+            keys.append(kept[c][1])
+    is_pack = root.suffix == ".rec"
+    return FaceFolder(root, classes, paths, np.asarray(labels, dtype=np.int64), pack=root if is_pack else None,
+                      keys=np.concatenate(keys).astype(np.int64) if is_pack else None)
 
 
 def stratified_split(folder: FaceFolder, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 42) -> list[FaceFolder]:
@@ -191,7 +234,7 @@ class FaceDataset:
 
     def __getitem__(self, key: int | tuple[int, int]):
         i, seed = key if isinstance(key, tuple) else (key, None)
-        crop = load_image(self.folder.paths[i])
+        crop = self.folder.read(i)
         if self.augment is not None:
             crop = self.augment(crop, np.random.default_rng(seed))
         return self.preprocess(crop), int(self.folder.labels[i])

@@ -130,7 +130,9 @@ class RecordIOReader:
         self.idx_path = Path(idx_path) if idx_path is not None else self.rec_path.with_suffix(".idx")
         for p in (self.rec_path, self.idx_path):
             if not p.is_file():
-                raise DatasetError(f"{p}: not found (a RecordIO pack needs both the .rec and the .idx file)")
+                hint = (f"; `python -m facedata.pack index {self.rec_path}` rebuilds the index by scanning the .rec"
+                        if p == self.idx_path and self.rec_path.is_file() else "")
+                raise DatasetError(f"{p}: not found (a RecordIO pack needs both the .rec and the .idx file{hint})")
         self.offsets: dict[int, int] = {}
         for n, line in enumerate(self.idx_path.read_text().splitlines(), 1):
             if not line.strip():
@@ -159,6 +161,9 @@ class RecordIOReader:
                 raise DatasetError(f"{self.rec_path}: bad magic {magic:#x} at key {key} (offset {self.offsets[key]})")
             cflag, length = lrec >> 29, lrec & ((1 << 29) - 1)
             data = self._fh.read(length)
+            if len(data) < length:
+                raise DatasetError(f"{self.rec_path}: truncated record at key {key} ({len(data)} of {length} bytes; "
+                                   "the file was cut short: download or copy it again)")
             self._fh.read((4 - length % 4) % 4)
             chunks.append(data)
             if cflag in (0, 3):
@@ -206,3 +211,98 @@ def write_recordio(records: list[bytes], rec_path: str | os.PathLike, idx_path: 
         buf.write(b"\0" * ((4 - len(data) % 4) % 4))
     Path(rec_path).write_bytes(buf.getvalue())
     Path(idx_path).write_text("\n".join(idx) + "\n")
+
+
+# --- packs as training data -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PackIndex:
+    """The images of a pack: record ``keys[i]`` holds an image of class ``labels[i]`` (int)."""
+
+    rec_path: Path
+    idx_path: Path
+    keys: np.ndarray  # int64
+    labels: np.ndarray  # int64
+
+
+def scan_pack(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = None) -> PackIndex:
+    """Every image record's key and label, read from the record headers alone (no image is decoded). Each
+    record is checked to lie whole inside the file, so a truncated pack is refused before training starts."""
+    reader = RecordIOReader(rec_path, idx_path)
+    try:
+        keys_all = reader.keys()
+        if not keys_all:
+            raise DatasetError(f"{reader.rec_path}: the index {reader.idx_path} lists no records")
+        first = unpack_record(reader.read(keys_all[0]))
+        keys = list(range(1, int(first.label[0]))) if first.flag > 0 else keys_all
+        size = reader.rec_path.stat().st_size
+        labels = np.empty(len(keys), np.int64)
+        fh = reader._fh
+        for i, key in enumerate(keys):
+            off = reader.offsets.get(key)
+            if off is None:
+                raise DatasetError(f"{reader.idx_path}: no entry for image record {key} (the header record says "
+                                   f"images are keys 1..{len(keys)}); the index does not belong to this .rec")
+            fh.seek(off)
+            head = fh.read(8 + _IR_SIZE)
+            if len(head) < 8 + _IR_SIZE:
+                raise DatasetError(f"{reader.rec_path}: truncated record at key {key} (offset {off} of a {size}-byte "
+                                   "file): the file was cut short; download or copy it again")
+            magic, lrec = struct.unpack("<II", head[:8])
+            if magic != RECORDIO_MAGIC:
+                raise DatasetError(f"{reader.rec_path}: bad magic {magic:#x} at key {key} (offset {off}): not an MXNet "
+                                   "RecordIO file, or the .idx belongs to another .rec")
+            length = lrec & ((1 << 29) - 1)
+            if off + 8 + length > size:
+                raise DatasetError(f"{reader.rec_path}: truncated record at key {key} (needs {off + 8 + length} bytes, "
+                                   f"the file has {size}): the file was cut short; download or copy it again")
+            flag, label = struct.unpack("<If", head[8:16])
+            if flag > 0:  # the class label is the first of the float labels after the header
+                fh.seek(off + 8 + _IR_SIZE)
+                label = struct.unpack("<f", fh.read(4))[0]
+            labels[i] = int(label)
+    finally:
+        reader.close()
+    return PackIndex(reader.rec_path, reader.idx_path, np.asarray(keys, np.int64), labels)
+
+
+_OPEN_READERS: dict[tuple[Path, int], RecordIOReader] = {}
+
+
+def read_pack_image(rec_path: Path, key: int) -> np.ndarray:
+    """The RGB image of record ``key``; each process (every DataLoader worker) opens its own file handle."""
+    slot = (rec_path, os.getpid())
+    reader = _OPEN_READERS.get(slot)
+    if reader is None:
+        reader = _OPEN_READERS[slot] = RecordIOReader(rec_path)
+    rec = unpack_record(reader.read(int(key)))
+    return _decode(rec.payload, f"{rec_path}[key {key}]")
+
+
+def build_index(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = None) -> Path:
+    """Rebuild a lost ``.idx`` by scanning the ``.rec`` from the start (keys 0, 1, ... in file order, as
+    insightface's packs number them); written atomically."""
+    from .io import write_bytes_atomic
+
+    rec_path = Path(rec_path)
+    idx_path = Path(idx_path) if idx_path is not None else rec_path.with_suffix(".idx")
+    lines, key, off, size = [], 0, 0, rec_path.stat().st_size
+    with open(rec_path, "rb") as fh:
+        start = True
+        while off < size:
+            fh.seek(off)
+            head = fh.read(8)
+            if len(head) < 8:
+                raise DatasetError(f"{rec_path}: truncated at byte {off} (a record header is cut short)")
+            magic, lrec = struct.unpack("<II", head)
+            if magic != RECORDIO_MAGIC:
+                raise DatasetError(f"{rec_path}: bad magic {magic:#x} at byte {off}: not an MXNet RecordIO file")
+            cflag, length = lrec >> 29, lrec & ((1 << 29) - 1)
+            if start:
+                lines.append(f"{key}\t{off}")
+                key += 1
+            start = cflag in (0, 3)  # the next record starts a new logical record
+            off += 8 + length + (4 - length % 4) % 4
+            if off > size:
+                raise DatasetError(f"{rec_path}: truncated record at key {key - 1} (the file was cut short)")
+    write_bytes_atomic(("\n".join(lines) + "\n").encode(), idx_path)
+    return idx_path

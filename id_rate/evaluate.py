@@ -43,6 +43,10 @@ class Part:
 
     @classmethod
     def of(cls, folder: FaceFolder) -> "Part":
+        if folder.pack is not None:
+            raise MetricError(f"{folder.pack}: evaluation reads aligned image folders, not packs; `python -m "
+                              f"facedata.pack unpack {folder.pack} DIR` writes this pack as one (the same identities, "
+                              "images and held-out split), then pass --data DIR")
         names = np.array(folder.classes, dtype=object)
         return cls(list(folder.paths), names[folder.labels].astype(str) if len(folder) else np.zeros(0, str))
 

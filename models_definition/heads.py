@@ -193,14 +193,56 @@ class ContrastiveHead(nn.Module):
         return self._mean(y * d.pow(2) + (1 - y) * F.relu(self.margin - d).pow(2))
 
 
+class DistillHead(nn.Module):
+    """Knowledge distillation: the student regresses a teacher's embeddings of the same images,
+    loss = mean_i (1 - cos(s_i, t_i)) + label_weight * ArcFace(s, class). The teacher's unit vectors sit in a
+    table filled once by :meth:`set_targets` (the training engine embeds every training image with the
+    teacher, cached); the ``labels`` this head is called with are row indices into that table, so the one
+    call ``loss = head(emb, labels)`` stays. ``label_weight`` 0: no labels needed at all."""
+
+    takes_index = True  # the engine feeds image indices, not class labels
+
+    def __init__(self, embedding_size: int, num_classes: int, label_weight: float = 0.0, scale: float = 32.0,
+                 margin_rad: float = 0.3) -> None:
+        super().__init__()
+        if label_weight < 0:
+            raise ValueError(f"label_weight must be >= 0, got {label_weight}")
+        self.embedding_size, self.label_weight = embedding_size, float(label_weight)
+        # not in state_dict: rebuilt (from the cache) on resume, and a CASIA-size table would bloat last.pt
+        self.register_buffer("teacher", torch.zeros(0, embedding_size), persistent=False)
+        self.register_buffer("classes", torch.zeros(0, dtype=torch.long), persistent=False)
+        self.label_head = ArcFaceHead(embedding_size, num_classes, scale, margin_rad) if label_weight > 0 else None
+
+    def set_targets(self, teacher: torch.Tensor, classes: torch.Tensor | None = None) -> None:
+        """Row i of ``teacher`` is the teacher's embedding of training image i (``classes[i]`` its label)."""
+        if teacher.ndim != 2 or teacher.shape[1] != self.embedding_size:
+            raise ValueError(f"the teacher gives {tuple(teacher.shape[1:])}-D embeddings but the student's "
+                             f"embedding_size is {self.embedding_size}: set embedding_size={teacher.shape[-1]} "
+                             "(distillation regresses the teacher's vector as it is, no projection)")
+        if self.label_head is not None and (classes is None or len(classes) != len(teacher)):
+            raise ValueError("label_weight > 0 needs one class label per teacher row")
+        dev = self.teacher.device
+        self.teacher = F.normalize(teacher.float(), dim=1).to(dev)
+        self.classes = (classes if classes is not None else torch.zeros(0)).long().to(dev)
+
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if len(self.teacher) == 0:
+            raise RuntimeError("DistillHead has no teacher embeddings: call set_targets first")
+        loss = (1 - F.cosine_similarity(emb.float(), self.teacher[labels], dim=1)).mean()
+        if self.label_head is not None:
+            loss = loss + self.label_weight * self.label_head(emb, self.classes[labels])
+        return loss
+
+
 HEADS: dict[str, type[nn.Module]] = {
     "softmax": SoftmaxHead,
     "arcface": ArcFaceHead,
     "cosface": CosFaceHead,
     "triplet": TripletHead,
     "contrastive": ContrastiveHead,
+    "distill": DistillHead,
 }
-CLASSIFIER_HEADS = {"softmax", "arcface", "cosface"}  # take (embedding_size, num_classes)
+CLASSIFIER_HEADS = {"softmax", "arcface", "cosface", "distill"}  # take (embedding_size, num_classes)
 
 
 def check_head_options(name: str, options: dict) -> None:

@@ -118,7 +118,7 @@ def test_contrastive_by_hand():
 def test_build_head_registry():
     assert isinstance(build_head("arcface", 8, 5, margin_rad=0.3), ArcFaceHead)
     assert isinstance(build_head("triplet", 8, 5, mining="semi_hard"), TripletHead)
-    with pytest.raises(KeyError, match="valid: arcface, contrastive, cosface, softmax, triplet"):
+    with pytest.raises(KeyError, match="valid: arcface, contrastive, cosface, distill, softmax, triplet"):
         build_head("sphereface", 8, 5)
 
 
@@ -145,3 +145,34 @@ def test_contrastive_nonzero_average_by_hand():
     assert ContrastiveHead(margin=1.0, pairs="all", average="nonzero")(far, labels).item() == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="valid: all, nonzero"):
         ContrastiveHead(average="max")
+
+
+def test_distill_loss_by_hand():
+    head = build_head("distill", 2, 1)
+    head.set_targets(torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]]))  # stored as unit vectors
+    emb = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    # row 0 vs teacher 0: cos 1 -> 0; row 1 vs teacher 1: cos 45 degrees -> 1 - 1/sqrt(2)
+    loss = head(emb, torch.tensor([0, 1]))
+    assert float(loss) == pytest.approx((0 + (1 - 1 / math.sqrt(2))) / 2, abs=1e-6)
+    # indices pick the teacher rows: against teacher 2 (45 degrees) and teacher 2 (the same direction)
+    assert float(head(emb, torch.tensor([2, 2]))) == pytest.approx((1 - 1 / math.sqrt(2)) / 2, abs=1e-6)
+
+
+def test_distill_with_labels_adds_the_arcface_term():
+    torch.manual_seed(0)
+    head = build_head("distill", 4, 3, label_weight=0.5, scale=16.0, margin_rad=0.3)
+    teacher, classes = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    head.set_targets(teacher, classes)
+    emb, idx = torch.randn(3, 4), torch.tensor([4, 0, 2])
+    distill = (1 - F.cosine_similarity(emb, F.normalize(teacher[idx]), dim=1)).mean()
+    expected = distill + 0.5 * head.label_head(emb, classes[idx])
+    assert float(head(emb, idx).detach()) == pytest.approx(float(expected.detach()), abs=1e-6)
+
+
+def test_distill_refuses_a_teacher_of_another_size():
+    head = build_head("distill", 128, 1)
+    with pytest.raises(ValueError, match=r"the teacher gives \(512,\)-D embeddings but the student's embedding_size "
+                                         r"is 128: set embedding_size=512"):
+        head.set_targets(torch.zeros(3, 512))
+    with pytest.raises(RuntimeError, match="call set_targets first"):
+        build_head("distill", 4, 1)(torch.zeros(2, 4), torch.tensor([0, 1]))

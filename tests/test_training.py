@@ -134,3 +134,30 @@ def test_ddp_two_processes_gloo(small_aligned, tmp_path):
     spec = load_checkpoint(tmp_path / "run" / "last.pt")["spec"]
     assert spec["epoch"] == 1 and (tmp_path / "run" / "best.pt").exists()
     assert "done:" in r.stdout and r.stdout.count("done:") == 1  # only rank 0 reports and writes
+
+
+def test_distillation_trains_resumes_exactly_and_checks_the_teacher(small_aligned, tmp_path):
+    # The teacher is any registry entry; a seeded random-init network keeps the test offline and fast.
+    teacher = {"random_init": "mobilefacenet", "seed": 1, "embedding_size": 64}
+    cfg = tiny(small_aligned, head="distill", head_kwargs={}, teacher=teacher, sampler="shuffle")
+    straight = Trainer(cfg, tmp_path / "a")
+    # the head's table is the teacher's unit embedding of each training image, in training order
+    assert straight.head.teacher.shape == (len(straight.splits.train), 64)
+    assert torch.allclose(straight.head.teacher.norm(dim=1), torch.ones(len(straight.splits.train)), atol=1e-5)
+    assert list((tmp_path / "a").glob("teacher-*.npy"))  # embedded once, cached in the run folder
+    straight.fit()
+    first = Trainer(cfg, tmp_path / "b")
+    first.fit(max_epochs=1)
+    resumed = Trainer(cfg, tmp_path / "b", resume=True)
+    resumed.fit()
+    assert [r["train_loss"] for r in resumed.history[1:]] == pytest.approx(
+        [r["train_loss"] for r in straight.history[1:]], rel=1e-5)
+    assert 0 < straight.history[-1]["train_loss"] < 2  # 1 - cos lies in [0, 2]
+    with pytest.raises(TrainingError, match=r"teacher .* gives 64-D embeddings but the student's embedding_size is 32: "
+                                            r"set embedding_size=64"):
+        Trainer(tiny(small_aligned, head="distill", head_kwargs={}, teacher=teacher, sampler="shuffle",
+                     embedding_size=32), tmp_path / "c")
+    with pytest.raises(ValueError, match="the distill head needs a teacher"):
+        tiny(small_aligned, head="distill", head_kwargs={})
+    with pytest.raises(ValueError, match="the distill head needs a teacher"):
+        tiny(small_aligned, teacher=teacher)  # an arcface run given a teacher: a mistake, said so

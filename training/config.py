@@ -114,6 +114,9 @@ class TrainConfig:
     # objective
     head: str = "arcface"
     head_kwargs: dict[str, Any] = field(default_factory=dict)
+    # head "distill": the model whose embeddings the student regresses, as a model-registry entry
+    # (config.MODELS style, e.g. {"reference": "sface"}); its embedding size must equal embedding_size
+    teacher: dict[str, Any] | None = None
     sampler: str = "shuffle"  # shuffle | pk (P x K identities) | pairs (Siamese)
     batch_size: int = 64  # images per step (pk: P = batch_size // pk_k; pairs: batch_size // 2 pairs)
     pk_k: int = 4
@@ -158,6 +161,9 @@ class TrainConfig:
         if self.monitor is not None and self.monitor not in MONITORS and not _is_verify_metric(self.monitor):
             raise ValueError(f"unknown monitor {self.monitor!r}; valid: {', '.join(MONITORS)}, or "
                              "verify_<set>_acc for a set of verify_sets")
+        if (self.head == "distill") != (self.teacher is not None):
+            raise SettingError("teacher", self.teacher, "the distill head needs a teacher (a model-registry entry "
+                               "such as {'reference': 'sface'}) and only it takes one")
         try:
             check_head_options(self.head, self.head_kwargs)
         except ValueError as exc:

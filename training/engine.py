@@ -104,7 +104,7 @@ def make_splits(cfg: TrainConfig) -> Splits:
 
     def relabel(f: FaceFolder, keep_unknown: bool) -> FaceFolder:
         lab = remap[f.labels] if not keep_unknown else f.labels
-        return FaceFolder(f.root, classes if not keep_unknown else folder.classes, f.paths, lab)
+        return f.relabel(classes if not keep_unknown else folder.classes, lab)
 
     return Splits(relabel(train, False), relabel(val, False), relabel(query, True), relabel(distractor, True))
 
@@ -154,6 +154,12 @@ class Trainer:
         self.model = build_embedder(cfg.backbone, cfg.embedding_size, cfg.pretrained, self.preprocess.size_px,
                                     cfg.dropout).to(self.device)
         self.head = build_head(cfg.head, self.model.embedding_size, len(self.classes), **cfg.head_kwargs).to(self.device)
+        # the folder the training loader reads: a distillation head is fed image indices, not class labels
+        self.train_folder = self.splits.train
+        if getattr(self.head, "takes_index", False):
+            self._set_teacher_targets()
+            t = self.splits.train
+            self.train_folder = t.relabel(t.classes, np.arange(len(t)))
         if cfg.bn_momentum is not None:
             for mod in self.model.modules():
                 if isinstance(mod, nn.modules.batchnorm._BatchNorm):
@@ -202,6 +208,31 @@ class Trainer:
         if self.monitor.startswith("verify_") and not any(self.monitor.startswith(f"verify_{n}_") for n in names):
             raise TrainingError(f"monitor {self.monitor!r} names no set of verify_sets ({names or 'none'})")
         return sets
+
+    def _set_teacher_targets(self) -> None:
+        """Embed every training image with the teacher once (cached in the run folder: a resumed run reads
+        the file back) and hand the table to the distillation head."""
+        from id_rate.embeddings import embed_paths
+        from models_definition.zoo import ModelNotFoundError, load_model
+
+        if self.splits.train.pack is not None:
+            raise TrainingError(f"distillation embeds image files with the teacher; unpack {self.splits.train.pack} "
+                                "first (python -m facedata.pack unpack REC DIR) and train on DIR")
+
+        try:
+            teacher = load_model("teacher", {"teacher": self.cfg.teacher}, device=str(self.device))
+        except (ModelNotFoundError, RuntimeError, OSError) as exc:
+            raise TrainingError(f"teacher {self.cfg.teacher}: {exc}") from None
+        if teacher.embedding_size != self.model.embedding_size:
+            raise TrainingError(f"teacher {self.cfg.teacher} gives {teacher.embedding_size}-D embeddings but the "
+                                f"student's embedding_size is {self.model.embedding_size}: set embedding_size="
+                                f"{teacher.embedding_size} (the student regresses the teacher's vector, no projection)")
+        if self.is_main:
+            print(f"distillation: embedding {len(self.splits.train)} training images with the teacher "
+                  f"(cached in {self.out})", file=sys.stderr)
+        self.out.mkdir(parents=True, exist_ok=True)
+        emb = embed_paths(teacher, self.splits.train.paths, cache_dir=self.out, progress=self.cfg.progress)
+        self.head.set_targets(torch.from_numpy(emb), torch.from_numpy(self.splits.train.labels))
 
     def _make_sampler(self, labels: np.ndarray, seed: int):
         cfg = self.cfg
@@ -353,7 +384,7 @@ class Trainer:
             raw = torch.from_numpy(self.embed_folder(s.val))
             labels = torch.from_numpy(s.val.labels)
             m["val_loss"] = self._val_loss(raw, labels)
-            if self.cfg.head in CLASSIFIER_HEADS:
+            if self.cfg.head in CLASSIFIER_HEADS and hasattr(self.head, "logits"):
                 with torch.no_grad():
                     logits = self.head.logits(raw.to(self.device)).cpu()
                 m["val_acc"] = float((logits.argmax(1) == labels).float().mean())
@@ -393,11 +424,13 @@ class Trainer:
         for ps in self.verify_sets:
             if ps.images is not None:
                 e = self.embed_arrays(ps.images, flip=self.cfg.verify_flip)
-            else:  # a pair with a missing image is counted wrong: embed the images that exist
-                ok = [i for i, p in enumerate(ps.paths) if p is not None and p.is_file()]
-                folder = FaceFolder(Path("."), ["pairs"], [ps.paths[i] for i in ok], np.zeros(len(ok), np.int64))
-                e = np.ones((len(ps.paths), self.model.embedding_size), np.float32)
-                e[ok] = self.embed_folder(folder, flip=self.cfg.verify_flip)
+            else:  # a pair with a missing image is counted wrong: embed each image that exists once
+                unique = sorted({p for p in ps.paths if p is not None and p.is_file()})
+                folder = FaceFolder(Path("."), ["pairs"], unique, np.zeros(len(unique), np.int64))
+                table = dict(zip(unique, self.embed_folder(folder, flip=self.cfg.verify_flip)))
+                missing = np.ones(self.model.embedding_size, np.float32)
+                e = np.stack([table.get(p, missing) for p in ps.paths]) if ps.paths else np.zeros(
+                    (0, self.model.embedding_size), np.float32)
             r = score_pairs(ps, _normalise(e[0::2]), _normalise(e[1::2]))
             out[f"verify_{ps.name}_acc"], out[f"verify_{ps.name}_tar@1e-3"] = r.accuracy_mean, r.tar_at_far_1e3
         return out
@@ -431,6 +464,8 @@ class Trainer:
     @torch.no_grad()
     def _val_loss(self, raw: torch.Tensor, labels: torch.Tensor) -> float | None:
         """The training loss on validation embeddings, batched the way the sampler batches training."""
+        if getattr(self.head, "takes_index", False):  # the teacher table covers training images only
+            return None
         try:
             sampler = self._make_sampler(labels.numpy(), seed=0)
         except (DatasetError, TrainingError):
@@ -449,7 +484,7 @@ class Trainer:
         cfg = self.cfg
         if self._train_loader is None:  # one loader for the run: worker processes persist across epochs
             self._train_batches = KeyedBatches(self.sampler, cfg.seed, self.epoch, self.rank, self.world)
-            self._train_loader = self._loader(self.splits.train, self._train_batches, augment=True,
+            self._train_loader = self._loader(self.train_folder, self._train_batches, augment=True,
                                               persistent=cfg.workers > 0)
         batches, loader = self._train_batches, self._train_loader
         batches.epoch = self.epoch  # read in this process when the epoch's iteration starts
