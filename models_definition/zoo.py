@@ -96,8 +96,10 @@ def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str
         net = SFaceNet()
         return made(net, SFACE_PREPROCESS, net.embedding_size, {"reference": "sface"})
     if entry.get("reference") == "dlib":
-        net = DlibNet()
-        return made(net, DLIB_PREPROCESS, net.embedding_size, {"reference": "dlib"})
+        jitters = entry.get("num_jitters", 1)
+        net = DlibNet(jitters)
+        spec = {"reference": "dlib"} if jitters == 1 else {"reference": "dlib", "num_jitters": jitters}
+        return made(net, DLIB_PREPROCESS, net.embedding_size, spec)
     if "random_init" in entry:  # the untrained baseline of a comparison: seeded, so every run is the same model
         from facedata.preprocess import get_preset
 
@@ -110,6 +112,16 @@ def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str
         # the spec names everything that makes these weights: embedding caches key on it
         return made(_torch_forward(model, dev), get_preset(entry.get("preprocess", "arcface112")),
                     model.embedding_size, {"random_init": entry["random_init"], "seed": seed, "embedding_size": size})
+    if "pretrained_backbone" in entry:  # published weights as they come, e.g. SFace converted into PyTorch
+        from facedata.preprocess import get_preset
+
+        from .backbones import build_embedder
+
+        preprocess = get_preset(entry.get("preprocess", "arcface112"))
+        model = build_embedder(entry["pretrained_backbone"], entry.get("embedding_size", 512), entry["pretrained"],
+                               preprocess.size_px).eval()
+        spec = {k: entry.get(k) for k in ("pretrained_backbone", "pretrained", "embedding_size", "preprocess")}
+        return made(_torch_forward(model, dev), preprocess, model.embedding_size, spec)
     if "reference" in entry:
         raise ModelNotFoundError(f"model {name!r}: unknown reference embedder {entry['reference']!r}; valid: sface, dlib")
     path = Path(entry["checkpoint"])

@@ -181,3 +181,14 @@ def test_a_different_graph_is_refused(onnx_path, tmp_path):
     onnx.save(model, str(tmp_path / "other.onnx"))
     with pytest.raises(sface_torch.SFaceConversionError, match="conv_3_dw: Conv"):
         sface_torch.convert_sface_onnx(tmp_path / "other.onnx")
+
+
+def test_converted_sface_by_name_equals_the_reference(faces):
+    # config.MODELS["sface-torch"]: the converted weights as published, through load_model's inference path
+    import config
+    from models_definition.zoo import load_model
+
+    ours = load_model("sface-torch", config.MODELS, device="cpu")
+    ref = load_model("sface", config.MODELS, device="cpu")
+    assert ours.spec["pretrained_backbone"] == "sface_mobilefacenet" and ours.embedding_size == 128
+    assert cosines(ours(faces), ref(faces)).min() >= 0.999

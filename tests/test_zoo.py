@@ -23,7 +23,7 @@ def crops(folder: Path, n: int) -> list[np.ndarray]:
 
 def test_every_config_model_resolves():
     for name, entry in config.MODELS.items():
-        assert sum(k in entry for k in ("checkpoint", "reference", "random_init")) == 1, name
+        assert sum(k in entry for k in ("checkpoint", "reference", "random_init", "pretrained_backbone")) == 1, name
         if "checkpoint" in entry:
             assert entry["recipe"] in config.TRAIN_RECIPES, name
 
@@ -87,3 +87,17 @@ def test_dlib_reference_on_real_faces(small_aligned):
     different = max((man @ woman.T).max(), (man @ obama.T).max(), (woman @ obama.T).max())
     assert same > different  # every same-person pair above every different-person pair
     assert dl.threshold is None  # its published rule is an L2 distance on raw descriptors: measure one
+
+
+def test_dlib_jitter_is_its_own_model(small_aligned):
+    # dlib's 99.38 LFW figure averages 100 jittered chips; the entry says so in its spec (and so in the
+    # embedding cache key), and the averaged descriptor stays close to the single one of the same face.
+    one = load_model("dlib", config.MODELS, device="cpu")
+    jit = load_model("dlib-jitter-test", {"dlib-jitter-test": dict(reference="dlib", num_jitters=3)}, device="cpu")
+    assert jit.spec == {"reference": "dlib", "num_jitters": 3} and one.spec == {"reference": "dlib"}
+    face = crops(small_aligned / "Barack_Obama", 1)
+    a, b = one(face)[0], jit(face)[0]
+    assert 0.9 < float(a @ b) < 0.99999  # jittered: not the same vector, but the same face
+    assert config.MODELS["dlib-jitter100"]["num_jitters"] == 100
+    with pytest.raises(Exception, match="num_jitters must be an integer >= 1, got 0"):
+        load_model("bad", {"bad": dict(reference="dlib", num_jitters=0)}, device="cpu")
