@@ -2,8 +2,9 @@
 
 Modules, each with one job (imports flow io -> detect -> align -> prepare / datasets):
 ``io`` image reading, ``detect`` MTCNN faces, ``align`` crops, ``prepare`` the folder-alignment CLI,
-``datasets`` face folders and splits, ``preprocess`` the model-input contract, ``lfw`` pair files,
-``insightface_io`` .bin / .rec readers, ``sample_data`` the built-in real faces.
+``datasets`` face folders, packs and splits, ``preprocess`` the model-input contract, ``lfw`` pair files,
+``insightface_io`` .bin / .rec readers, ``pack`` the .rec write / unpack / index CLI, ``sample_data`` the
+built-in real faces.
 """
 from .align import ALIGNERS, ARCFACE_TEMPLATE_112, align_face, arcface_template, get_aligner
 from .datasets import FaceDataset, FaceFolder, identity_disjoint_split, scan_face_folder, stratified_split

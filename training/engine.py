@@ -350,6 +350,15 @@ class Trainer:
         x = x.to(self.device, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    def _forward_eval(self, x: torch.Tensor, flip: bool) -> torch.Tensor:
+        """Raw embeddings of a preprocessed batch on the CPU; with ``flip`` the sum with the mirror's
+        (mirroring the normalised tensor = normalising the mirrored crop: the normalisation is per channel)."""
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+            e = self.model(x).float()
+            if flip:
+                e = e + self.model(torch.flip(x, dims=[3])).float()
+        return e.cpu()
+
     @torch.no_grad()
     def embed_folder(self, folder: FaceFolder, batch_size: int = 128, flip: bool = False) -> np.ndarray:
         """Raw (not normalised) embeddings of a folder's crops, in eval mode, in folder order; with
@@ -363,12 +372,7 @@ class Trainer:
         out = []
         try:
             for x, _ in self._loader(folder, batches, augment=False):
-                with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-                    x = self._to_device(x)
-                    e = self.model(x).float()
-                    if flip:  # mirroring the normalised tensor = normalising the mirrored crop (per-channel)
-                        e = e + self.model(torch.flip(x, dims=[3])).float()
-                    out.append(e.cpu())
+                out.append(self._forward_eval(self._to_device(x), flip))
         finally:
             self.model.train(was_training)
         return torch.cat(out).numpy()
@@ -443,12 +447,7 @@ class Trainer:
         out = []
         try:
             for i in range(0, len(crops), batch_size):
-                x = self._to_device(self.preprocess.batch(crops[i:i + batch_size]))
-                with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-                    e = self.model(x).float()
-                    if flip:
-                        e = e + self.model(torch.flip(x, dims=[3])).float()
-                out.append(e.cpu())
+                out.append(self._forward_eval(self._to_device(self.preprocess.batch(crops[i:i + batch_size])), flip))
         finally:
             self.model.train(was_training)
         return torch.cat(out).numpy() if out else np.zeros((0, self.model.embedding_size), np.float32)

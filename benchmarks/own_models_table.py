@@ -1,0 +1,91 @@
+"""The README's own-models table, assembled from what `make celeba-models` wrote (nothing is recomputed):
+
+* each run's ``checkpoints/<recipe>/log.csv`` (minutes: the sum of its epochs' training seconds plus the
+  per-epoch validation, as wall time between rows is not logged, ``seconds`` is training only) and its
+  ``best.pt`` epoch;
+* ``id_rate/results/lfw-own/results.json`` (LFW View 2 accuracy, TAR@FAR=1e-3, ID-rate AUC with its
+  bootstrap interval) and ``id_rate/results/celeba-own/results.json`` (the held-out CelebA people).
+
+    python benchmarks/own_models_table.py [--lfw id_rate/results/lfw-own] [--celeba id_rate/results/celeba-own]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402,F401  (puts the repository root on sys.path)
+
+import config  # noqa: E402
+from models_definition.checkpoint import load_checkpoint  # noqa: E402
+
+ROWS = [  # (model name, objective, backbone, start)
+    ("random-init", "none (untrained)", "EfficientNet-B0", "random"),
+    ("celeba-ce", "cross-entropy", "EfficientNet-B0", "random"),
+    ("celeba-arcface", "ArcFace s=32 m=0.3", "EfficientNet-B0", "random"),
+    ("celeba-triplet", "triplet, batch-hard", "EfficientNet-B0", "random"),
+    ("celeba-siamese", "contrastive, all pairs, m=1.4", "EfficientNet-B0", "random"),
+    ("celeba-distill-sface", "distillation from SFace, no labels", "EfficientNet-B0 (128-D)", "random"),
+    ("celeba-distill-sface-labels", "distillation from SFace + ArcFace", "EfficientNet-B0 (128-D)", "random"),
+    ("sface-torch", "none (SFace's weights converted)", "MobileFaceNet (SFace)", "SFace"),
+    ("celeba-sface-finetune", "ArcFace fine-tune (head 1 epoch, then all at lr/10)", "MobileFaceNet (SFace)", "SFace"),
+    ("sface", "reference: OpenCV SFace ONNX", "MobileFaceNet", "-"),
+    ("dlib", "reference: dlib ResNet", "ResNet-29", "-"),
+]
+
+
+def run_facts(name: str) -> tuple[str, str]:
+    """(training minutes, best epoch / epochs) of a checkpoint model, '-' otherwise."""
+    entry = config.MODELS.get(name, {})
+    if "checkpoint" not in entry or not Path(entry["checkpoint"]).exists():
+        return "-", "-"
+    log = Path(entry["checkpoint"]).parent / "log.csv"
+    rows = list(csv.DictReader(open(log)))
+    train_s = sum(float(r["seconds"]) for r in rows if r["seconds"])
+    best = load_checkpoint(entry["checkpoint"])["spec"].get("epoch")
+    return f"{train_s / 60:.1f}", f"{best} / {len(rows) - 1}"
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--lfw", type=Path, default=Path("id_rate/results/lfw-own"))
+    p.add_argument("--celeba", type=Path, default=Path("id_rate/results/celeba-own"))
+    args = p.parse_args()
+    lfw = json.loads((args.lfw / "results.json").read_text())["models"]
+    cel = json.loads((args.celeba / "results.json").read_text())["models"]
+    print("| objective | backbone | start | train min | best epoch | LFW View 2 acc. (%) | LFW TAR@FAR=1e-3 | "
+          "LFW ID-rate AUC (95% CI) | CelebA held-out TPR@FPR=1e-3 | CelebA AUC (95% CI) | CelebA rank-1 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, objective, backbone, start in ROWS:
+        if name not in lfw and name not in cel:
+            continue
+        minutes, best = run_facts(name)
+        cells = [f"{objective} (`{name}`)", backbone, start, minutes, best]
+        if name in lfw:
+            m = lfw[name]
+            ci = m.get("bootstrap95", {}).get("auc")
+            cells += [f"{100 * m['lfw']['accuracy_mean']:.2f} ± {100 * m['lfw']['accuracy_std']:.2f}",
+                      fmt(m["lfw"]["tar_at_far_1e3"]),
+                      f"{m['auc']:.3f}" + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else "")]
+        else:
+            cells += ["-", "-", "-"]
+        if name in cel:
+            m = cel[name]
+            ci = m.get("bootstrap95", {}).get("auc")
+            tpr = next(pt["tpr"] for pt in m["points"] if pt["target_fpr"] == 0.001)
+            cells += [fmt(tpr), f"{m['auc']:.3f}" + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else ""),
+                      fmt(m.get("open_set", {}).get("rank1"))]
+        else:
+            cells += ["-", "-", "-"]
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
