@@ -122,6 +122,15 @@ def pack_record(label: float | np.ndarray, image_bytes: bytes, id1: int = 0, id2
     return struct.pack(_IR_FORMAT, labels.size, 0.0, id1, id2) + labels.tobytes() + image_bytes
 
 
+def _frame(head: bytes, path: Path, where: str) -> tuple[int, int]:
+    """(continuation flag, payload length) of a RecordIO frame header (its first 8 bytes); a wrong magic
+    word is refused, ``where`` saying at which record or byte."""
+    magic, lrec = struct.unpack("<II", head[:8])
+    if magic != RECORDIO_MAGIC:
+        raise DatasetError(f"{path}: bad magic {magic:#x} at {where}")
+    return lrec >> 29, lrec & ((1 << 29) - 1)
+
+
 class RecordIOReader:
     """Random access to an MXNet ``.rec`` file through its ``.idx`` (``key<TAB>offset`` lines)."""
 
@@ -156,10 +165,7 @@ class RecordIOReader:
             head = self._fh.read(8)
             if len(head) < 8:
                 raise DatasetError(f"{self.rec_path}: truncated record at key {key}")
-            magic, lrec = struct.unpack("<II", head)
-            if magic != RECORDIO_MAGIC:
-                raise DatasetError(f"{self.rec_path}: bad magic {magic:#x} at key {key} (offset {self.offsets[key]})")
-            cflag, length = lrec >> 29, lrec & ((1 << 29) - 1)
+            cflag, length = _frame(head, self.rec_path, f"key {key} (offset {self.offsets[key]})")
             data = self._fh.read(length)
             if len(data) < length:
                 raise DatasetError(f"{self.rec_path}: truncated record at key {key} ({len(data)} of {length} bytes; "
@@ -247,11 +253,8 @@ def scan_pack(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = 
             if len(head) < 8 + _IR_SIZE:
                 raise DatasetError(f"{reader.rec_path}: truncated record at key {key} (offset {off} of a {size}-byte "
                                    "file): the file was cut short; download or copy it again")
-            magic, lrec = struct.unpack("<II", head[:8])
-            if magic != RECORDIO_MAGIC:
-                raise DatasetError(f"{reader.rec_path}: bad magic {magic:#x} at key {key} (offset {off}): not an MXNet "
-                                   "RecordIO file, or the .idx belongs to another .rec")
-            length = lrec & ((1 << 29) - 1)
+            _, length = _frame(head, reader.rec_path, f"key {key} (offset {off}): not an MXNet RecordIO file, or "
+                               "the .idx belongs to another .rec")
             if off + 8 + length > size:
                 raise DatasetError(f"{reader.rec_path}: truncated record at key {key} (needs {off + 8 + length} bytes, "
                                    f"the file has {size}): the file was cut short; download or copy it again")
@@ -293,10 +296,7 @@ def build_index(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None 
             head = fh.read(8)
             if len(head) < 8:
                 raise DatasetError(f"{rec_path}: truncated at byte {off} (a record header is cut short)")
-            magic, lrec = struct.unpack("<II", head)
-            if magic != RECORDIO_MAGIC:
-                raise DatasetError(f"{rec_path}: bad magic {magic:#x} at byte {off}: not an MXNet RecordIO file")
-            cflag, length = lrec >> 29, lrec & ((1 << 29) - 1)
+            cflag, length = _frame(head, rec_path, f"byte {off}: not an MXNet RecordIO file")
             if start:
                 lines.append(f"{key}\t{off}")
                 key += 1
