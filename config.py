@@ -127,6 +127,15 @@ TRAIN_RECIPES: dict[str, dict] = {
     "celeba-distill-sface": dict(_CELEBA, head="distill", teacher=dict(reference="sface"), embedding_size=128),
     "celeba-distill-sface-labels": dict(_CELEBA, head="distill", teacher=dict(reference="sface"), embedding_size=128,
                                         head_kwargs=dict(label_weight=1.0, scale=32.0, margin_rad=0.3)),
+    # Distillation as "a good teacher is patient and consistent" (Beyer et al. 2022): the teacher embeds 10 fixed
+    # views of each image once (the plain crop and 9 augmented ones, ~11 minutes here) and the student is shown
+    # exactly one of those views a step, so its target always matches its pixels. A ResNet-18 at 64 px (3x the
+    # images/s of EfficientNet-B0 at 112, benchmarks/README.md) from random init; the built-in sample faces
+    # (~650, no LFW image) join the training people unlabelled. AdamW 2e-3, 24 short epochs (~10 minutes).
+    "celeba-distill-sface-views": dict(_CELEBA, head="distill", teacher=dict(reference="sface"), embedding_size=128,
+                                       backbone="resnet18", preprocess="arcface64", teacher_views=10,
+                                       extra_data=[str(SAMPLE_ALIGNED)], batch_size=128, optimizer="adamw",
+                                       lr=2e-3, epochs=24, warmup_epochs=1.0),
     # SFace's converted weights fine-tuned on the 159 CelebA people: head alone for an epoch, then the
     # backbone at a tenth of the rate, so the pretrained features move only as far as the new data asks.
     "celeba-sface-finetune": dict(_CELEBA, backbone="sface_mobilefacenet", pretrained="sface", embedding_size=128,
@@ -154,7 +163,7 @@ MODELS: dict[str, dict] = {
     **{name: dict(checkpoint=CHECKPOINTS / name / "best.pt", recipe=name, threshold_cos=None, threshold_fpr=1e-3)
        for name in ("sample-ce", "sample-arcface", "sample-triplet", "sample-siamese", "sample-sface-finetune",
                     "celeba-ce", "celeba-arcface", "celeba-triplet", "celeba-siamese", "celeba-sface-finetune",
-                    "celeba-distill-sface", "celeba-distill-sface-labels")},
+                    "celeba-distill-sface", "celeba-distill-sface-labels", "celeba-distill-sface-views")},
     # The fine-tuned SFace as its last epoch left it (best.pt may be the head-only first epoch, whose backbone
     # is still SFace's); its threshold is the one that epoch measured on the held-out identities at FPR 1e-3.
     "sample-sface-finetune-last-epoch": dict(checkpoint=CHECKPOINTS / "sample-sface-finetune" / "last.pt",

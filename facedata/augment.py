@@ -73,3 +73,14 @@ class Augment:
 
 NO_AUGMENT = Augment(flip_p=0, jitter=0, jitter_p=0, blur_p=0, max_rotate_deg=0, max_scale=0, max_shift_frac=0,
                      grayscale_p=0)
+
+
+def teacher_view(augment: Augment | None, crop: np.ndarray, image: int, view: int, seed: int) -> np.ndarray:
+    """View ``view`` of training image ``image`` for distillation. View 0 is the crop itself; the others are
+    ``augment``ed with an RNG fixed by ``(seed, image, view)``. The teacher embeds every view once (cached)
+    and the student draws one view a step: both see the same pixels, so the target is the teacher's answer
+    to exactly what the student sees (consistent augmentation, Beyer et al. 2022, "a good teacher is patient
+    and consistent")."""
+    if view == 0 or augment is None:
+        return crop
+    return augment(crop, np.random.default_rng((seed, image, view)))

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .augment import teacher_view
 from .errors import DatasetError
 from .insightface_io import read_pack_image, scan_pack
 from .io import image_files, load_image
@@ -223,11 +224,17 @@ class FaceDataset:
     ``augment`` (optional) maps ``(crop, rng)`` to another RGB uint8 crop before the model's
     ``preprocess``. A key may be an index or ``(index, seed)``: the seed makes the augmented view
     reproducible whatever worker reads it (the training engine passes one per batch position).
+
+    ``views`` > 0 (distillation): the folder's labels are image numbers; an item is one of the image's
+    ``views`` fixed views (:func:`facedata.augment.teacher_view`, drawn by the key's seed) and its label the
+    row ``image * views + view`` of the teacher's table of those views.
     """
 
     def __init__(self, folder: FaceFolder, preprocess: Preprocess,
-                 augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None) -> None:
+                 augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+                 views: int = 0, view_seed: int = 0) -> None:
         self.folder, self.preprocess, self.augment = folder, preprocess, augment
+        self.views, self.view_seed = views, view_seed
 
     def __len__(self) -> int:
         return len(self.folder)
@@ -235,6 +242,11 @@ class FaceDataset:
     def __getitem__(self, key: int | tuple[int, int]):
         i, seed = key if isinstance(key, tuple) else (key, None)
         crop = self.folder.read(i)
+        if self.views:
+            image = int(self.folder.labels[i])
+            view = int(np.random.default_rng(seed).integers(self.views))
+            crop = teacher_view(self.augment, crop, image, view, self.view_seed)
+            return self.preprocess(crop), image * self.views + view
         if self.augment is not None:
             crop = self.augment(crop, np.random.default_rng(seed))
         return self.preprocess(crop), int(self.folder.labels[i])

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -19,11 +20,12 @@ from facedata.io import file_fingerprint, load_image, write_bytes_atomic
 from models_definition.zoo import FaceEmbedder
 
 
-def cache_key(embedder: FaceEmbedder, paths: Sequence[Path], checkpoint: Path | None) -> str:
+def cache_key(embedder: FaceEmbedder, paths: Sequence[Path], checkpoint: Path | None, extra: Any = None) -> str:
+    """``extra``: anything else the embeddings depend on (the views of distillation), JSON-serialisable."""
     h = hashlib.sha256()
     h.update(json.dumps([embedder.name, embedder.spec, embedder.preprocess.to_dict(), embedder.flip_tta,
-                         file_fingerprint(checkpoint) if checkpoint and checkpoint.exists() else None],
-                        sort_keys=True, default=str).encode())
+                         file_fingerprint(checkpoint) if checkpoint and checkpoint.exists() else None]
+                        + ([extra] if extra is not None else []), sort_keys=True, default=str).encode())
     for p in paths:
         st = p.stat()
         h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -31,25 +33,61 @@ def cache_key(embedder: FaceEmbedder, paths: Sequence[Path], checkpoint: Path | 
 
 
 def embed_paths(embedder: FaceEmbedder, paths: Sequence[Path], cache_dir: Path | None = None,
-                checkpoint: Path | None = None, progress: bool = True, batch: int = 256) -> np.ndarray:
-    """(N, D) L2-normalised embeddings of aligned crops, from the cache when nothing changed."""
+                checkpoint: Path | None = None, progress: bool = True, batch: int = 256, views: int = 1,
+                view_fn: Callable[[np.ndarray, int, int], np.ndarray] | None = None, view_key: Any = None,
+                part_images: int = 4096) -> np.ndarray:
+    """(N, D) L2-normalised embeddings of aligned crops, from the cache when nothing changed.
+
+    ``views`` > 1: (N * views, D), row ``i * views + v`` the embedding of ``view_fn(crop_i, i, v)``;
+    ``view_key`` (what the views depend on: augmentation, seed) joins the cache key. With a cache folder,
+    every ``part_images`` images are saved as they are done, so an interrupted run picks up where it was."""
     paths = [Path(p) for p in paths]
-    target = None
+    if views > 1 and view_fn is None:
+        raise ValueError("views > 1 needs a view_fn(crop, image, view)")
+    target = parts = None
     if cache_dir is not None:
-        target = Path(cache_dir) / f"{embedder.name}-{cache_key(embedder, paths, checkpoint)}.npy"
+        extra = None if views == 1 else {"views": views, "view": view_key}
+        target = Path(cache_dir) / f"{embedder.name}-{cache_key(embedder, paths, checkpoint, extra)}.npy"
         if target.exists():
             return np.load(target)
-    out = []
-    it = range(0, len(paths), batch)
+        parts = target.with_suffix(".parts")
+
+    def crops(lo: int, hi: int) -> list[np.ndarray]:
+        out = []
+        for i in range(lo, hi):
+            crop = load_image(paths[i])
+            out += [crop] if views == 1 else [view_fn(crop, i, v) for v in range(views)]
+        return out
+
+    chunks = []
+    starts = range(0, len(paths), part_images)
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(it, desc=f"embedding with {embedder.name}", unit="batch")
-    for i in it:
-        out.append(embedder([load_image(p) for p in paths[i:i + batch]]))
-    emb = np.concatenate(out) if out else np.zeros((0, embedder.embedding_size), np.float32)
+        starts = tqdm(starts, desc=f"embedding with {embedder.name}", unit=f"x{part_images} images")
+    for lo in starts:
+        hi = min(lo + part_images, len(paths))
+        part = None if parts is None else parts / f"{lo:09d}-{hi:09d}.npy"
+        if part is not None and part.exists():
+            chunks.append(np.load(part))
+            continue
+        done = []
+        for b in range(lo, hi, max(1, batch // views)):
+            done.append(embedder(crops(b, min(b + max(1, batch // views), hi))))
+        chunk = np.concatenate(done)
+        if part is not None and hi < len(paths):  # the last part is the whole file: no need to keep it
+            parts.mkdir(parents=True, exist_ok=True)
+            _save_npy(chunk, part)
+        chunks.append(chunk)
+    emb = np.concatenate(chunks) if chunks else np.zeros((0, embedder.embedding_size), np.float32)
     if target is not None:
-        buf = io.BytesIO()
-        np.save(buf, emb)
-        write_bytes_atomic(buf.getvalue(), target)
+        _save_npy(emb, target)
+        if parts.exists():
+            shutil.rmtree(parts, ignore_errors=True)
     return emb
+
+
+def _save_npy(arr: np.ndarray, path: Path) -> None:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    write_bytes_atomic(buf.getvalue(), path)

@@ -173,7 +173,61 @@ def test_every_recipe_builds_and_trains_a_step(small_aligned, tmp_path):
             data=str(small_aligned), open_set_query=1, open_set_distractor=6, open_set_query_images=None,
             open_set_distractor_images=None, max_train_classes=None, min_images_per_class=1, val_fraction=0.0,
             verify_sets=[], monitor=None, batch_size=8, batches_per_epoch=1, epochs=1, workers=0, progress=False,
+            extra_data=[], teacher_views=min(2, recipe.get("teacher_views", 0)),  # the teacher's table stays small
             pretrained=None if recipe.get("pretrained") == "imagenet" else recipe.get("pretrained"))
         t = Trainer(cfg, tmp_path / name)
         t.epoch = 1  # as fit() numbers epochs (a frozen-backbone recipe freezes epoch 1)
         assert np.isfinite(t.train_epoch()["train_loss"]), name
+
+
+def test_distillation_views_are_the_pixels_the_teacher_embedded(small_aligned, tmp_path):
+    # teacher_views: row image * V + view of the teacher's table is its embedding of the very crop the loader
+    # shows the student for that (image, view); unlabelled extra faces join the training images.
+    from facedata.augment import teacher_view
+    from facedata.datasets import FaceDataset
+    from models_definition.zoo import load_model
+
+    teacher = {"random_init": "mobilefacenet", "seed": 1, "embedding_size": 64}
+    s = make_splits(tiny(small_aligned))
+    extra = tmp_path / "extra" / "someone"
+    extra.mkdir(parents=True)
+    for p in s.train.paths[:3]:  # copies: other files, so they count as other faces
+        (extra / f"x_{p.name}").write_bytes(p.read_bytes())
+    cfg = tiny(small_aligned, head="distill", head_kwargs={}, teacher=teacher, sampler="shuffle", teacher_views=3,
+               extra_data=[str(extra.parent)])
+    t = Trainer(cfg, tmp_path / "run")
+    n = len(t.splits.train) + 3
+    assert len(t.train_folder) == n and t.head.teacher.shape == (n * 3, 64)
+    ds = FaceDataset(t.train_folder, t.preprocess, t.augment, views=3, view_seed=cfg.seed)
+    embedder = load_model("teacher", {"teacher": teacher})
+    rows = set()
+    for i in (0, n - 1):  # a training image and an extra face
+        for seed in range(6):
+            x, row = ds[(i, seed)]
+            image, view = divmod(row, 3)
+            assert image == i
+            crop = teacher_view(t.augment, t.train_folder.read(i), i, view, cfg.seed)
+            assert torch.equal(x, t.preprocess(crop))
+            expected = torch.from_numpy(embedder([crop])[0])
+            assert torch.allclose(t.head.teacher[row], expected, atol=1e-4)
+            rows.add(row)
+    assert len(rows) > 2  # the seeds draw several views
+    t.epoch = 1
+    assert 0 < t.train_epoch()["train_loss"] < 2
+    # the table is cached: a second run over the same images and views embeds nothing new
+    assert len(list((tmp_path / "run").glob("teacher-*.npy"))) == 1
+
+
+def test_distillation_extra_faces_are_refused_where_they_would_lie(small_aligned, tmp_path):
+    teacher = {"random_init": "mobilefacenet", "seed": 1, "embedding_size": 64}
+    kw = dict(head="distill", teacher=teacher, sampler="shuffle")
+    with pytest.raises(TrainingError, match="held out or verified on"):  # the dataset itself holds the held-out people
+        Trainer(tiny(small_aligned, head_kwargs={}, extra_data=[str(small_aligned)], **kw), tmp_path / "a")
+    with pytest.raises(TrainingError, match="no identity label"):
+        Trainer(tiny(small_aligned, head_kwargs={"label_weight": 1.0}, extra_data=[str(tmp_path)], **kw), tmp_path / "b")
+    with pytest.raises(TrainingError, match="extra_data: .*not found"):
+        Trainer(tiny(small_aligned, head_kwargs={}, extra_data=[str(tmp_path / "nowhere")], **kw), tmp_path / "c")
+    with pytest.raises(ValueError, match="teacher_views=3: more than one view needs augmentation"):
+        tiny(small_aligned, head_kwargs={}, teacher_views=3, augment=None, **kw)
+    with pytest.raises(ValueError, match="extra_data=.*only the distill head takes it"):
+        tiny(small_aligned, extra_data=[str(tmp_path)])

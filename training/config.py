@@ -53,6 +53,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {  # key -> (low, h
     "min_lr_factor": (0, 1, False), "plateau_factor": (0, 1, True), "plateau_patience": (0, None, False),
     "grad_clip_norm": (0, None, False), "early_stop_patience": (1, None, False), "workers": (0, None, False),
     "freeze_backbone_epochs": (0, None, False), "backbone_lr_factor": (0, None, False),
+    "teacher_views": (0, None, False),
 }
 _POSITIVE = {"lr", "grad_clip_norm", "plateau_factor"}  # strictly above their low bound
 
@@ -117,6 +118,14 @@ class TrainConfig:
     # head "distill": the model whose embeddings the student regresses, as a model-registry entry
     # (config.MODELS style, e.g. {"reference": "sface"}); its embedding size must equal embedding_size
     teacher: dict[str, Any] | None = None
+    # distillation: how many fixed views of each image the teacher embeds (view 0 the plain crop, the others
+    # augmented, seeded); the student is shown one of exactly those views a step, so its target matches its
+    # pixels. 0: the teacher embeds the plain crop once and the student sees freshly augmented crops
+    # (the first distillation recipes; the target then disagrees with what the student sees).
+    teacher_views: int = 0
+    # distillation without labels: more aligned-face folders (<identity>/<image>, identities ignored) whose
+    # faces the student also learns from; never LFW or held-out images (checked)
+    extra_data: list[str] = field(default_factory=list)
     sampler: str = "shuffle"  # shuffle | pk (P x K identities) | pairs (Siamese)
     batch_size: int = 64  # images per step (pk: P = batch_size // pk_k; pairs: batch_size // 2 pairs)
     pk_k: int = 4
@@ -164,6 +173,12 @@ class TrainConfig:
         if (self.head == "distill") != (self.teacher is not None):
             raise SettingError("teacher", self.teacher, "the distill head needs a teacher (a model-registry entry "
                                "such as {'reference': 'sface'}) and only it takes one")
+        if self.teacher_views > 1 and self.augment is None:
+            raise SettingError("teacher_views", self.teacher_views, "more than one view needs augmentation "
+                               "(augment is None: every view would be the same crop); use 1, or set augment")
+        if (self.teacher_views or self.extra_data) and self.head != "distill":
+            raise SettingError("teacher_views" if self.teacher_views else "extra_data",
+                               self.teacher_views or self.extra_data, "only the distill head takes it")
         try:
             check_head_options(self.head, self.head_kwargs)
         except ValueError as exc:

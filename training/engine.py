@@ -12,6 +12,7 @@ every world-th batch and rank 0 validates and writes.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -27,8 +28,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from facedata.augment import Augment
-from facedata.datasets import FaceDataset, FaceFolder, held_out_split, stratified_split
+from facedata.augment import Augment, teacher_view
+from facedata.datasets import FaceDataset, FaceFolder, held_out_split, scan_face_folder, stratified_split
 from facedata.errors import DatasetError
 from facedata.io import write_bytes_atomic
 from facedata.preprocess import Preprocess, get_preset
@@ -151,15 +152,25 @@ class Trainer:
         self.preprocess: Preprocess = get_preset(cfg.preprocess)
         self.splits = make_splits(cfg)
         self.classes = self.splits.train.classes
+        self.monitor = cfg.monitor or ("val_auc" if len(self.splits.query) else
+                                       "val_acc" if len(self.splits.val) else "train_loss")
+        self.verify_sets = self._load_verify_sets()
         self.model = build_embedder(cfg.backbone, cfg.embedding_size, cfg.pretrained, self.preprocess.size_px,
                                     cfg.dropout).to(self.device)
         self.head = build_head(cfg.head, self.model.embedding_size, len(self.classes), **cfg.head_kwargs).to(self.device)
-        # the folder the training loader reads: a distillation head is fed image indices, not class labels
+        self.augment = Augment.from_dict(cfg.augment) if cfg.augment is not None else None
+        # the folder the training loader reads: a distillation head is fed image numbers, not class labels,
+        # and may learn from unlabelled faces besides the training identities (extra_data)
         self.train_folder = self.splits.train
+        self.views = 0
         if getattr(self.head, "takes_index", False):
-            self._set_teacher_targets()
-            t = self.splits.train
+            t = self._distill_folder()
+            self.views = cfg.teacher_views
+            self._set_teacher_targets(t)
             self.train_folder = t.relabel(t.classes, np.arange(len(t)))
+        elif cfg.extra_data:
+            raise TrainingError(f"extra_data {cfg.extra_data}: unlabelled faces train only a distillation head "
+                                "(head='distill'); the other heads need identity labels")
         if cfg.bn_momentum is not None:
             for mod in self.model.modules():
                 if isinstance(mod, nn.modules.batchnorm._BatchNorm):
@@ -170,15 +181,11 @@ class Trainer:
         if self.distributed:
             self.module = nn.parallel.DistributedDataParallel(
                 self.module, device_ids=[self.device.index] if self.cuda else None)
-        self.monitor = cfg.monitor or ("val_auc" if len(self.splits.query) else
-                                       "val_acc" if len(self.splits.val) else "train_loss")
-        self.sampler = self._make_sampler(self.splits.train.labels, cfg.seed)
+        self.sampler = self._make_sampler(self.train_folder.labels, cfg.seed)
         self.steps_per_epoch = len(KeyedBatches(self.sampler, cfg.seed, 0, self.rank, self.world))
         self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.augment = Augment.from_dict(cfg.augment) if cfg.augment is not None else None
-        self.verify_sets = self._load_verify_sets()
         self.epoch = 0
         self._train_loader = None
         self.history: list[dict[str, Any]] = []
@@ -209,16 +216,44 @@ class Trainer:
             raise TrainingError(f"monitor {self.monitor!r} names no set of verify_sets ({names or 'none'})")
         return sets
 
-    def _set_teacher_targets(self) -> None:
-        """Embed every training image with the teacher once (cached in the run folder: a resumed run reads
-        the file back) and hand the table to the distillation head."""
+    def _distill_folder(self) -> FaceFolder:
+        """The student's images: the training split, then every face of ``extra_data`` (unlabelled: no
+        identity is needed to regress a teacher). Refused: extra faces with a label loss, and any extra image
+        that is also a held-out or verification image (the figures would score faces the student saw)."""
+        cfg, t = self.cfg, self.splits.train
+        if not cfg.extra_data:
+            return t
+        if cfg.head_kwargs.get("label_weight", 0.0) > 0:
+            raise TrainingError(f"extra_data {cfg.extra_data}: those faces have no identity label, so they cannot "
+                                "train the label term; set head_kwargs label_weight=0 or drop extra_data")
+        paths: list[Path] = []
+        for folder in cfg.extra_data:
+            try:
+                paths += scan_face_folder(folder).paths
+            except DatasetError as exc:
+                raise TrainingError(f"extra_data: {exc}") from None
+        scored = {Path(p).resolve() for part in (self.splits.query, self.splits.distractor) for p in part.paths}
+        scored |= {Path(p).resolve() for ps in self.verify_sets for p in ps.paths if p is not None}
+        seen = {Path(p).resolve() for p in t.paths}
+        clash = [p for p in paths if Path(p).resolve() in scored]
+        if clash:
+            raise TrainingError(f"extra_data holds {len(clash)} images that are held out or verified on (e.g. "
+                                f"{clash[0]}); the figures must score faces the student never saw: remove them")
+        paths = [p for p in paths if Path(p).resolve() not in seen]  # already in the training split
+        return dataclasses.replace(t, paths=list(t.paths) + paths, keys=None,
+                                   labels=np.concatenate([t.labels, np.full(len(paths), -1, np.int64)]))
+
+    def _set_teacher_targets(self, folder: FaceFolder) -> None:
+        """Embed the student's images with the teacher once (cached in the run folder, saved in parts as it
+        goes: a resumed or interrupted run reads them back) and hand the table to the distillation head.
+        ``teacher_views`` V >= 1: row ``i * V + v`` holds view ``v`` of image ``i``, the pixels the student
+        is shown (facedata.augment.teacher_view); 0: one row per plain image."""
         from id_rate.embeddings import embed_paths
         from models_definition.zoo import ModelNotFoundError, load_model
 
-        if self.splits.train.pack is not None:
-            raise TrainingError(f"distillation embeds image files with the teacher; unpack {self.splits.train.pack} "
+        if folder.pack is not None:
+            raise TrainingError(f"distillation embeds image files with the teacher; unpack {folder.pack} "
                                 "first (python -m facedata.pack unpack REC DIR) and train on DIR")
-
         try:
             teacher = load_model("teacher", {"teacher": self.cfg.teacher}, device=str(self.device))
         except (ModelNotFoundError, RuntimeError, OSError) as exc:
@@ -227,12 +262,15 @@ class Trainer:
             raise TrainingError(f"teacher {self.cfg.teacher} gives {teacher.embedding_size}-D embeddings but the "
                                 f"student's embedding_size is {self.model.embedding_size}: set embedding_size="
                                 f"{teacher.embedding_size} (the student regresses the teacher's vector, no projection)")
+        views, seed, augment = max(1, self.views), self.cfg.seed, self.augment
         if self.is_main:
-            print(f"distillation: embedding {len(self.splits.train)} training images with the teacher "
+            print(f"distillation: embedding {len(folder)} images x {views} view(s) with the teacher "
                   f"(cached in {self.out})", file=sys.stderr)
         self.out.mkdir(parents=True, exist_ok=True)
-        emb = embed_paths(teacher, self.splits.train.paths, cache_dir=self.out, progress=self.cfg.progress)
-        self.head.set_targets(torch.from_numpy(emb), torch.from_numpy(self.splits.train.labels))
+        emb = embed_paths(teacher, folder.paths, cache_dir=self.out, progress=self.cfg.progress, views=views,
+                          view_fn=lambda crop, i, v: teacher_view(augment, crop, i, v, seed),
+                          view_key={"augment": self.cfg.augment, "seed": seed})
+        self.head.set_targets(torch.from_numpy(emb), torch.from_numpy(np.repeat(folder.labels, views)))
 
     def _make_sampler(self, labels: np.ndarray, seed: int):
         cfg = self.cfg
@@ -339,7 +377,8 @@ class Trainer:
 
     # --- data ----------------------------------------------------------------------------------------
     def _loader(self, folder: FaceFolder, batches, augment: bool, persistent: bool = False) -> torch.utils.data.DataLoader:
-        ds = FaceDataset(folder, self.preprocess, self.augment if augment else None)
+        ds = FaceDataset(folder, self.preprocess, self.augment if augment else None,
+                         views=self.views if augment else 0, view_seed=self.cfg.seed)
         workers = self.cfg.workers
         return torch.utils.data.DataLoader(
             ds, batch_sampler=batches, num_workers=workers, pin_memory=self.cuda,
