@@ -73,8 +73,8 @@ celeba: venv
 # (resumable; about 9 minutes each on 2 CPU cores, best.pt chosen on LFW View 1 DevTest), then all are
 # scored beside the references and the untrained model on LFW View 2 and on the CelebA people their runs
 # held out (the same 40 query and 40 distractor identities for every recipe).
-CELEBA_RECIPES ?= celeba-ce celeba-arcface celeba-triplet celeba-siamese celeba-sface-finetune \
-	celeba-distill-sface celeba-distill-sface-labels celeba-distill-sface-views
+CELEBA_RECIPES ?= celeba-ce celeba-arcface celeba-triplet celeba-triplet-semihard celeba-siamese celeba-sface-finetune \
+	celeba-sface-finetune-anchored celeba-distill-sface celeba-distill-sface-labels celeba-distill-sface-views
 celeba-models: venv
 	for r in $(CELEBA_RECIPES); do $(PY) train.py --recipe $$r --resume --threads 2 --no-progress || exit 1; done
 	$(PY) -m id_rate --models $(CELEBA_RECIPES) sface-torch sface random-init --benchmark lfw \

@@ -117,25 +117,40 @@ TRAIN_RECIPES: dict[str, dict] = {
     "celeba-arcface": dict(_CELEBA, head="arcface", head_kwargs=dict(scale=32.0, margin_rad=0.3)),
     "celeba-triplet": dict(_CELEBA, head="triplet", sampler="pk", pk_k=4,
                            head_kwargs=dict(margin=0.2, mining="batch_hard", distance="cosine")),
+    # Triplet with semi-hard negatives (FaceNet's rule) and twice the epochs: batch-hard mining pulls every anchor
+    # towards its hardest negative from the first step, and celeba-triplet ended its 6 epochs level with the
+    # untrained network (README, Training on real identities).
+    "celeba-triplet-semihard": dict(_CELEBA, head="triplet", sampler="pk", pk_k=4, epochs=12,
+                                    head_kwargs=dict(margin=0.2, mining="semi_hard", distance="cosine")),
     # Siamese: every pair of the P x K batch, margin 1.4, mean over active terms (the sample runs' best variant,
     # README "Training on the sample data"; margin 1.0 let the embedding collapse there)
     "celeba-siamese": dict(_CELEBA, head="contrastive", sampler="pk", pk_k=4,
                            head_kwargs=dict(margin=1.4, pairs="all", average="nonzero")),
     # Distillation: EfficientNet-B0 from random init regresses SFace's 128-D embedding of each training image
     # (no labels; SFace is embedded once per image, cached in the run folder). "-labels" adds ArcFace on the
-    # identities. Compare with celeba-arcface: the same backbone trained with labels alone.
+    # identities. Compare with celeba-arcface: the same backbone trained with labels alone. The student sees
+    # freshly augmented crops while its target is the plain crop's embedding (teacher_views=0, the first version).
     "celeba-distill-sface": dict(_CELEBA, head="distill", teacher=dict(reference="sface"), embedding_size=128),
     "celeba-distill-sface-labels": dict(_CELEBA, head="distill", teacher=dict(reference="sface"), embedding_size=128,
                                         head_kwargs=dict(label_weight=1.0, scale=32.0, margin_rad=0.3)),
     # Distillation as "a good teacher is patient and consistent" (Beyer et al. 2022): the teacher embeds 10 fixed
     # views of each image once (the plain crop and 9 augmented ones, ~11 minutes here) and the student is shown
-    # exactly one of those views a step, so its target always matches its pixels. A ResNet-18 at 64 px (3x the
-    # images/s of EfficientNet-B0 at 112, benchmarks/README.md) from random init; the built-in sample faces
-    # (~650, no LFW image) join the training people unlabelled. AdamW 2e-3, 24 short epochs (~10 minutes).
+    # exactly one of those views a step, so its target always matches its pixels. A ResNet-18 at 64 px (155
+    # training images/s here against EfficientNet-B0's 62 at 112 px, the runs' log.csv) from random init;
+    # the built-in sample faces (~650, no LFW image) join the training people unlabelled. AdamW 2e-3, 24 short
+    # epochs (~14 minutes with the per-epoch checks).
     "celeba-distill-sface-views": dict(_CELEBA, head="distill", teacher=dict(reference="sface"), embedding_size=128,
                                        backbone="resnet18", preprocess="arcface64", teacher_views=10,
                                        extra_data=[str(SAMPLE_ALIGNED)], batch_size=128, optimizer="adamw",
                                        lr=2e-3, epochs=24, warmup_epochs=1.0),
+    # Fine-tuning anchored to its start: ArcFace on the 159 people at a tenth of the weight, plus 1 - cos to SFace's
+    # own embedding of each image (the distill head with a label term; SFace cached once), so the features adapt
+    # to CelebA without drifting from what made them good on LFW (celeba-sface-finetune lost TPR@1e-3 on CelebA).
+    "celeba-sface-finetune-anchored": dict(_CELEBA, backbone="sface_mobilefacenet", pretrained="sface",
+                                           embedding_size=128, preprocess="sface112", head="distill",
+                                           teacher=dict(reference="sface"),
+                                           head_kwargs=dict(label_weight=0.1, scale=32.0, margin_rad=0.3), epochs=3,
+                                           freeze_backbone_epochs=1, backbone_lr_factor=0.1, lr=1e-3, warmup_epochs=0.0),
     # SFace's converted weights fine-tuned on the 159 CelebA people: head alone for an epoch, then the
     # backbone at a tenth of the rate, so the pretrained features move only as far as the new data asks.
     "celeba-sface-finetune": dict(_CELEBA, backbone="sface_mobilefacenet", pretrained="sface", embedding_size=128,
@@ -163,7 +178,8 @@ MODELS: dict[str, dict] = {
     **{name: dict(checkpoint=CHECKPOINTS / name / "best.pt", recipe=name, threshold_cos=None, threshold_fpr=1e-3)
        for name in ("sample-ce", "sample-arcface", "sample-triplet", "sample-siamese", "sample-sface-finetune",
                     "celeba-ce", "celeba-arcface", "celeba-triplet", "celeba-siamese", "celeba-sface-finetune",
-                    "celeba-distill-sface", "celeba-distill-sface-labels", "celeba-distill-sface-views")},
+                    "celeba-distill-sface", "celeba-distill-sface-labels", "celeba-distill-sface-views",
+                    "celeba-triplet-semihard", "celeba-sface-finetune-anchored")},
     # The fine-tuned SFace as its last epoch left it (best.pt may be the head-only first epoch, whose backbone
     # is still SFace's); its threshold is the one that epoch measured on the held-out identities at FPR 1e-3.
     "sample-sface-finetune-last-epoch": dict(checkpoint=CHECKPOINTS / "sample-sface-finetune" / "last.pt",

@@ -32,7 +32,7 @@ from typing import Callable  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 OUT_MD = Path(__file__).resolve().parent / "bad_inputs.md"
-DATE, MACHINE, COMMAND = "2026-11-23", "2-core CPU", "python benchmarks/bad_inputs.py"
+DATE, MACHINE, COMMAND = "2026-11-24", "2-core CPU", "python benchmarks/bad_inputs.py"
 PY = sys.executable
 NOBODY = 65534
 MAX_CHARS = 140
@@ -100,6 +100,16 @@ class Scratch:
         print("aligning a small sample set (about 10 s) ...", file=sys.stderr)
         prepare_folder(src, self.p("aligned"), workers=0, progress=False)
         shutil.copytree(self.p("aligned"), self.p("lfw_mini"))
+
+        # insightface packs of the small aligned set: one without its .idx, one cut inside its last record
+        from facedata.pack import write_pack
+
+        for name in ("no_idx", "truncated"):
+            (self.p(name)).mkdir()
+            write_pack(self.p("aligned"), self.p(name, "train.rec"))
+        self.p("no_idx", "train.idx").unlink()
+        rec = self.p("truncated", "train.rec")
+        rec.write_bytes(rec.read_bytes()[:-500])
 
         # files that are not what their names say
         self.p("a_file").write_text("a file, not a folder\n")
@@ -245,6 +255,24 @@ def cases(s: Scratch) -> list[Case]:
         *[Case(train, f"--set {kv}", ["train.py", "--recipe", "sample-triplet", "--set", kv, "--out", str(t("run")),
                                        "--no-progress"])
           for kv in ("lr=abc", "epochs=two", "val_fraction=2.0", "head_kwargs={'margn': 0.2}")],
+        Case(train, "--set data=<a train.rec without its train.idx>",
+             ["train.py", "--recipe", "sample-triplet", "--set", f"data={t('no_idx', 'train.rec')}", "--out",
+              str(t("run_pack")), "--no-progress"]),
+        Case(train, "--set data=<a train.rec cut inside its last record>",
+             ["train.py", "--recipe", "sample-triplet", "--set", f"data={t('truncated', 'train.rec')}", "--out",
+              str(t("run_pack")), "--no-progress"]),
+        Case(train, "--set extra_data=[...] on a triplet run (unlabelled faces train only distillation)",
+             ["train.py", "--recipe", "sample-triplet", "--set", f"extra_data=['{t('aligned')}']", "--out",
+              str(t("run_extra")), "--no-progress"]),
+        Case(train, "--set teacher=... with embedding_size 64 for SFace's 128-D (distillation)",
+             ["train.py", "--recipe", "sample-triplet", "--set", "head=distill", "--set", "sampler=shuffle",
+              "--set", "head_kwargs={}", "--set", "teacher={'reference': 'sface'}", "--set", "embedding_size=64",
+              "--out", str(t("run_teacher")), "--no-progress"]),
+        Case("python -m facedata.pack", "index a missing .rec",
+             ["-m", "facedata.pack", "index", str(t("no_such", "train.rec"))]),
+        Case(idr, "--data a train.rec (evaluation reads folders)",
+             ["-m", "id_rate", "--models", "sface", "--data", str(t("no_idx", "train.rec")), "--no-cache",
+              "--out", str(t("idr_out"))]),
         Case(train, "--out an existing file", ["train.py", "--recipe", "sample-triplet", "--out", str(t("existing.txt")),
                                                "--no-progress"]),
         # --- recognition.verify

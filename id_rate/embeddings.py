@@ -35,12 +35,13 @@ def cache_key(embedder: FaceEmbedder, paths: Sequence[Path], checkpoint: Path | 
 def embed_paths(embedder: FaceEmbedder, paths: Sequence[Path], cache_dir: Path | None = None,
                 checkpoint: Path | None = None, progress: bool = True, batch: int = 256, views: int = 1,
                 view_fn: Callable[[np.ndarray, int, int], np.ndarray] | None = None, view_key: Any = None,
-                part_images: int = 4096) -> np.ndarray:
+                part_crops: int = 4096) -> np.ndarray:
     """(N, D) L2-normalised embeddings of aligned crops, from the cache when nothing changed.
 
     ``views`` > 1: (N * views, D), row ``i * views + v`` the embedding of ``view_fn(crop_i, i, v)``;
     ``view_key`` (what the views depend on: augmentation, seed) joins the cache key. With a cache folder,
-    every ``part_images`` images are saved as they are done, so an interrupted run picks up where it was."""
+    the embeddings are saved in parts of about ``part_crops`` crops as they are done (a few minutes of a CPU),
+    so an interrupted run picks up where it was."""
     paths = [Path(p) for p in paths]
     if views > 1 and view_fn is None:
         raise ValueError("views > 1 needs a view_fn(crop, image, view)")
@@ -60,6 +61,7 @@ def embed_paths(embedder: FaceEmbedder, paths: Sequence[Path], cache_dir: Path |
         return out
 
     chunks = []
+    part_images = max(1, part_crops // views)
     starts = range(0, len(paths), part_images)
     if progress:
         from tqdm.auto import tqdm

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facedata.augment import NO_AUGMENT, Augment
+from facedata.augment import NO_AUGMENT, Augment, teacher_view
 
 
 def test_augment_is_seeded_and_varied(obama):
@@ -29,3 +29,14 @@ def test_augment_round_trip_and_errors():
     assert Augment.from_dict(a.to_dict()) == a
     with pytest.raises(ValueError, match=r"unknown augmentation options \['flip'\]"):
         Augment.from_dict({"flip": 0.5})
+
+
+def test_teacher_views_are_fixed_per_image_and_view(obama):
+    aug = Augment()
+    assert teacher_view(aug, obama, 5, 0, seed=1) is obama  # view 0: the crop itself
+    assert teacher_view(None, obama, 5, 3, seed=1) is obama  # no augmentation: every view is the crop
+    a = teacher_view(aug, obama, 5, 3, seed=1)
+    assert np.array_equal(a, teacher_view(aug, obama, 5, 3, seed=1))  # the teacher and the student agree
+    assert not np.array_equal(a, teacher_view(aug, obama, 5, 4, seed=1))
+    assert not np.array_equal(a, teacher_view(aug, obama, 6, 3, seed=1))
+    assert not np.array_equal(a, teacher_view(aug, obama, 5, 3, seed=2))

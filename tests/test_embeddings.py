@@ -27,10 +27,10 @@ def test_interrupted_embedding_resumes_from_its_parts(small_aligned, tmp_path):
     calls: list = []
     whole = embed_paths(_embedder(calls), paths, progress=False)
     with pytest.raises(KeyboardInterrupt):
-        embed_paths(_embedder([], fail_after=2), paths, cache_dir=tmp_path, progress=False, part_images=3, batch=3)
+        embed_paths(_embedder([], fail_after=2), paths, cache_dir=tmp_path, progress=False, part_crops=3, batch=3)
     assert len(list(tmp_path.glob("*.parts/*.npy"))) == 2  # images 0-2 and 3-5 were saved before the stop
     again: list = []
-    out = embed_paths(_embedder(again), paths, cache_dir=tmp_path, progress=False, part_images=3, batch=3)
+    out = embed_paths(_embedder(again), paths, cache_dir=tmp_path, progress=False, part_crops=3, batch=3)
     assert again == [1] and np.allclose(out, whole)  # only the last image was left to embed
     assert not list(tmp_path.glob("*.parts")) and len(list(tmp_path.glob("stub-*.npy"))) == 1
 
