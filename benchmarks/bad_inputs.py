@@ -104,12 +104,14 @@ class Scratch:
         # insightface packs of the small aligned set: one without its .idx, one cut inside its last record
         from facedata.pack import write_pack
 
-        for name in ("no_idx", "truncated"):
+        for name in ("pack_ok", "no_idx", "truncated"):
             (self.p(name)).mkdir()
-            write_pack(self.p("aligned"), self.p(name, "train.rec"))
+            n_images, _ = write_pack(self.p("aligned"), self.p(name, "train.rec"))
         self.p("no_idx", "train.idx").unlink()
         rec = self.p("truncated", "train.rec")
-        rec.write_bytes(rec.read_bytes()[:-500])
+        offsets = dict(line.split("\t") for line in self.p("truncated", "train.idx").read_text().splitlines())
+        # cut 40 bytes into the last image record (keys 1..n are images, n+1.. the identity records)
+        rec.write_bytes(rec.read_bytes()[:int(offsets[str(n_images)]) + 40])
 
         # files that are not what their names say
         self.p("a_file").write_text("a file, not a folder\n")
@@ -270,9 +272,9 @@ def cases(s: Scratch) -> list[Case]:
               "--out", str(t("run_teacher")), "--no-progress"]),
         Case("python -m facedata.pack", "index a missing .rec",
              ["-m", "facedata.pack", "index", str(t("no_such", "train.rec"))]),
-        Case(idr, "--data a train.rec (evaluation reads folders)",
-             ["-m", "id_rate", "--models", "sface", "--data", str(t("no_idx", "train.rec")), "--no-cache",
-              "--out", str(t("idr_out"))]),
+        Case(idr, "--data a complete train.rec pack (evaluation reads folders)",
+             ["-m", "id_rate", "--models", "sface", "--data", str(t("pack_ok", "train.rec")), "--query-ids", "2",
+              "--distractor-ids", "4", "--no-cache", "--out", str(t("idr_out"))]),
         Case(train, "--out an existing file", ["train.py", "--recipe", "sample-triplet", "--out", str(t("existing.txt")),
                                                "--no-progress"]),
         # --- recognition.verify

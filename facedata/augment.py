@@ -75,6 +75,9 @@ NO_AUGMENT = Augment(flip_p=0, jitter=0, jitter_p=0, blur_p=0, max_rotate_deg=0,
                      grayscale_p=0)
 
 
+TEACHER_VIEW_VERSION = 1  # bump when teacher_view or Augment draws other pixels: cached teacher tables key on it
+
+
 def teacher_view(augment: Augment | None, crop: np.ndarray, image: int, view: int, seed: int) -> np.ndarray:
     """View ``view`` of training image ``image`` for distillation. View 0 is the crop itself; the others are
     ``augment``ed with an RNG fixed by ``(seed, image, view)``. The teacher embeds every view once (cached)

@@ -70,7 +70,7 @@ def scan_face_folder(root: str | os.PathLike, min_images_per_class: int = 1, max
         return _filter(root, _pack_classes(root), min_images_per_class, max_classes)
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder not found; expected <identity>/<image> files or an insightface "
-                           "train.rec (make data builds the sample set)")
+                           "train.rec (make demo aligns the sample set into data/sample_aligned)")
     per_class: dict[str, list[Path]] = {}
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.is_dir() and not entry.name.startswith("."):

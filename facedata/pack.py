@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {build_index(args.rec)}")
     except (FaceDataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2  # as the other command lines: 2 for a bad input
     return 0
 
 

@@ -43,8 +43,9 @@ def embed_paths(embedder: FaceEmbedder, paths: Sequence[Path], cache_dir: Path |
     the embeddings are saved in parts of about ``part_crops`` crops as they are done (a few minutes of a CPU),
     so an interrupted run picks up where it was."""
     paths = [Path(p) for p in paths]
-    if views > 1 and view_fn is None:
-        raise ValueError("views > 1 needs a view_fn(crop, image, view)")
+    if views > 1 and (view_fn is None or view_key is None):
+        raise ValueError("views > 1 needs a view_fn(crop, image, view) and a view_key (what the views depend on, "
+                         "for the cache key)")
     target = parts = None
     if cache_dir is not None:
         extra = None if views == 1 else {"views": views, "view": view_key}

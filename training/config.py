@@ -60,7 +60,8 @@ _POSITIVE = {"lr", "grad_clip_norm", "plateau_factor"}  # strictly above their l
 
 def _expected(key: str, kind: type, optional: bool) -> str:
     """'a float in [0, 1)', 'an integer >= 1 or None', ..."""
-    name = {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a dict"}[kind]
+    name = {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a dict",
+            list: "a list of strings"}[kind]
     low, high, open_high = RANGES.get(key, (None, None, False))
     if low is not None and high is not None:
         name += f" in {'(' if key in _POSITIVE else '['}{low:g}, {high:g}{')' if open_high else ']'}"
@@ -81,6 +82,8 @@ def _check_types_and_ranges(cfg: "TrainConfig") -> None:
             continue
         ok = (isinstance(value, kind) and not (kind is int and isinstance(value, bool))) or (
             kind is float and isinstance(value, int) and not isinstance(value, bool))
+        if ok and kind is list:
+            ok = all(isinstance(v, str) for v in value)
         low, high, open_high = RANGES.get(f.name, (None, None, False))
         if ok and kind in (int, float):
             ok = (low is None or (value > low if f.name in _POSITIVE else value >= low)) and (
@@ -176,6 +179,9 @@ class TrainConfig:
         if self.teacher_views > 1 and self.augment is None:
             raise SettingError("teacher_views", self.teacher_views, "more than one view needs augmentation "
                                "(augment is None: every view would be the same crop); use 1, or set augment")
+        if self.head == "distill" and self.sampler != "shuffle":
+            raise SettingError("sampler", self.sampler, "the distill head learns per image, not per identity: "
+                               "use sampler='shuffle'")
         if (self.teacher_views or self.extra_data) and self.head != "distill":
             raise SettingError("teacher_views" if self.teacher_views else "extra_data",
                                self.teacher_views or self.extra_data, "only the distill head takes it")
@@ -186,6 +192,12 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Every field's default value (what a run saved before the field existed did)."""
+        return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                for f in dataclasses.fields(cls)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":

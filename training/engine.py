@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from facedata.augment import Augment, teacher_view
+from facedata.augment import TEACHER_VIEW_VERSION, Augment, teacher_view
 from facedata.datasets import FaceDataset, FaceFolder, held_out_split, scan_face_folder, stratified_split
 from facedata.errors import DatasetError
 from facedata.io import write_bytes_atomic
@@ -168,9 +168,6 @@ class Trainer:
             self.views = cfg.teacher_views
             self._set_teacher_targets(t)
             self.train_folder = t.relabel(t.classes, np.arange(len(t)))
-        elif cfg.extra_data:
-            raise TrainingError(f"extra_data {cfg.extra_data}: unlabelled faces train only a distillation head "
-                                "(head='distill'); the other heads need identity labels")
         if cfg.bn_momentum is not None:
             for mod in self.model.modules():
                 if isinstance(mod, nn.modules.batchnorm._BatchNorm):
@@ -218,8 +215,9 @@ class Trainer:
 
     def _distill_folder(self) -> FaceFolder:
         """The student's images: the training split, then every face of ``extra_data`` (unlabelled: no
-        identity is needed to regress a teacher). Refused: extra faces with a label loss, and any extra image
-        that is also a held-out or verification image (the figures would score faces the student saw)."""
+        identity is needed to regress a teacher). Refused: extra faces with a label term, a pack, and any
+        extra image that is also a validation, held-out or per-epoch verification image (those figures would
+        score faces the student saw)."""
         cfg, t = self.cfg, self.splits.train
         if not cfg.extra_data:
             return t
@@ -229,17 +227,27 @@ class Trainer:
         paths: list[Path] = []
         for folder in cfg.extra_data:
             try:
-                paths += scan_face_folder(folder).paths
+                extra = scan_face_folder(folder)
             except DatasetError as exc:
                 raise TrainingError(f"extra_data: {exc}") from None
-        scored = {Path(p).resolve() for part in (self.splits.query, self.splits.distractor) for p in part.paths}
-        scored |= {Path(p).resolve() for ps in self.verify_sets for p in ps.paths if p is not None}
-        seen = {Path(p).resolve() for p in t.paths}
-        clash = [p for p in paths if Path(p).resolve() in scored]
+            if extra.pack is not None:
+                raise TrainingError(f"extra_data {folder}: distillation embeds image files with the teacher; unpack "
+                                    "it first (python -m facedata.pack unpack REC DIR) and give DIR")
+            paths += extra.paths
+        resolved = _resolver()
+        scored = {resolved(p) for part in (self.splits.val, self.splits.query, self.splits.distractor)
+                  for p in part.paths}
+        scored |= {resolved(p) for ps in self.verify_sets for p in ps.paths if p is not None}
+        clash = [p for p in paths if resolved(p) in scored]
         if clash:
-            raise TrainingError(f"extra_data holds {len(clash)} images that are held out or verified on (e.g. "
-                                f"{clash[0]}); the figures must score faces the student never saw: remove them")
-        paths = [p for p in paths if Path(p).resolve() not in seen]  # already in the training split
+            raise TrainingError(f"extra_data holds {len(clash)} images that are validation, held-out or verification "
+                                f"images (e.g. {clash[0]}); the figures must score faces the student never saw: "
+                                "remove them from extra_data")
+        seen = {resolved(p) for p in t.paths}
+        kept: dict[Path, Path] = {}  # each extra face once, and none that is already a training image
+        for p in paths:
+            kept.setdefault(resolved(p), p)
+        paths = [p for r, p in kept.items() if r not in seen]
         return dataclasses.replace(t, paths=list(t.paths) + paths, keys=None,
                                    labels=np.concatenate([t.labels, np.full(len(paths), -1, np.int64)]))
 
@@ -267,9 +275,15 @@ class Trainer:
             print(f"distillation: embedding {len(folder)} images x {views} view(s) with the teacher "
                   f"(cached in {self.out})", file=sys.stderr)
         self.out.mkdir(parents=True, exist_ok=True)
-        emb = embed_paths(teacher, folder.paths, cache_dir=self.out, progress=self.cfg.progress, views=views,
+        if self.distributed and not self.is_main:
+            dist.barrier()  # rank 0 computes the table; the others then read it from the cache
+        emb = embed_paths(teacher, folder.paths, cache_dir=self.out, checkpoint=teacher.checkpoint,
+                          progress=self.cfg.progress and self.is_main, views=views,
                           view_fn=lambda crop, i, v: teacher_view(augment, crop, i, v, seed),
-                          view_key={"augment": self.cfg.augment, "seed": seed})
+                          view_key={"augment": None if augment is None else augment.to_dict(), "seed": seed,
+                                    "teacher_view": TEACHER_VIEW_VERSION})
+        if self.distributed and self.is_main:
+            dist.barrier()
         self.head.set_targets(torch.from_numpy(emb), torch.from_numpy(np.repeat(folder.labels, views)))
 
     def _make_sampler(self, labels: np.ndarray, seed: int):
@@ -342,10 +356,12 @@ class Trainer:
 
     def _check_resume(self, last: Path) -> dict[str, Any]:
         ckpt = load_checkpoint(last, map_location="cpu")
-        saved = ckpt["spec"]["train_config"]
         now = self.cfg.to_dict()
-        diff = [f"{k}: run {saved.get(k)!r} vs now {now[k]!r}" for k in now
-                if k not in RESUMABLE_CHANGES and saved.get(k) != now[k]]
+        # a field added after the run was saved reads as its default: what that run did without it
+        defaults = TrainConfig.defaults()
+        saved = {k: ckpt["spec"]["train_config"].get(k, defaults.get(k)) for k in now}
+        diff = [f"{k}: run {saved[k]!r} vs now {now[k]!r}" for k in now
+                if k not in RESUMABLE_CHANGES and saved[k] != now[k]]
         if diff:
             raise TrainingError(f"{last}: cannot resume with other settings ({'; '.join(diff)}); "
                                 "use the run's config.json or another output folder")
@@ -624,6 +640,20 @@ class Trainer:
         dist.broadcast(t, 0)
         v = float(t)
         return None if math.isnan(v) else v
+
+
+def _resolver():
+    """path -> resolved path, resolving each folder once (a CASIA-size list has few folders, many files)."""
+    folders: dict[Path, Path] = {}
+
+    def resolve(p: Path | str) -> Path:
+        p = Path(p)
+        parent = folders.get(p.parent)
+        if parent is None:
+            parent = folders[p.parent] = p.parent.resolve()
+        return parent / p.name
+
+    return resolve
 
 
 def _normalise(e: np.ndarray) -> np.ndarray:
