@@ -134,11 +134,11 @@ TRAIN_RECIPES: dict[str, dict] = {
     "celeba-distill-sface-labels": dict(_CELEBA, head="distill", teacher=dict(reference="sface"), embedding_size=128,
                                         head_kwargs=dict(label_weight=1.0, scale=32.0, margin_rad=0.3)),
     # Distillation as "a good teacher is patient and consistent" (Beyer et al. 2022): the teacher embeds 10 fixed
-    # views of each image once (the plain crop and 9 augmented ones, ~11 minutes here) and the student is shown
+    # views of each image once (the plain crop and 9 augmented ones: 6.5 minutes here) and the student is shown
     # exactly one of those views a step, so its target always matches its pixels. A ResNet-18 at 64 px (155
     # training images/s here against EfficientNet-B0's 62 at 112 px, the runs' log.csv) from random init;
     # the built-in sample faces (~650, no LFW image) join the training people unlabelled. AdamW 2e-3, 24 short
-    # epochs (~14 minutes with the per-epoch checks).
+    # epochs (15 minutes here with the per-epoch checks).
     "celeba-distill-sface-views": dict(_CELEBA, head="distill", teacher=dict(reference="sface"), embedding_size=128,
                                        backbone="resnet18", preprocess="arcface64", teacher_views=10,
                                        extra_data=[str(SAMPLE_ALIGNED)], batch_size=128, optimizer="adamw",

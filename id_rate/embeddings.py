@@ -63,6 +63,7 @@ def embed_paths(embedder: FaceEmbedder, paths: Sequence[Path], cache_dir: Path |
 
     chunks = []
     part_images = max(1, part_crops // views)
+    step = max(1, batch // views)  # images per embedder call: about ``batch`` crops
     starts = range(0, len(paths), part_images)
     if progress:
         from tqdm.auto import tqdm
@@ -74,11 +75,8 @@ def embed_paths(embedder: FaceEmbedder, paths: Sequence[Path], cache_dir: Path |
         if part is not None and part.exists():
             chunks.append(np.load(part))
             continue
-        done = []
-        for b in range(lo, hi, max(1, batch // views)):
-            done.append(embedder(crops(b, min(b + max(1, batch // views), hi))))
-        chunk = np.concatenate(done)
-        if part is not None and hi < len(paths):  # the last part is the whole file: no need to keep it
+        chunk = np.concatenate([embedder(crops(b, min(b + step, hi))) for b in range(lo, hi, step)])
+        if part is not None and hi < len(paths):  # the last part goes straight into the whole file below
             parts.mkdir(parents=True, exist_ok=True)
             _save_npy(chunk, part)
         chunks.append(chunk)

@@ -261,3 +261,5 @@ def test_distillation_extra_faces_are_refused_where_they_would_lie(small_aligned
     write_pack(small_aligned, pack / "train.rec")
     with pytest.raises(TrainingError, match="extra_data .*train.rec: distillation embeds image files .*unpack"):
         Trainer(tiny(small_aligned, head_kwargs={}, extra_data=[str(pack / "train.rec")], **kw), tmp_path / "d")
+    with pytest.raises(TrainingError, match=r"^\S*train.rec: distillation embeds image files .*unpack"):
+        Trainer(tiny(pack / "train.rec", head_kwargs={}, **kw), tmp_path / "e")  # the training data itself

@@ -127,7 +127,8 @@ class TrainConfig:
     # (the first distillation recipes; the target then disagrees with what the student sees).
     teacher_views: int = 0
     # distillation without labels: more aligned-face folders (<identity>/<image>, identities ignored) whose
-    # faces the student also learns from; never LFW or held-out images (checked)
+    # faces the student also learns from; the run's validation, held-out and verification images are refused
+    # (checked by file), and no set you report later (LFW) belongs here
     extra_data: list[str] = field(default_factory=list)
     sampler: str = "shuffle"  # shuffle | pk (P x K identities) | pairs (Siamese)
     batch_size: int = 64  # images per step (pk: P = batch_size // pk_k; pairs: batch_size // 2 pairs)
@@ -192,12 +193,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    @classmethod
-    def defaults(cls) -> dict[str, Any]:
-        """Every field's default value (what a run saved before the field existed did)."""
-        return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
-                for f in dataclasses.fields(cls)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":

@@ -162,10 +162,8 @@ class Trainer:
         # the folder the training loader reads: a distillation head is fed image numbers, not class labels,
         # and may learn from unlabelled faces besides the training identities (extra_data)
         self.train_folder = self.splits.train
-        self.views = 0
         if getattr(self.head, "takes_index", False):
             t = self._distill_folder()
-            self.views = cfg.teacher_views
             self._set_teacher_targets(t)
             self.train_folder = t.relabel(t.classes, np.arange(len(t)))
         if cfg.bn_momentum is not None:
@@ -215,10 +213,17 @@ class Trainer:
 
     def _distill_folder(self) -> FaceFolder:
         """The student's images: the training split, then every face of ``extra_data`` (unlabelled: no
-        identity is needed to regress a teacher). Refused: extra faces with a label term, a pack, and any
+        identity is needed to regress a teacher). Refused: a pack, extra faces with a label term, and any
         extra image that is also a validation, held-out or per-epoch verification image (those figures would
         score faces the student saw)."""
         cfg, t = self.cfg, self.splits.train
+
+        def refuse_pack(pack: Path | None, what: str) -> None:  # the teacher's cache keys on image files
+            if pack is not None:
+                raise TrainingError(f"{what}{pack}: distillation embeds image files with the teacher; unpack it "
+                                    "first (python -m facedata.pack unpack REC DIR) and give DIR")
+
+        refuse_pack(t.pack, "")
         if not cfg.extra_data:
             return t
         if cfg.head_kwargs.get("label_weight", 0.0) > 0:
@@ -230,9 +235,7 @@ class Trainer:
                 extra = scan_face_folder(folder)
             except DatasetError as exc:
                 raise TrainingError(f"extra_data: {exc}") from None
-            if extra.pack is not None:
-                raise TrainingError(f"extra_data {folder}: distillation embeds image files with the teacher; unpack "
-                                    "it first (python -m facedata.pack unpack REC DIR) and give DIR")
+            refuse_pack(extra.pack, "extra_data ")
             paths += extra.paths
         resolved = _resolver()
         scored = {resolved(p) for part in (self.splits.val, self.splits.query, self.splits.distractor)
@@ -259,9 +262,6 @@ class Trainer:
         from id_rate.embeddings import embed_paths
         from models_definition.zoo import ModelNotFoundError, load_model
 
-        if folder.pack is not None:
-            raise TrainingError(f"distillation embeds image files with the teacher; unpack {folder.pack} "
-                                "first (python -m facedata.pack unpack REC DIR) and train on DIR")
         try:
             teacher = load_model("teacher", {"teacher": self.cfg.teacher}, device=str(self.device))
         except (ModelNotFoundError, RuntimeError, OSError) as exc:
@@ -270,7 +270,7 @@ class Trainer:
             raise TrainingError(f"teacher {self.cfg.teacher} gives {teacher.embedding_size}-D embeddings but the "
                                 f"student's embedding_size is {self.model.embedding_size}: set embedding_size="
                                 f"{teacher.embedding_size} (the student regresses the teacher's vector, no projection)")
-        views, seed, augment = max(1, self.views), self.cfg.seed, self.augment
+        views, seed, augment = max(1, self.cfg.teacher_views), self.cfg.seed, self.augment
         if self.is_main:
             print(f"distillation: embedding {len(folder)} images x {views} view(s) with the teacher "
                   f"(cached in {self.out})", file=sys.stderr)
@@ -358,8 +358,8 @@ class Trainer:
         ckpt = load_checkpoint(last, map_location="cpu")
         now = self.cfg.to_dict()
         # a field added after the run was saved reads as its default: what that run did without it
-        defaults = TrainConfig.defaults()
-        saved = {k: ckpt["spec"]["train_config"].get(k, defaults.get(k)) for k in now}
+        defaults = TrainConfig().to_dict()
+        saved = {k: ckpt["spec"]["train_config"].get(k, defaults[k]) for k in now}
         diff = [f"{k}: run {saved[k]!r} vs now {now[k]!r}" for k in now
                 if k not in RESUMABLE_CHANGES and saved[k] != now[k]]
         if diff:
@@ -394,7 +394,7 @@ class Trainer:
     # --- data ----------------------------------------------------------------------------------------
     def _loader(self, folder: FaceFolder, batches, augment: bool, persistent: bool = False) -> torch.utils.data.DataLoader:
         ds = FaceDataset(folder, self.preprocess, self.augment if augment else None,
-                         views=self.views if augment else 0, view_seed=self.cfg.seed)
+                         views=self.cfg.teacher_views if augment else 0, view_seed=self.cfg.seed)
         workers = self.cfg.workers
         return torch.utils.data.DataLoader(
             ds, batch_sampler=batches, num_workers=workers, pin_memory=self.cuda,
