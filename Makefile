@@ -74,13 +74,14 @@ celeba: venv
 # scored beside the references and the untrained model on LFW View 2 and on the CelebA people their runs
 # held out (the same 40 query and 40 distractor identities for every recipe).
 CELEBA_RECIPES ?= celeba-ce celeba-arcface celeba-triplet celeba-triplet-semihard celeba-siamese celeba-sface-finetune \
-	celeba-sface-finetune-anchored celeba-distill-sface celeba-distill-sface-labels celeba-distill-sface-views
+	celeba-sface-finetune-anchored celeba-distill-sface celeba-distill-sface-labels celeba-distill-sface-views \
+	celeba-arcface-r18 celeba-siamese-r18 celeba-triplet-r18 celeba-distill-sface-views-labels
 celeba-models: data
 	$(PY) -m facedata.prepare data/sample_identities data/sample_aligned --workers 2
 	for r in $(CELEBA_RECIPES); do $(PY) train.py --recipe $$r --resume --threads 2 --no-progress || exit 1; done
-	$(PY) -m id_rate --models $(CELEBA_RECIPES) sface-torch sface random-init --benchmark lfw \
+	$(PY) -m id_rate --models $(CELEBA_RECIPES) sface-torch sface random-init random-init-r18-64 --benchmark lfw \
 		--lfw-dir $(LFW_ALIGNED) --lfw-pairs $(LFW_ROOT)/pairs.txt --bootstrap 200 --out id_rate/results/lfw-own --no-progress
-	$(PY) -m id_rate --models $(CELEBA_RECIPES) sface-torch sface dlib random-init --data $(CELEBA_ALIGNED) \
+	$(PY) -m id_rate --models $(CELEBA_RECIPES) sface-torch sface dlib random-init random-init-r18-64 --data $(CELEBA_ALIGNED) \
 		--bootstrap 200 --out id_rate/results/celeba-own --no-progress
 
 test: data

@@ -78,6 +78,12 @@ _CELEBA = dict(
     verify_sets=[f"{LFW_ROOT / 'pairsDevTest.txt'}@{LFW_ALIGNED}"], monitor="verify_pairsDevTest_acc",
     verify_flip=False,  # selection only: one forward per image keeps the per-epoch check to ~30 s on this CPU
 )
+# The small fast student's setting (celeba-distill-sface-views), shared by the objectives compared with it.
+_CELEBA_R18 = dict(
+    _CELEBA, backbone="resnet18", preprocess="arcface64",  # 155 training images/s here, EfficientNet-B0 at 112 px 62
+    embedding_size=128,  # SFace's size, so the distilled student and these differ only in their objective
+    batch_size=128, optimizer="adamw", lr=2e-3, epochs=24, warmup_epochs=1.0,  # the distilled student's schedule
+)
 TRAIN_RECIPES: dict[str, dict] = {
     "ce-efficientnet": dict(_CASIA, backbone="efficientnet_b3", pretrained="imagenet", head="softmax", epochs=30),
     "ce-inceptionresnetv1-1292": dict(_CASIA, backbone="inception_resnet_v1", pretrained=None, head="softmax", epochs=30),
@@ -143,6 +149,21 @@ TRAIN_RECIPES: dict[str, dict] = {
                                        backbone="resnet18", preprocess="arcface64", teacher_views=10,
                                        extra_data=[str(SAMPLE_ALIGNED)], batch_size=128, optimizer="adamw",
                                        lr=2e-3, epochs=24, warmup_epochs=1.0),
+    # The objectives again on the distilled student's setting (ResNet-18 at 64 px, 128-D, AdamW 2e-3, 24 epochs,
+    # batch 128): "-r18" arcface is the same backbone trained with labels alone, the comparison distillation
+    # needs; the others test whether the faster backbone's extra epochs lift each objective clear of its own
+    # untrained baseline (random-init-r18-64).
+    "celeba-arcface-r18": dict(_CELEBA_R18, head="arcface", head_kwargs=dict(scale=32.0, margin_rad=0.3)),
+    "celeba-siamese-r18": dict(_CELEBA_R18, head="contrastive", sampler="pk", pk_k=4,
+                               head_kwargs=dict(margin=1.4, pairs="all", average="nonzero")),
+    "celeba-triplet-r18": dict(_CELEBA_R18, head="triplet", sampler="pk", pk_k=4,
+                               head_kwargs=dict(margin=0.2, mining="semi_hard", distance="cosine")),
+    # celeba-arcface-r18 plus the teacher term: ArcFace at full weight on the 159 people, 1 - cos to SFace's view of
+    # every image, and the sample faces (class -1: they train only the teacher term). Read against
+    # celeba-arcface-r18 (labels alone) and celeba-distill-sface-views (teacher alone); same table of views.
+    "celeba-distill-sface-views-labels": dict(_CELEBA_R18, head="distill", teacher=dict(reference="sface"),
+                                              teacher_views=10, extra_data=[str(SAMPLE_ALIGNED)],
+                                              head_kwargs=dict(label_weight=1.0, scale=32.0, margin_rad=0.3)),
     # Fine-tuning anchored to its start: ArcFace on the 159 people at a tenth of the weight, plus 1 - cos to SFace's
     # own embedding of each image (the distill head with a label term; SFace cached once), so the features adapt
     # to CelebA without drifting from what made them good on LFW (celeba-sface-finetune lost TPR@1e-3 on CelebA).
@@ -179,7 +200,8 @@ MODELS: dict[str, dict] = {
        for name in ("sample-ce", "sample-arcface", "sample-triplet", "sample-siamese", "sample-sface-finetune",
                     "celeba-ce", "celeba-arcface", "celeba-triplet", "celeba-siamese", "celeba-sface-finetune",
                     "celeba-distill-sface", "celeba-distill-sface-labels", "celeba-distill-sface-views",
-                    "celeba-triplet-semihard", "celeba-sface-finetune-anchored")},
+                    "celeba-triplet-semihard", "celeba-sface-finetune-anchored", "celeba-arcface-r18",
+                    "celeba-siamese-r18", "celeba-triplet-r18", "celeba-distill-sface-views-labels")},
     # The fine-tuned SFace as its last epoch left it (best.pt may be the head-only first epoch, whose backbone
     # is still SFace's); its threshold is the one that epoch measured on the held-out identities at FPR 1e-3.
     "sample-sface-finetune-last-epoch": dict(checkpoint=CHECKPOINTS / "sample-sface-finetune" / "last.pt",
@@ -199,6 +221,8 @@ MODELS: dict[str, dict] = {
                         preprocess="sface112", threshold_cos=None, threshold_fpr=None),
     # The untrained baseline every comparison needs (seeded: the same weights every run).
     "random-init": dict(random_init="efficientnet_b0", seed=0),
+    # ... and of the ResNet-18 at 64 px recipes (the distilled student and the "-r18" objectives)
+    "random-init-r18-64": dict(random_init="resnet18", seed=0, preprocess="arcface64", embedding_size=128),
 }
 # Thresholds measured by `python -m id_rate ... --write-thresholds FPR` (per FPR and flip setting) come first.
 MODELS = with_measured(MODELS, ROOT / "id_rate" / "thresholds.json")

@@ -1,10 +1,12 @@
 """The README's own-models table, assembled from what `make celeba-models` wrote (nothing is recomputed):
 
-* each run's ``checkpoints/<recipe>/log.csv`` (minutes: the sum of its epochs' training seconds plus the
-  per-epoch validation, as wall time between rows is not logged, ``seconds`` is training only) and its
-  ``best.pt`` epoch;
+* each run's ``checkpoints/<recipe>/log.csv``: ``train min`` sums its epochs' training seconds; ``wall min``
+  sums its ``wall_seconds`` (set-up and teacher table, training, the per-epoch checks; '-' for runs logged
+  before that column existed) and its ``best.pt`` epoch;
 * ``id_rate/results/lfw-own/results.json`` (LFW View 2 accuracy, TAR@FAR=1e-3, ID-rate AUC with its
-  bootstrap interval) and ``id_rate/results/celeba-own/results.json`` (the held-out CelebA people).
+  bootstrap interval) and ``id_rate/results/celeba-own/results.json`` (the held-out CelebA people);
+* the last column: whether a random-init row's AUC interval lies wholly above that of the same backbone
+  untrained (the issue's aim), with the gap between the two bounds.
 
     python benchmarks/own_models_table.py [--lfw id_rate/results/lfw-own] [--celeba id_rate/results/celeba-own]
 """
@@ -31,7 +33,13 @@ ROWS = [  # (model name, objective, backbone, start)
     ("celeba-siamese", "contrastive, all pairs, m=1.4", "EfficientNet-B0", "random"),
     ("celeba-distill-sface", "distillation from SFace, no labels (teacher on plain crops)", "EfficientNet-B0 (128-D)", "random"),
     ("celeba-distill-sface-labels", "distillation from SFace + ArcFace (teacher on plain crops)", "EfficientNet-B0 (128-D)", "random"),
+    ("random-init-r18-64", "none (untrained)", "ResNet-18 at 64 px (128-D)", "random"),
+    ("celeba-arcface-r18", "ArcFace s=32 m=0.3, labels alone, 24 epochs", "ResNet-18 at 64 px (128-D)", "random"),
+    ("celeba-siamese-r18", "contrastive, all pairs, m=1.4, 24 epochs", "ResNet-18 at 64 px (128-D)", "random"),
+    ("celeba-triplet-r18", "triplet, semi-hard, 24 epochs", "ResNet-18 at 64 px (128-D)", "random"),
     ("celeba-distill-sface-views", "distillation from SFace, no labels, 10 consistent views, + sample faces",
+     "ResNet-18 at 64 px (128-D)", "random"),
+    ("celeba-distill-sface-views-labels", "ArcFace + distillation from SFace (10 views), + sample faces",
      "ResNet-18 at 64 px (128-D)", "random"),
     ("sface-torch", "none (SFace's weights converted)", "MobileFaceNet (SFace)", "SFace"),
     ("celeba-sface-finetune", "ArcFace fine-tune (head 1 epoch, then all at lr/10)", "MobileFaceNet (SFace)", "SFace"),
@@ -41,16 +49,35 @@ ROWS = [  # (model name, objective, backbone, start)
 ]
 
 
-def run_facts(name: str) -> tuple[str, str]:
-    """(training minutes, best epoch / epochs) of a checkpoint model, '-' otherwise."""
+def run_facts(name: str) -> tuple[str, str, str]:
+    """(training minutes, wall minutes, best epoch / epochs) of a checkpoint model, '-' otherwise."""
     entry = config.MODELS.get(name, {})
     if "checkpoint" not in entry or not Path(entry["checkpoint"]).exists():
-        return "-", "-"
+        return "-", "-", "-"
     log = Path(entry["checkpoint"]).parent / "log.csv"
     rows = list(csv.DictReader(open(log)))
     train_s = sum(float(r["seconds"]) for r in rows if r["seconds"])
+    walls = [r.get("wall_seconds") or "" for r in rows]
+    wall = f"{sum(map(float, walls)) / 60:.1f}" if all(walls) else "-"  # only when every epoch logged it
     best = load_checkpoint(entry["checkpoint"])["spec"].get("epoch")
-    return f"{train_s / 60:.1f}", f"{best} / {len(rows) - 1}"
+    return f"{train_s / 60:.1f}", wall, f"{best} / {len(rows) - 1}"
+
+
+# The untrained network each random-init row must beat: the same backbone at the same input size.
+UNTRAINED = {"EfficientNet-B0": "random-init", "ResNet-18": "random-init-r18-64"}
+
+
+def clear_of_untrained(results: dict, name: str, backbone: str) -> str:
+    """'yes' when the row's AUC interval lies wholly above its untrained backbone's (the aim's margin), with the
+    gap between the row's lower and the baseline's upper 95% bound; '-' for rows that are not from random init."""
+    base = next((b for prefix, b in UNTRAINED.items() if backbone.startswith(prefix)), None)
+    if base is None or base == name or name not in results or base not in results:
+        return "-"
+    low, high = results[name].get("bootstrap95", {}).get("auc"), results[base].get("bootstrap95", {}).get("auc")
+    if not low or not high:
+        return "-"
+    gap = low[0] - high[1]
+    return f"{'yes' if gap > 0 else 'no'} ({gap:+.3f})"
 
 
 def fmt(x: float | None, digits: int = 3) -> str:
@@ -64,14 +91,14 @@ def main() -> None:
     args = p.parse_args()
     lfw = json.loads((args.lfw / "results.json").read_text())["models"]
     cel = json.loads((args.celeba / "results.json").read_text())["models"]
-    print("| objective | backbone | start | train min | best epoch | LFW View 2 acc. (%) | LFW TAR@FAR=1e-3 | "
-          "LFW ID-rate AUC (95% CI) | CelebA held-out TPR@FPR=1e-3 | CelebA AUC (95% CI) | CelebA rank-1 |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| objective | backbone | start | train min | wall min | best epoch | LFW View 2 acc. (%) | LFW TAR@FAR=1e-3 | "
+          "LFW ID-rate AUC (95% CI) | CelebA held-out TPR@FPR=1e-3 | CelebA AUC (95% CI) | CelebA rank-1 | "
+          "AUC interval above untrained's (LFW / CelebA) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, objective, backbone, start in ROWS:
         if name not in lfw and name not in cel:
             continue
-        minutes, best = run_facts(name)
-        cells = [f"{objective} (`{name}`)", backbone, start, minutes, best]
+        cells = [f"{objective} (`{name}`)", backbone, start, *run_facts(name)]
         if name in lfw:
             m = lfw[name]
             ci = m.get("bootstrap95", {}).get("auc")
@@ -88,6 +115,7 @@ def main() -> None:
                       fmt(m.get("open_set", {}).get("rank1"))]
         else:
             cells += ["-", "-", "-"]
+        cells.append(f"{clear_of_untrained(lfw, name, backbone)} / {clear_of_untrained(cel, name, backbone)}")
         print("| " + " | ".join(cells) + " |")
 
 

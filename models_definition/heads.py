@@ -198,7 +198,8 @@ class DistillHead(nn.Module):
     loss = mean_i (1 - cos(s_i, t_i)) + label_weight * ArcFace(s, class). The teacher's unit vectors sit in a
     table filled once by :meth:`set_targets` (the training engine embeds every training image with the
     teacher, cached); the ``labels`` this head is called with are row indices into that table, so the one
-    call ``loss = head(emb, labels)`` stays. ``label_weight`` 0: no labels needed at all."""
+    call ``loss = head(emb, labels)`` stays. ``label_weight`` 0: no labels needed at all. A row whose class
+    is -1 (an unlabelled face) trains only the teacher term: the label term is the mean over labelled rows."""
 
     takes_index = True  # the engine feeds image indices, not class labels
 
@@ -230,7 +231,14 @@ class DistillHead(nn.Module):
             raise RuntimeError("DistillHead has no teacher embeddings: call set_targets first")
         loss = (1 - F.cosine_similarity(emb.float(), self.teacher[labels], dim=1)).mean()
         if self.label_head is not None:
-            loss = loss + self.label_weight * self.label_head(emb, self.classes[labels])
+            classes = self.classes[labels]
+            known = classes >= 0
+            if bool(known.all()):
+                loss = loss + self.label_weight * self.label_head(emb, classes)
+            elif bool(known.any()):
+                loss = loss + self.label_weight * self.label_head(emb[known], classes[known])
+            else:  # no labelled face in this batch: a zero that still reaches every head weight (DDP wants that)
+                loss = loss + 0.0 * sum(p.sum() for p in self.label_head.parameters())
         return loss
 
 

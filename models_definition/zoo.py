@@ -106,12 +106,14 @@ def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str
         from .backbones import build_embedder
 
         seed, size = entry.get("seed", 0), entry.get("embedding_size", 512)
+        preprocess = get_preset(entry.get("preprocess", "arcface112"))
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            model = build_embedder(entry["random_init"], size).eval()
-        # the spec names everything that makes these weights: embedding caches key on it
-        return made(_torch_forward(model, dev), get_preset(entry.get("preprocess", "arcface112")),
-                    model.embedding_size, {"random_init": entry["random_init"], "seed": seed, "embedding_size": size})
+            model = build_embedder(entry["random_init"], size, input_px=preprocess.size_px).eval()
+        # the spec names everything that makes these weights and their input: embedding caches key on it
+        return made(_torch_forward(model, dev), preprocess, model.embedding_size,
+                    {"random_init": entry["random_init"], "seed": seed, "embedding_size": size,
+                     "preprocess": entry.get("preprocess", "arcface112")})
     if "pretrained_backbone" in entry:  # published weights as they come, e.g. SFace converted into PyTorch
         from facedata.preprocess import get_preset
 

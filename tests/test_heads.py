@@ -169,6 +169,25 @@ def test_distill_with_labels_adds_the_arcface_term():
     assert float(head(emb, idx).detach()) == pytest.approx(float(expected.detach()), abs=1e-6)
 
 
+def test_distill_label_term_skips_unlabelled_faces():
+    torch.manual_seed(0)
+    head = build_head("distill", 4, 3, label_weight=0.5, scale=16.0, margin_rad=0.3)
+    teacher, classes = torch.randn(5, 4), torch.tensor([0, 1, -1, 2, -1])  # rows 2 and 4: extra faces, no label
+    head.set_targets(teacher, classes)
+    emb, idx = torch.randn(4, 4, requires_grad=True), torch.tensor([0, 2, 3, 4])
+    distill = (1 - F.cosine_similarity(emb, F.normalize(teacher[idx]), dim=1)).mean()  # over all four
+    labelled = torch.tensor([0, 2])  # batch rows whose faces have a class (images 0 and 3)
+    expected = distill + 0.5 * head.label_head(emb[labelled], classes[idx[labelled]])
+    assert float(head(emb, idx).detach()) == pytest.approx(float(expected.detach()), abs=1e-6)
+    # a batch of unlabelled faces alone: the teacher term, and zero (not NaN) gradients on the class weights
+    only = torch.tensor([2, 4])
+    loss = head(emb[:2], only)
+    assert float(loss) == pytest.approx(float((1 - F.cosine_similarity(emb[:2], F.normalize(teacher[only]), dim=1)).mean()),
+                                        abs=1e-6)
+    loss.backward()
+    assert all(p.grad is not None and torch.all(p.grad == 0) for p in head.label_head.parameters())
+
+
 def test_distill_refuses_a_teacher_of_another_size():
     head = build_head("distill", 128, 1)
     with pytest.raises(ValueError, match=r"the teacher gives \(512,\)-D embeddings but the student's embedding_size "

@@ -72,6 +72,8 @@ def test_resume_is_exact(small_aligned, tmp_path):
     # outputs: config, log with the untrained row and two epochs, curves, checkpoints with the full spec
     rows = list(csv.DictReader(open(tmp_path / "b" / "log.csv")))
     assert [r["epoch"] for r in rows] == ["0", "1", "2"] and rows[0]["train_loss"] == ""
+    # wall time per epoch: training plus the per-epoch checks, so never less than the training seconds
+    assert all(float(r["wall_seconds"]) >= float(r["seconds"]) > 0 for r in rows[1:]) and float(rows[0]["wall_seconds"]) > 0
     assert (tmp_path / "b" / "loss.png").stat().st_size > 1000
     assert json.loads((tmp_path / "b" / "config.json").read_text())["head"] == "arcface"
     model, pre, spec = model_from_checkpoint(tmp_path / "b" / "best.pt")
@@ -235,6 +237,13 @@ def test_distillation_views_are_the_pixels_the_teacher_embedded(small_aligned, t
     # other views (another seed) are another table, not the cached one
     with pytest.raises(AssertionError, match="asked to embed again"):
         Trainer(cfg.replace(seed=4), tmp_path / "run")
+    # with a label term the extra faces are class -1 (they train only the teacher term); same table, from the cache
+    labelled = Trainer(cfg.replace(head_kwargs={"label_weight": 1.0}), tmp_path / "run")
+    classes = labelled.head.classes.view(n, 3)[:, 0]
+    assert torch.all(classes[-3:] == -1) and torch.all(classes[:-3] >= 0)
+    assert torch.equal(classes[:-3], torch.from_numpy(t.splits.train.labels))
+    labelled.epoch = 1
+    assert np.isfinite(labelled.train_epoch()["train_loss"])
 
 
 def test_distillation_extra_faces_are_refused_where_they_would_lie(small_aligned, tmp_path):
@@ -242,8 +251,6 @@ def test_distillation_extra_faces_are_refused_where_they_would_lie(small_aligned
     kw = dict(head="distill", teacher=teacher, sampler="shuffle")
     with pytest.raises(TrainingError, match="validation, held-out or verification images"):  # data itself: held-out people
         Trainer(tiny(small_aligned, head_kwargs={}, extra_data=[str(small_aligned)], **kw), tmp_path / "a")
-    with pytest.raises(TrainingError, match="no identity label"):
-        Trainer(tiny(small_aligned, head_kwargs={"label_weight": 1.0}, extra_data=[str(tmp_path)], **kw), tmp_path / "b")
     with pytest.raises(TrainingError, match="extra_data: .*not found"):
         Trainer(tiny(small_aligned, head_kwargs={}, extra_data=[str(tmp_path / "nowhere")], **kw), tmp_path / "c")
     with pytest.raises(ValueError, match="teacher_views=3: more than one view needs augmentation"):

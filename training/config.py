@@ -126,8 +126,8 @@ class TrainConfig:
     # pixels. 0: the teacher embeds the plain crop once and the student sees freshly augmented crops
     # (the first distillation recipes; the target then disagrees with what the student sees).
     teacher_views: int = 0
-    # distillation without labels: more aligned-face folders (<identity>/<image>, identities ignored) whose
-    # faces the student also learns from; the run's validation, held-out and verification images are refused
+    # distillation: more aligned-face folders (<identity>/<image>, identities ignored) whose faces the student
+    # also learns from, through the teacher term only (a label term skips them); the run's validation, held-out and verification images are refused
     # (checked by file), and no set you report later (LFW) belongs here
     extra_data: list[str] = field(default_factory=list)
     sampler: str = "shuffle"  # shuffle | pk (P x K identities) | pairs (Siamese)

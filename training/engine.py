@@ -123,6 +123,7 @@ class Trainer:
     """Builds data, model, head, optimizer and schedule from a :class:`TrainConfig` and trains."""
 
     def __init__(self, cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False) -> None:
+        self._started = time.perf_counter()  # epoch 0's wall time counts the set-up (data, teacher table)
         self.cfg, self.out = cfg, Path(out_dir)
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -212,8 +213,8 @@ class Trainer:
         return sets
 
     def _distill_folder(self) -> FaceFolder:
-        """The student's images: the training split, then every face of ``extra_data`` (unlabelled: no
-        identity is needed to regress a teacher). Refused: a pack, extra faces with a label term, and any
+        """The student's images: the training split, then every face of ``extra_data`` (unlabelled, class -1:
+        no identity is needed to regress a teacher, and a label term skips them). Refused: a pack, and any
         extra image that is also a validation, held-out or per-epoch verification image (those figures would
         score faces the student saw)."""
         cfg, t = self.cfg, self.splits.train
@@ -226,9 +227,6 @@ class Trainer:
         refuse_pack(t.pack, "")
         if not cfg.extra_data:
             return t
-        if cfg.head_kwargs.get("label_weight", 0.0) > 0:
-            raise TrainingError(f"extra_data {cfg.extra_data}: those faces have no identity label, so they cannot "
-                                "train the label term; set head_kwargs label_weight=0 or drop extra_data")
         paths: list[Path] = []
         for folder in cfg.extra_data:
             try:
@@ -603,12 +601,14 @@ class Trainer:
             if not self.history:  # epoch 0: the untrained model, the baseline every epoch is compared to
                 row = {"epoch": 0, "lr": self.optimizer.param_groups[0]["lr"], "train_loss": None,
                        "images_per_s": None, "seconds": None, **self.validate()}
+                row["wall_seconds"] = time.perf_counter() - self._started
                 self.history.append(row)
                 write_log(self.out, self.history)
         while self.epoch < stop_at:
             if self.stale_out():
                 break
             self.epoch += 1
+            epoch_start = time.perf_counter()
             stats = self.train_epoch()
             metrics = self.validate() if self.is_main else {}
             value = self._broadcast(metrics.get(self.monitor, stats.get(self.monitor)))
@@ -620,7 +620,9 @@ class Trainer:
                 self.best, self.stale = value, 0
             else:
                 self.stale += 1
-            row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"], **stats, **metrics}
+            # wall_seconds: training plus the per-epoch checks ("seconds" is training alone)
+            row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"], **stats, **metrics,
+                   "wall_seconds": time.perf_counter() - epoch_start}
             self.history.append(row)
             if self.is_main:
                 self._save(row, improved)

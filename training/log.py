@@ -9,7 +9,7 @@ from typing import Any
 from facedata.io import write_bytes_atomic
 
 COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "val_acc", "val_auc", "val_tpr@1e-3", "val_tpr@1e-2",
-           "threshold_cos@fpr=1e-3", "images_per_s", "seconds")
+           "threshold_cos@fpr=1e-3", "images_per_s", "seconds", "wall_seconds")
 
 
 def write_log(out_dir: Path, history: list[dict[str, Any]]) -> None:
