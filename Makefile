@@ -75,7 +75,8 @@ celeba: venv
 # held out (the same 40 query and 40 distractor identities for every recipe).
 CELEBA_RECIPES ?= celeba-ce celeba-arcface celeba-triplet celeba-triplet-semihard celeba-siamese celeba-sface-finetune \
 	celeba-sface-finetune-anchored celeba-distill-sface celeba-distill-sface-labels celeba-distill-sface-views \
-	celeba-arcface-r18 celeba-siamese-r18 celeba-triplet-r18 celeba-distill-sface-views-labels
+	celeba-arcface-r18 celeba-siamese-r18 celeba-triplet-r18 celeba-distill-sface-views-labels \
+	celeba-distill-sface-64
 celeba-models: data
 	$(PY) -m facedata.prepare data/sample_identities data/sample_aligned --workers 2
 	for r in $(CELEBA_RECIPES); do $(PY) train.py --recipe $$r --resume --threads 2 --no-progress || exit 1; done

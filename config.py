@@ -164,6 +164,14 @@ TRAIN_RECIPES: dict[str, dict] = {
     "celeba-distill-sface-views-labels": dict(_CELEBA_R18, head="distill", teacher=dict(reference="sface"),
                                               teacher_views=10, extra_data=[str(SAMPLE_ALIGNED)],
                                               head_kwargs=dict(label_weight=1.0, scale=32.0, margin_rad=0.3)),
+    # A small fast student from SFace itself: SFace's network on 64 px crops (about a third of its 112 px cost),
+    # started from SFace's convolutions and its output block resampled to the 4 x 4 map
+    # (sface_torch.resample_neck), then distilled from SFace at 112 px on the same 10 views and faces as
+    # celeba-distill-sface-views. A pretrained start needs fewer epochs and a lower rate than random init.
+    "celeba-distill-sface-64": dict(_CELEBA_R18, backbone="sface_mobilefacenet", pretrained="sface",
+                                    preprocess="sface64", head="distill", teacher=dict(reference="sface"),
+                                    teacher_views=10, extra_data=[str(SAMPLE_ALIGNED)], lr=5e-4, epochs=8,
+                                    warmup_epochs=0.5),
     # Fine-tuning anchored to its start: ArcFace on the 159 people at a tenth of the weight, plus 1 - cos to SFace's
     # own embedding of each image (the distill head with a label term; SFace cached once), so the features adapt
     # to CelebA without drifting from what made them good on LFW (celeba-sface-finetune lost TPR@1e-3 on CelebA).
@@ -201,7 +209,8 @@ MODELS: dict[str, dict] = {
                     "celeba-ce", "celeba-arcface", "celeba-triplet", "celeba-siamese", "celeba-sface-finetune",
                     "celeba-distill-sface", "celeba-distill-sface-labels", "celeba-distill-sface-views",
                     "celeba-triplet-semihard", "celeba-sface-finetune-anchored", "celeba-arcface-r18",
-                    "celeba-siamese-r18", "celeba-triplet-r18", "celeba-distill-sface-views-labels")},
+                    "celeba-siamese-r18", "celeba-triplet-r18", "celeba-distill-sface-views-labels",
+                    "celeba-distill-sface-64")},
     # The fine-tuned SFace as its last epoch left it (best.pt may be the head-only first epoch, whose backbone
     # is still SFace's); its threshold is the one that epoch measured on the held-out identities at FPR 1e-3.
     "sample-sface-finetune-last-epoch": dict(checkpoint=CHECKPOINTS / "sample-sface-finetune" / "last.pt",

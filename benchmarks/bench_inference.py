@@ -1,8 +1,10 @@
 """Inference throughput of load_model(...) embedders: images/s at batch 64 against one face per call.
 
 Models: random-init checkpoints of MobileFaceNet, ResNet18, EfficientNet-B0 (speed does not depend on
-the weights) and the SFace reference, on real aligned sample crops. Same run, same faces.
-    python benchmarks/bench_inference.py [--faces 128] [--device cpu|cuda]
+the weights), SFace's network in PyTorch at 112 and 64 px, ResNet18 at 64 px (the distilled students'
+sizes) and the SFace reference, on real aligned sample crops. Same run, same faces.
+``backbone@preset`` runs a backbone at a preprocess preset's input size (default arcface112).
+    python benchmarks/bench_inference.py [--faces 128] [--device cpu|cuda] [--threads 2] [--models ...]
 """
 from __future__ import annotations
 
@@ -37,9 +39,12 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--faces", type=int, default=128)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--models", nargs="+", default=["mobilefacenet", "resnet18", "efficientnet_b0", "sface"])
+    p.add_argument("--models", nargs="+", default=["mobilefacenet", "resnet18", "efficientnet_b0", "sface",
+                                                   "sface_mobilefacenet@sface112", "sface_mobilefacenet@sface64",
+                                                   "resnet18@arcface64"])
+    p.add_argument("--threads", type=int, default=2)  # 2 cores here; 1 when another job holds a core
     args = p.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     paths = sorted(config.SAMPLE_ALIGNED.glob("*/*.jpg"))[: args.faces]
     faces = [load_image(p) for p in paths]
     rows = []
@@ -47,10 +52,13 @@ def main() -> None:
         registry = {"sface": config.MODELS["sface"]}
         for name in args.models:
             if name != "sface":
-                ckpt = Path(tmp) / f"{name}.pt"
-                save_checkpoint(ckpt, build_embedder(name, 512).eval(),
-                                {"backbone": name, "embedding_size": 512, "preprocess": get_preset("arcface112").to_dict()})
-                registry[name] = {"checkpoint": ckpt, "recipe": name}
+                backbone, _, preset = name.partition("@")
+                pre = get_preset(preset or "arcface112")
+                size = 128 if backbone == "sface_mobilefacenet" else 512  # SFace's own embedding size
+                ckpt = Path(tmp) / f"{backbone}-{pre.size_px}.pt"
+                save_checkpoint(ckpt, build_embedder(backbone, size, input_px=pre.size_px).eval(),
+                                {"backbone": backbone, "embedding_size": size, "preprocess": pre.to_dict()})
+                registry[name] = {"checkpoint": ckpt, "recipe": backbone}
             emb = load_model(name, registry, device=args.device, batch_size=64)
             batched = rate(emb, faces, 64)
             single = rate(emb, faces, 1)
@@ -59,7 +67,8 @@ def main() -> None:
             rows.append({"model": name, "batch64_img_s": round(batched, 1), "one_at_a_time_img_s": round(single, 1),
                          "ratio": round(batched / single, 2), "batch64_flip_tta_img_s": round(flipped, 1)})
             print(rows[-1], flush=True)
-    path = record(f"inference_{args.device}", {"faces": len(faces), "device": args.device, "rows": rows})
+    path = record(f"inference_{args.device}", {"faces": len(faces), "device": args.device, "threads": args.threads,
+                                               "rows": rows})
     print(f"wrote {path}")
 
 

@@ -41,6 +41,8 @@ ROWS = [  # (model name, objective, backbone, start)
      "ResNet-18 at 64 px (128-D)", "random"),
     ("celeba-distill-sface-views-labels", "ArcFace + distillation from SFace (10 views), + sample faces",
      "ResNet-18 at 64 px (128-D)", "random"),
+    ("celeba-distill-sface-64", "distillation from SFace (10 views), + sample faces", "MobileFaceNet (SFace) at 64 px",
+     "SFace, output block resampled"),
     ("sface-torch", "none (SFace's weights converted)", "MobileFaceNet (SFace)", "SFace"),
     ("celeba-sface-finetune", "ArcFace fine-tune (head 1 epoch, then all at lr/10)", "MobileFaceNet (SFace)", "SFace"),
     ("celeba-sface-finetune-anchored", "fine-tune: 0.1 x ArcFace + (1 - cos) to SFace", "MobileFaceNet (SFace)", "SFace"),

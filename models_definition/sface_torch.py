@@ -316,8 +316,6 @@ def _pretrained_state(input_px: int) -> dict[str, dict[str, torch.Tensor]]:
     from .backbones import PretrainedWeightsError
     from .reference import ReferenceModelError
 
-    if input_px != INPUT_PX:
-        raise ValueError(f"pretrained='sface' runs at {INPUT_PX} px (its 50176-D output layer), got input_px={input_px}")
     try:
         return sface_state_dict()
     except (ReferenceModelError, SFaceConversionError, OSError) as exc:
@@ -330,8 +328,9 @@ def _pretrained_state(input_px: int) -> dict[str, dict[str, torch.Tensor]]:
 def build_sface_trunk(pretrained: str | None, input_px: int) -> tuple[nn.Module, int]:
     """Registry builder: the SFace trunk (random; :func:`finish_sface` loads SFace's weights into the whole
     model once the neck is on). A pretrained build is checked here, before anything is built."""
-    if pretrained == "sface" and input_px != INPUT_PX:
-        raise ValueError(f"pretrained='sface' runs at {INPUT_PX} px (its 50176-D output layer), got input_px={input_px}")
+    if pretrained == "sface" and (input_px % 16 or input_px > INPUT_PX):
+        raise ValueError(f"pretrained='sface' needs an input side divisible by 16 and at most {INPUT_PX} px (its "
+                         f"output layer is resampled from the {INPUT_PX // 16}x{INPUT_PX // 16} grid), got {input_px}")
     trunk = SFaceTrunk(input_px)
     return trunk, trunk.feature_dim
 
@@ -347,7 +346,28 @@ def finish_sface(model: nn.Module, pretrained: str | None) -> None:
     missing = {k for k in model.trunk.state_dict() if not k.endswith("num_batches_tracked")} - set(state["trunk"])
     if missing:
         raise SFaceConversionError(f"SFace trunk state lacks {sorted(missing)[:3]}")
-    load_neck(neck, state["neck"])
+    grid = int(round((model.trunk.feature_dim // FEATURE_CHANNELS) ** 0.5))
+    load_neck(neck, state["neck"] if grid == INPUT_PX // 16 else resample_neck(state["neck"], grid))
+
+
+def resample_neck(neck: dict[str, torch.Tensor], grid: int) -> dict[str, torch.Tensor]:
+    """SFace's output block for a smaller input (a ``grid`` x ``grid`` final map instead of 7 x 7), the start
+    of a faster student: the per-channel BatchNorm statistics are repeated over the new positions (exact:
+    they were per channel), and each fully connected weight map is averaged over the 7 x 7 cells a new
+    cell covers and multiplied by 49 / grid^2, so a map that is the area-average of the 7 x 7 one gives the
+    same output. The convolutions need nothing: they do not depend on the input size. Only a start: the
+    network still has to learn the smaller faces (distillation from SFace at 112 px)."""
+    full = INPUT_PX // 16
+    out: dict[str, torch.Tensor] = {}
+    for key, value in neck.items():
+        if key.startswith("0.") and value.ndim == 1 and value.numel() == FEATURE_CHANNELS * full * full:
+            out[key] = value.view(FEATURE_CHANNELS, full * full)[:, :1].repeat(1, grid * grid).reshape(-1)
+        elif key == "2.weight":
+            w = value.view(-1, FEATURE_CHANNELS, full, full)
+            out[key] = (nn.functional.adaptive_avg_pool2d(w, grid) * (full * full / grid ** 2)).reshape(len(w), -1)
+        else:
+            out[key] = value
+    return out
 
 
 ABOUT = ("SFace (OpenCV Zoo, WebFace260M): insightface's fmobilenet (MobileNet-1.0), 1024x7x7 -> BN-FC-BN 128-D; "

@@ -115,3 +115,13 @@ def test_bootstrap_interval_contains_the_estimate():
     ci = bootstrap_idrate(q, labels, d, n=100, fprs=(1e-2,))
     assert ci["auc"][0] <= point.auc <= ci["auc"][1] and ci["auc"][1] - ci["auc"][0] > 0
     assert ci["tpr@0.01"][0] <= point.tpr(1e-2) <= ci["tpr@0.01"][1]
+
+
+def test_bootstrap_threads_give_the_same_intervals():
+    """The resamples are drawn in order from one generator: scoring them on two threads changes nothing."""
+    rng = np.random.default_rng(5)
+    q = np.repeat(rng.normal(size=(12, 8)), 3, axis=0) + rng.normal(scale=0.8, size=(36, 8))
+    labels, d = np.repeat(np.arange(12), 3), rng.normal(size=(50, 8))
+    one = bootstrap_idrate(q, labels, d, n=40, fprs=(1e-2, 1e-3), workers=1)
+    assert bootstrap_idrate(q, labels, d, n=40, fprs=(1e-2, 1e-3), workers=2) == one
+    assert bootstrap_idrate(q, labels, d, n=40, fprs=(1e-2, 1e-3), workers=8) == one

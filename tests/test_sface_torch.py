@@ -192,3 +192,32 @@ def test_converted_sface_by_name_equals_the_reference(faces):
     ref = load_model("sface", config.MODELS, device="cpu")
     assert ours.spec["pretrained_backbone"] == "sface_mobilefacenet" and ours.embedding_size == 128
     assert cosines(ours(faces), ref(faces)).min() >= 0.999
+
+
+def test_resampled_output_block_for_a_smaller_input(sface):
+    """SFace's neck for a smaller final map: the 7 x 7 grid itself is unchanged, BatchNorm statistics stay
+    per channel, and at a 1 x 1 grid a map constant over positions gives exactly the 7 x 7 output."""
+    neck = {k: v for k, v in sface.neck.state_dict().items()}
+    assert all(torch.equal(neck[k], v) for k, v in sface_torch.resample_neck(neck, 7).items())
+    small = sface_torch.resample_neck(neck, 4)
+    assert small["2.weight"].shape == (128, 1024 * 16) and small["0.running_mean"].shape == (1024 * 16,)
+    per_channel = neck["0.running_var"].view(1024, 49)
+    assert torch.equal(per_channel, per_channel[:, :1].expand(-1, 49))  # the conversion made them per channel
+    assert torch.equal(small["0.running_var"].view(1024, 16), per_channel[:, :1].expand(-1, 16))
+    one = sface_torch.resample_neck(neck, 1)
+    v = torch.randn(2, 1024, dtype=torch.float64)
+    full = v.repeat_interleave(49, dim=1) @ neck["2.weight"].double().T
+    torch.testing.assert_close(v @ one["2.weight"].double().T, full, rtol=1e-5, atol=1e-4)
+
+
+def test_sface_start_at_64_px_builds_and_embeds(faces):
+    """pretrained='sface' at 64 px: SFace's convolutions with the resampled output block give a 128-D embedder
+    (the start of the 64 px student); sizes the grid cannot take are refused."""
+    from facedata.preprocess import get_preset
+
+    model = build_embedder("sface_mobilefacenet", 128, pretrained="sface", input_px=64).eval()
+    with torch.no_grad():
+        e = model.embed(get_preset("sface64").batch(faces)).numpy()
+    assert e.shape == (len(faces), 128) and np.isfinite(e).all()
+    with pytest.raises(ValueError, match="divisible by 16 and at most 112 px"):
+        build_embedder("sface_mobilefacenet", 128, pretrained="sface", input_px=72)
