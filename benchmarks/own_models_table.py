@@ -1,8 +1,9 @@
 """The README's own-models table, assembled from what `make celeba-models` wrote (nothing is recomputed):
 
 * each run's ``checkpoints/<recipe>/log.csv``: ``train min`` sums its epochs' training seconds; ``wall min``
-  sums its ``wall_seconds`` (set-up and teacher table, training, the per-epoch checks; '-' for runs logged
-  before that column existed) and its ``best.pt`` epoch;
+  sums its ``wall_seconds`` (each process's set-up and teacher table, training, the per-epoch checks and
+  checkpoint writing; an epoch cut short by an interruption is not counted; '-' for runs logged before that
+  column existed) and its ``best.pt`` epoch;
 * ``id_rate/results/lfw-own/results.json`` (LFW View 2 accuracy, TAR@FAR=1e-3, ID-rate AUC with its
   bootstrap interval) and ``id_rate/results/celeba-own/results.json`` (the held-out CelebA people);
 * the last column: whether a random-init row's AUC interval lies wholly above that of the same backbone
@@ -76,7 +77,7 @@ def clear_of_untrained(results: dict, name: str, backbone: str) -> str:
     if base is None or base == name or name not in results or base not in results:
         return "-"
     low, high = results[name].get("bootstrap95", {}).get("auc"), results[base].get("bootstrap95", {}).get("auc")
-    if not low or not high:
+    if not low or not high or low[0] is None or high[1] is None:  # no interval (too few identities)
         return "-"
     gap = low[0] - high[1]
     return f"{'yes' if gap > 0 else 'no'} ({gap:+.3f})"

@@ -311,7 +311,7 @@ def load_neck(neck: nn.Module | None, state: dict[str, torch.Tensor]) -> None:
         raise SFaceConversionError(f"SFace neck state lacks {sorted(missing)}")
 
 
-def _pretrained_state(input_px: int) -> dict[str, dict[str, torch.Tensor]]:
+def _pretrained_state() -> dict[str, dict[str, torch.Tensor]]:
     """The converted SFace state (trunk and neck), or a PretrainedWeightsError saying what to do offline."""
     from .backbones import PretrainedWeightsError
     from .reference import ReferenceModelError
@@ -341,7 +341,7 @@ def finish_sface(model: nn.Module, pretrained: str | None) -> None:
         return
     neck = getattr(model, "neck", None)
     load_neck_check(neck)
-    state = _pretrained_state(INPUT_PX)
+    state = _pretrained_state()
     model.trunk.load_state_dict(state["trunk"], strict=False)
     missing = {k for k in model.trunk.state_dict() if not k.endswith("num_batches_tracked")} - set(state["trunk"])
     if missing:
@@ -353,18 +353,22 @@ def finish_sface(model: nn.Module, pretrained: str | None) -> None:
 def resample_neck(neck: dict[str, torch.Tensor], grid: int) -> dict[str, torch.Tensor]:
     """SFace's output block for a smaller input (a ``grid`` x ``grid`` final map instead of 7 x 7), the start
     of a faster student: the per-channel BatchNorm statistics are repeated over the new positions (exact:
-    they were per channel), and each fully connected weight map is averaged over the 7 x 7 cells a new
-    cell covers and multiplied by 49 / grid^2, so a map that is the area-average of the 7 x 7 one gives the
-    same output. The convolutions need nothing: they do not depend on the input size. Only a start: the
-    network still has to learn the smaller faces (distillation from SFace at 112 px)."""
+    they were per channel), and each fully connected weight map becomes ``A @ W @ A.T``, where ``A[j, p]`` is
+    the overlap of new cell j with old cell p (rows of A split each old cell among the new ones), so a map
+    that is constant over positions gives exactly the 7 x 7 output. The convolutions need nothing: they do
+    not depend on the input size. Only a start: the network still has to learn the smaller faces
+    (distillation from SFace at 112 px)."""
     full = INPUT_PX // 16
+    edges = torch.arange(grid + 1, dtype=torch.float64) * full / grid
+    cells = torch.arange(full, dtype=torch.float64)
+    overlap = (torch.minimum(cells[None] + 1, edges[1:, None]) - torch.maximum(cells[None], edges[:-1, None])).clamp(min=0)
     out: dict[str, torch.Tensor] = {}
     for key, value in neck.items():
         if key.startswith("0.") and value.ndim == 1 and value.numel() == FEATURE_CHANNELS * full * full:
             out[key] = value.view(FEATURE_CHANNELS, full * full)[:, :1].repeat(1, grid * grid).reshape(-1)
         elif key == "2.weight":
-            w = value.view(-1, FEATURE_CHANNELS, full, full)
-            out[key] = (nn.functional.adaptive_avg_pool2d(w, grid) * (full * full / grid ** 2)).reshape(len(w), -1)
+            w = value.double().view(-1, FEATURE_CHANNELS, full, full)
+            out[key] = torch.einsum("jp,ncpq,kq->ncjk", overlap, w, overlap).to(value.dtype).reshape(len(w), -1)
         else:
             out[key] = value
     return out

@@ -110,10 +110,9 @@ def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             model = build_embedder(entry["random_init"], size, input_px=preprocess.size_px).eval()
-        # the spec names everything that makes these weights and their input: embedding caches key on it
+        # the spec names everything that makes these weights (embedding caches key on it and on the preprocess)
         return made(_torch_forward(model, dev), preprocess, model.embedding_size,
-                    {"random_init": entry["random_init"], "seed": seed, "embedding_size": size,
-                     "preprocess": entry.get("preprocess", "arcface112")})
+                    {"random_init": entry["random_init"], "seed": seed, "embedding_size": size})
     if "pretrained_backbone" in entry:  # published weights as they come, e.g. SFace converted into PyTorch
         from facedata.preprocess import get_preset
 

@@ -24,3 +24,4 @@ def test_clear_of_untrained_compares_bounds_of_the_same_backbone():
     assert table.clear_of_untrained(results, "random-init", "EfficientNet-B0") == "-"  # the baseline itself
     assert table.clear_of_untrained(results, "a", "MobileFaceNet (SFace)") == "-"  # not from random init
     assert table.clear_of_untrained({"a": ci(0.7, 0.8)}, "a", "EfficientNet-B0") == "-"  # baseline not scored
+    assert table.clear_of_untrained({**results, "a": ci(None, None)}, "a", "EfficientNet-B0") == "-"  # no interval

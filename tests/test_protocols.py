@@ -123,5 +123,9 @@ def test_bootstrap_threads_give_the_same_intervals():
     q = np.repeat(rng.normal(size=(12, 8)), 3, axis=0) + rng.normal(scale=0.8, size=(36, 8))
     labels, d = np.repeat(np.arange(12), 3), rng.normal(size=(50, 8))
     one = bootstrap_idrate(q, labels, d, n=40, fprs=(1e-2, 1e-3), workers=1)
+    # what the one-loop version before threads (commit 823d618) gave on these inputs
+    old = {"auc": (0.8634888509461031, 0.9591848544973545), "tpr@0.01": (0.13819444444444448, 0.47361111111111104),
+           "tpr@0.001": (0.0, 0.1694444444444443)}
+    assert all(np.allclose(one[k], old[k], rtol=0, atol=1e-12) for k in old)
     assert bootstrap_idrate(q, labels, d, n=40, fprs=(1e-2, 1e-3), workers=2) == one
     assert bootstrap_idrate(q, labels, d, n=40, fprs=(1e-2, 1e-3), workers=8) == one

@@ -196,7 +196,8 @@ def test_converted_sface_by_name_equals_the_reference(faces):
 
 def test_resampled_output_block_for_a_smaller_input(sface):
     """SFace's neck for a smaller final map: the 7 x 7 grid itself is unchanged, BatchNorm statistics stay
-    per channel, and at a 1 x 1 grid a map constant over positions gives exactly the 7 x 7 output."""
+    per channel, and at 4 x 4 (the 64 px map, cells that split old cells) and 1 x 1 a map constant over
+    positions gives exactly the 7 x 7 output."""
     neck = {k: v for k, v in sface.neck.state_dict().items()}
     assert all(torch.equal(neck[k], v) for k, v in sface_torch.resample_neck(neck, 7).items())
     small = sface_torch.resample_neck(neck, 4)
@@ -204,10 +205,20 @@ def test_resampled_output_block_for_a_smaller_input(sface):
     per_channel = neck["0.running_var"].view(1024, 49)
     assert torch.equal(per_channel, per_channel[:, :1].expand(-1, 49))  # the conversion made them per channel
     assert torch.equal(small["0.running_var"].view(1024, 16), per_channel[:, :1].expand(-1, 16))
-    one = sface_torch.resample_neck(neck, 1)
     v = torch.randn(2, 1024, dtype=torch.float64)
-    full = v.repeat_interleave(49, dim=1) @ neck["2.weight"].double().T
-    torch.testing.assert_close(v @ one["2.weight"].double().T, full, rtol=1e-5, atol=1e-4)
+    full = v.repeat_interleave(49, dim=1) @ neck["2.weight"].double().T  # flattened channel * 49 + position
+    for grid in (4, 1):
+        w = sface_torch.resample_neck(neck, grid)["2.weight"].double()
+        torch.testing.assert_close(v.repeat_interleave(grid * grid, dim=1) @ w.T, full, rtol=1e-4, atol=1e-3)
+    # by hand: new 4 x 4 cells have edges 0, 1.75, 3.5, ...; old cell 1 ([1, 2)) goes 0.75 to new cell 0 and
+    # 0.25 to new cell 1, old cell 2 ([2, 3)) wholly to new cell 1. Weights 1 at old (1, 1) and (1, 2):
+    # (1, 1) -> 0.5625, 0.1875 / 0.1875, 0.0625; (1, 2) -> 0.75 at (0, 1) and 0.25 at (1, 1).
+    w7 = torch.zeros(1, 1024, 7, 7, dtype=torch.float64)
+    w7[0, 0, 1, 1], w7[0, 0, 1, 2] = 1.0, 1.0
+    small = sface_torch.resample_neck({"2.weight": w7.reshape(1, -1)}, 4)["2.weight"].view(1, 1024, 4, 4)[0, 0]
+    expected = torch.zeros(4, 4, dtype=torch.float64)
+    expected[0, 0], expected[0, 1], expected[1, 0], expected[1, 1] = 0.5625, 0.9375, 0.1875, 0.3125
+    torch.testing.assert_close(small, expected)
 
 
 def test_sface_start_at_64_px_builds_and_embeds(faces):

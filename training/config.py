@@ -127,8 +127,8 @@ class TrainConfig:
     # (the first distillation recipes; the target then disagrees with what the student sees).
     teacher_views: int = 0
     # distillation: more aligned-face folders (<identity>/<image>, identities ignored) whose faces the student
-    # also learns from, through the teacher term only (a label term skips them); the run's validation, held-out and verification images are refused
-    # (checked by file), and no set you report later (LFW) belongs here
+    # also learns from, through the teacher term only (a label term skips them); the run's validation,
+    # held-out and verification images are refused (checked by file); no set you report later (LFW) belongs here
     extra_data: list[str] = field(default_factory=list)
     sampler: str = "shuffle"  # shuffle | pk (P x K identities) | pairs (Siamese)
     batch_size: int = 64  # images per step (pk: P = batch_size // pk_k; pairs: batch_size // 2 pairs)

@@ -123,7 +123,10 @@ class Trainer:
     """Builds data, model, head, optimizer and schedule from a :class:`TrainConfig` and trains."""
 
     def __init__(self, cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False) -> None:
-        self._started = time.perf_counter()  # epoch 0's wall time counts the set-up (data, teacher table)
+        # wall-clock mark: each log row's wall_seconds runs from the previous row (or this process's start, so
+        # epoch 0 and the first epoch after a resume count the set-up: data, teacher table) to that row, and
+        # includes the previous row's checkpoint and log writing
+        self._mark = time.perf_counter()
         self.cfg, self.out = cfg, Path(out_dir)
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -601,14 +604,13 @@ class Trainer:
             if not self.history:  # epoch 0: the untrained model, the baseline every epoch is compared to
                 row = {"epoch": 0, "lr": self.optimizer.param_groups[0]["lr"], "train_loss": None,
                        "images_per_s": None, "seconds": None, **self.validate()}
-                row["wall_seconds"] = time.perf_counter() - self._started
+                row["wall_seconds"] = self._lap()
                 self.history.append(row)
                 write_log(self.out, self.history)
         while self.epoch < stop_at:
             if self.stale_out():
                 break
             self.epoch += 1
-            epoch_start = time.perf_counter()
             stats = self.train_epoch()
             metrics = self.validate() if self.is_main else {}
             value = self._broadcast(metrics.get(self.monitor, stats.get(self.monitor)))
@@ -620,9 +622,9 @@ class Trainer:
                 self.best, self.stale = value, 0
             else:
                 self.stale += 1
-            # wall_seconds: training plus the per-epoch checks ("seconds" is training alone)
+            # wall_seconds: training plus the per-epoch checks and writing ("seconds" is training alone)
             row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"], **stats, **metrics,
-                   "wall_seconds": time.perf_counter() - epoch_start}
+                   "wall_seconds": self._lap()}
             self.history.append(row)
             if self.is_main:
                 self._save(row, improved)
@@ -630,6 +632,12 @@ class Trainer:
             if self.distributed:
                 dist.barrier()
         return self.history
+
+    def _lap(self) -> float:
+        """Seconds since the previous mark, and a new mark."""
+        now = time.perf_counter()
+        seconds, self._mark = now - self._mark, now
+        return seconds
 
     def stale_out(self) -> bool:
         p = self.cfg.early_stop_patience
