@@ -165,8 +165,7 @@ TRAIN_RECIPES: dict[str, dict] = {
                                               teacher_views=10, extra_data=[str(SAMPLE_ALIGNED)],
                                               head_kwargs=dict(label_weight=1.0, scale=32.0, margin_rad=0.3)),
     # A small fast student from SFace itself: SFace's network on 64 px crops (a quarter of its 112 px time at
-    # batch 64, measured),
-    # started from SFace's convolutions and its output block resampled to the 4 x 4 map
+    # batch 64, measured), started from SFace's convolutions and its output block resampled to the 4 x 4 map
     # (sface_torch.resample_neck), then distilled from SFace at 112 px on the same 10 views and faces as
     # celeba-distill-sface-views. A pretrained start needs fewer epochs and a lower rate than random init.
     "celeba-distill-sface-64": dict(_CELEBA_R18, backbone="sface_mobilefacenet", pretrained="sface",

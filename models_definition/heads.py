@@ -233,9 +233,7 @@ class DistillHead(nn.Module):
         if self.label_head is not None:
             classes = self.classes[labels]
             known = classes >= 0
-            if bool(known.all()):
-                loss = loss + self.label_weight * self.label_head(emb, classes)
-            elif bool(known.any()):
+            if bool(known.any()):
                 loss = loss + self.label_weight * self.label_head(emb[known], classes[known])
             else:  # no labelled face in this batch: a zero that still reaches every head weight (DDP wants that)
                 loss = loss + 0.0 * sum(p.sum() for p in self.label_head.parameters())

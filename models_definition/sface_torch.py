@@ -81,7 +81,8 @@ class SFaceTrunk(nn.Module):
             raise ValueError(f"the SFace network needs an input side divisible by 16 (112 usual), got {input_px}")
         self.features = nn.Sequential(OrderedDict(
             (name, ConvBNPReLU(cin, cout, k, s, g)) for name, cin, cout, k, s, g in LAYERS))
-        self.feature_dim = FEATURE_CHANNELS * (input_px // 16) ** 2
+        self.grid = input_px // 16  # side of the final feature map (7 at SFace's 112 px)
+        self.feature_dim = FEATURE_CHANNELS * self.grid ** 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.features((x - INPUT_MEAN) * INPUT_SCALE), 1)
@@ -346,7 +347,7 @@ def finish_sface(model: nn.Module, pretrained: str | None) -> None:
     missing = {k for k in model.trunk.state_dict() if not k.endswith("num_batches_tracked")} - set(state["trunk"])
     if missing:
         raise SFaceConversionError(f"SFace trunk state lacks {sorted(missing)[:3]}")
-    grid = int(round((model.trunk.feature_dim // FEATURE_CHANNELS) ** 0.5))
+    grid = model.trunk.grid
     load_neck(neck, state["neck"] if grid == INPUT_PX // 16 else resample_neck(state["neck"], grid))
 
 
