@@ -35,8 +35,9 @@ MANIFEST_FIELDS = [
     "source", "output", "status", "method", "reason", "n_faces", "score",
     "x1", "y1", "x2", "y2", "landmarks", "width", "height",
 ]
-FALLBACKS = (None, "centred")
-FALLBACK_KEYS = ("fallback", "relaxed_thresholds")  # settings that change only what happens to missed faces
+FALLBACKS = (None, "centred", "hints")
+FALLBACK_KEYS = ("fallback", "relaxed_thresholds", "hints")  # settings that change only what happens to missed faces
+HINT_MIN_IOU = 0.1  # a detection overlapping the hint box less than this is another face, not the labelled one
 # Where MTCNN puts the five landmarks in an LFW-style centred image, as a share of its width and height:
 # the median over 300 random LFW deep-funneled images (250 px; spread 1-2% of the side). LFW and the
 # CelebA subset were both cut as a square 2.2x the face box around its centre, so one template fits both.
@@ -56,8 +57,12 @@ class PrepareConfig:
     # "centred": for datasets whose labelled face is known to sit at the image centre (LFW, the CelebA
     # subset), never drop an image: pick the face nearest the centre, retry a miss with relaxed MTCNN
     # thresholds, and last cut a template crop at the centre. The manifest's `method` says which.
+    # "hints": for datasets that publish where the labelled face is (CFP's fiducial points, a bounding-box
+    # file), never drop an image: the detection overlapping the hint box most is kept, a miss is retried with
+    # relaxed thresholds, and last the template landmarks are placed in the hint box (method hint_template).
     fallback: str | None = None
     relaxed_thresholds: tuple[float, float, float] = (0.5, 0.6, 0.6)  # finds Marilyn_Monroe_0001 (default misses it)
+    hints: str | None = None  # with fallback="hints": a CSV `source,x1,y1,x2,y2` (source relative to SRC)
 
     def __post_init__(self) -> None:
         """Bad settings fail here, before any image is read (a size 0 would mark every image 'error')."""
@@ -81,6 +86,8 @@ class PrepareConfig:
             problems.append(f"JPEG quality {self.jpeg_quality} must be in 1..100")
         if self.fallback not in FALLBACKS:
             problems.append(f"fallback {self.fallback!r} must be one of {FALLBACKS}")
+        if (self.fallback == "hints") != (self.hints is not None):
+            problems.append("--fallback hints and --hints FILE go together (the file says where each labelled face is)")
         if problems:
             raise DatasetError("invalid prepare settings: " + "; ".join(problems))
 
@@ -126,10 +133,11 @@ def read_manifest(path: Path) -> dict[str, dict]:
 _DETECTOR = None
 _RELAXED = None
 _CONFIG: PrepareConfig | None = None
+_HINTS: dict[str, np.ndarray] = {}
 
 
 def _init_worker(config: PrepareConfig, threads: int) -> None:
-    global _DETECTOR, _RELAXED, _CONFIG
+    global _DETECTOR, _RELAXED, _CONFIG, _HINTS
     import torch
 
     from .detect import FaceDetector
@@ -139,6 +147,7 @@ def _init_worker(config: PrepareConfig, threads: int) -> None:
     _DETECTOR = FaceDetector(config.detector)
     _RELAXED = FaceDetector(dataclasses.replace(config.detector, thresholds=tuple(config.relaxed_thresholds))) \
         if config.fallback else None
+    _HINTS = read_hints(Path(config.hints)) if config.hints else {}
 
 
 def pick_centred_face(faces: list[Face], image_shape: tuple[int, ...]) -> Face | None:
@@ -159,18 +168,74 @@ def centred_template_face(image_shape: tuple[int, ...]) -> Face:
     return Face(box=box, score=np.float32(0.0), landmarks=lm)
 
 
-def find_face(rgb: np.ndarray) -> tuple[Face | None, int, str]:
-    """(face, faces found, method): MTCNN, then (centred datasets) relaxed MTCNN, then the template."""
+def read_hints(path: Path) -> dict[str, np.ndarray]:
+    """Face-location hints: ``source`` (relative to the prepared folder) -> box x1 y1 x2 y2; errors name the line."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: hints file not found; pass the CSV `source,x1,y1,x2,y2` that says where each "
+                           "labelled face is (`python -m facedata.fetch cfp` writes face_boxes.csv)")
+    out = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or not {"source", "x1", "y1", "x2", "y2"} <= set(reader.fieldnames):
+            raise DatasetError(f"{path}: expected a header `source,x1,y1,x2,y2`, got {reader.fieldnames}")
+        for n, row in enumerate(reader, 2):
+            try:
+                box = np.array([float(row[k]) for k in ("x1", "y1", "x2", "y2")], np.float32)
+            except (TypeError, ValueError):
+                raise DatasetError(f"{path}:{n}: box values must be numbers, got {row}") from None
+            if not (np.isfinite(box).all() and box[2] > box[0] and box[3] > box[1]):
+                raise DatasetError(f"{path}:{n}: box {box.tolist()} must be finite with x2 > x1 and y2 > y1")
+            out[row["source"]] = box
+    return out
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two x1 y1 x2 y2 boxes."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def pick_hinted_face(faces: list[Face], hint: np.ndarray) -> Face | None:
+    """The detection overlapping the hint box most, if it overlaps at least HINT_MIN_IOU (else None: a miss)."""
+    scored = [(box_iou(f.box, hint), f) for f in faces]
+    best = max(scored, key=lambda t: t[0], default=(0.0, None))
+    return best[1] if best[0] >= HINT_MIN_IOU else None
+
+
+def hint_template_face(hint: np.ndarray) -> Face:
+    """A stand-in detection for a hinted face: the centred template's landmarks placed in the hint box (the
+    template's face box is the central 1 / 2.2 of an LFW-style image, so its landmarks in box units follow)."""
+    x1, y1, x2, y2 = (float(v) for v in hint)
+    in_box = (CENTRED_LANDMARKS_FRAC - 0.5) * 2.2 + 0.5
+    lm = np.array([x1, y1], np.float32) + in_box * np.array([x2 - x1, y2 - y1], np.float32)
+    return Face(box=np.asarray(hint, np.float32), score=np.float32(0.0), landmarks=lm.astype(np.float32))
+
+
+def find_face(rgb: np.ndarray, rel: str = "") -> tuple[Face | None, int, str]:
+    """(face, faces found, method): MTCNN, then (centred or hinted datasets) relaxed MTCNN, then the template."""
     from .detect import pick_main_face
 
-    centred = _CONFIG.fallback == "centred"
+    fallback = _CONFIG.fallback
+    hint = _HINTS.get(rel) if fallback == "hints" else None
+    if fallback == "hints" and hint is None:
+        fallback = None  # an image the hints file does not cover is aligned as without a fallback
+    if fallback == "hints":
+        pick = lambda fs, shape: pick_hinted_face(fs, hint)  # noqa: E731
+    else:
+        pick = pick_centred_face if fallback == "centred" else pick_main_face
     faces = _DETECTOR.detect_rgb(rgb)
-    pick = pick_centred_face if centred else pick_main_face
-    if faces or not centred:
-        return pick(faces, rgb.shape), len(faces), "mtcnn"
+    face = pick(faces, rgb.shape)
+    if face is not None or fallback is None:
+        return face, len(faces), "mtcnn"
     faces = _RELAXED.detect_rgb(rgb)
-    if faces:
-        return pick(faces, rgb.shape), len(faces), "mtcnn_relaxed"
+    face = pick(faces, rgb.shape)
+    if face is not None:
+        return face, len(faces), "mtcnn_relaxed"
+    if fallback == "hints":
+        return hint_template_face(hint), len(faces), "hint_template"
     return centred_template_face(rgb.shape), 0, "centred_template"
 
 
@@ -186,7 +251,7 @@ def _process(job: tuple[str, str, str]) -> dict:
     try:
         rgb = load_image(Path(src_root, rel), max_pixels=cfg.max_pixels)
         row["width"], row["height"] = rgb.shape[1], rgb.shape[0]
-        face, n_faces, method = find_face(rgb)
+        face, n_faces, method = find_face(rgb, rel)
         row["n_faces"] = n_faces
         if face is None:
             row.update(status="no_face", reason="no face found by MTCNN")
@@ -204,8 +269,11 @@ def _process(job: tuple[str, str, str]) -> dict:
             row["reason"] = f"found only with relaxed thresholds {tuple(cfg.relaxed_thresholds)}"
         elif method == "centred_template":
             row["reason"] = "no face found even with relaxed thresholds; centred template crop"
+        elif method == "hint_template":
+            row["reason"] = "no detection on the hint box even with relaxed thresholds; template in the hint box"
         elif n_faces > 1:
-            kept = "the most central" if cfg.fallback == "centred" else "the largest, most central"
+            kept = {"centred": "the most central", "hints": "the one on the hint box"}.get(
+                cfg.fallback or "", "the largest, most central")
             row["reason"] = f"{n_faces} faces; kept {kept}"
     except ImageTooLargeError as exc:
         row.update(status="too_large", reason=exc.reason)
@@ -238,13 +306,13 @@ def _iter_results(jobs: list[tuple[str, str, str]], config: PrepareConfig, worke
 
 
 @contextlib.contextmanager
-def folder_lock(folder: Path, what: str = "prepared") -> Iterator[None]:
-    """Hold an exclusive lock on ``folder`` (``.lock`` inside it) for the block; a second holder is refused
+def folder_lock(folder: Path, what: str = "prepared", lock_name: str = ".lock") -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (``lock_name`` inside it) for the block; a second holder is refused
     with who holds it, so two runs never do the same images twice into one manifest."""
     import fcntl
     import socket
 
-    lock = folder / ".lock"
+    lock = folder / lock_name
     fh = open(lock, "a+", encoding="utf-8")
     try:
         try:
@@ -296,6 +364,8 @@ def prepare_folder(src: Path, dst: Path, config: PrepareConfig = PrepareConfig()
         if other != rel:
             raise DatasetError(f"{src / other} and {src / rel} would both become {dst / output_name(rel)}; "
                                "rename one of them")
+    if config.hints:
+        read_hints(Path(config.hints))  # a bad hints file is refused before any worker starts
     check_output_folder(dst, "output folder")  # a file, or a folder we cannot write: refused before any image
     dst.mkdir(parents=True, exist_ok=True)
     with folder_lock(dst):
@@ -372,23 +442,35 @@ def main(argv: Iterable[str] | None = None) -> int:
     defaults = DetectorConfig()
     p.add_argument("--min-face-size", type=int, default=defaults.min_face_size_px, help="smallest face side searched for, pixels")
     p.add_argument("--thresholds", type=float, nargs=3, default=defaults.thresholds, help="MTCNN stage thresholds")
+    p.add_argument("--detect-max-side", type=int, default=defaults.detect_max_side_px, metavar="PX",
+                   help=f"detect on a copy whose longer side is at most PX (default {defaults.detect_max_side_px}; "
+                        "crops are cut from the full image): photos whose face fills the frame (CFP) stay fast at 480")
     p.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6,
                    help=f"refuse larger images (default {DEFAULT_MAX_PIXELS / 1e6:g})")
     p.add_argument("--fallback", choices=[f for f in FALLBACKS if f], default=None,
                    help="centred: faces known to be at the image centre (LFW, CelebA crops) are never dropped: "
                         "the most central face is kept, a miss is retried with --relaxed-thresholds, then a "
-                        "centred template crop is cut (the manifest's method column says which)")
+                        "centred template crop is cut (the manifest's method column says which); hints: the "
+                        "same for faces located by --hints (the detection on the hint box, else a template in it)")
+    p.add_argument("--hints", type=Path, default=None,
+                   help="with --fallback hints: CSV `source,x1,y1,x2,y2` (source relative to SRC) of each labelled "
+                        "face (CFP: data/cfp/face_boxes.csv, written by `python -m facedata.fetch cfp`)")
     p.add_argument("--relaxed-thresholds", type=float, nargs=3, default=PrepareConfig.relaxed_thresholds,
                    help="MTCNN stage thresholds of the --fallback retry")
     p.add_argument("--retry-failed", action="store_true", help="re-try files the manifest lists as failed")
     p.add_argument("--limit", type=int, default=None, help="process at most N new files (quick trials)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(list(argv) if argv is not None else None)
-    detector = DetectorConfig(thresholds=tuple(args.thresholds), min_face_size_px=args.min_face_size)
+    if args.detect_max_side < 64:
+        print(f"error: --detect-max-side {args.detect_max_side} must be at least 64 pixels", file=sys.stderr)
+        return 2
+    detector = DetectorConfig(thresholds=tuple(args.thresholds), min_face_size_px=args.min_face_size,
+                              detect_max_side_px=args.detect_max_side)
     try:
         config = PrepareConfig(method=args.method, size_px=args.size, detector=detector,
                                max_pixels=int(args.max_megapixels * 1e6), fallback=args.fallback,
-                               relaxed_thresholds=tuple(args.relaxed_thresholds))
+                               relaxed_thresholds=tuple(args.relaxed_thresholds),
+                               hints=str(args.hints.resolve()) if args.hints else None)
         result = prepare_folder(args.src, args.dst, config, workers=args.workers,
                                 retry_failed=args.retry_failed, progress=not args.no_progress, limit=args.limit)
     except (FaceDataError, KeyError) as exc:

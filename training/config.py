@@ -107,6 +107,12 @@ class TrainConfig:
     open_set_distractor_images: int | None = None
     max_train_classes: int | None = None  # after the hold-out: train on this many identities (seeded choice)
     split_seed: int = 42
+    # a composed set (facedata.compose) trains only if its identity-overlap audit covered every one of these
+    # evaluation sets and dropped what it flagged: the sets this project reports on (facedata.audit)
+    audit_eval_sets: list[str] = field(default_factory=lambda: ["lfw", "cfp", "celeba"])
+    # train on a composed set anyway (unaudited, or keeping flagged identities); recorded in the checkpoint, and
+    # evaluation then warns that the model may have seen the people of those sets
+    allow_overlap: bool = False
     # model
     backbone: str = "mobilefacenet"
     pretrained: str | None = None

@@ -28,6 +28,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from facedata.audit import AuditError, check_trainable
 from facedata.augment import TEACHER_VIEW_VERSION, Augment, teacher_view
 from facedata.datasets import FaceDataset, FaceFolder, held_out_split, scan_face_folder, stratified_split
 from facedata.errors import DatasetError
@@ -154,6 +155,10 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         self.preprocess: Preprocess = get_preset(cfg.preprocess)
+        try:  # a composed set must have been audited against every set we report on
+            self.audit = check_trainable(Path(cfg.data), cfg.audit_eval_sets, cfg.allow_overlap)
+        except AuditError as exc:
+            raise TrainingError(str(exc)) from None
         self.splits = make_splits(cfg)
         self.classes = self.splits.train.classes
         self.monitor = cfg.monitor or ("val_auc" if len(self.splits.query) else
@@ -353,6 +358,7 @@ class Trainer:
             "backbone": cfg.backbone, "embedding_size": self.model.embedding_size, "dropout": cfg.dropout,
             "preprocess": self.preprocess.to_dict(), "head": cfg.head, "head_kwargs": dict(cfg.head_kwargs),
             "train_config": cfg.to_dict(), "metrics": metrics, "classes": list(self.classes), "epoch": self.epoch,
+            **({"audit": self.audit} if self.audit is not None else {}),
         }
 
     def _check_resume(self, last: Path) -> dict[str, Any]:

@@ -1,0 +1,421 @@
+"""The identity-overlap audit: is any training identity a person the models will be scored on?
+
+Two checks, for every training identity against every evaluation set (:class:`EvalSet`):
+
+* **by key**, where the training source and the evaluation set name people the same way: people's names
+  (LFW, CFP; compared after :func:`normalise_name`) or CelebA identity numbers (the CelebA subset and the
+  299 CelebA people reserved for evaluation);
+* **by face**, where no key exists (FIW's families carry no names; a CelebA number says nothing about LFW):
+  every training and evaluation face is embedded with a reference model, each identity becomes the
+  normalised mean of its faces, and a training identity is flagged when its mean's cosine to an evaluation
+  identity's mean reaches a threshold. The threshold is set from identities known to differ (every pair of
+  different names within each named evaluation set): the smallest cosine that at most
+  ``max_false_flag_rate`` of those pairs reach. That rate and the recall on people known to be the same
+  under two datasets' names (CFP people who are in LFW) are reported with it.
+
+:func:`audit` returns an :class:`AuditReport`; ``write`` puts ``audit.json``, ``audit.md`` (the table per
+source and evaluation set: identities checked, flagged by key, flagged by face, dropped), ``audit_flags.csv``
+and ``audit_flags.png`` (a contact sheet of the face-flagged pairs, for a person to check) in a folder.
+Training refuses a composed set whose audit misses an evaluation set or kept a flagged identity
+(:func:`check_trainable`).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import time
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from .errors import DatasetError
+from .io import image_files, write_bytes_atomic
+
+AUDIT_JSON = "audit.json"
+DEFAULT_MAX_FALSE_FLAG_RATE = 1e-5  # per identity pair; about 0.06 false flags per training identity at 6k x 6k
+PACKAGE_DATA = Path(__file__).resolve().parent / "data"
+CELEBA_EVALUATION_IDS = PACKAGE_DATA / "celeba_evaluation_identities.txt"
+
+
+class AuditError(DatasetError):
+    """An audit that cannot run, or a composed set the audit does not clear for training."""
+
+
+def normalise_name(name: str) -> str:
+    """A person's name as a key: accents dropped, case folded, '_' and punctuation as spaces
+    ("Arnold_Schwarzenegger" and "Arnold Schwarzenegger" match; so do "Jose" and "José")."""
+    ascii_ = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", ascii_.lower()).split())
+
+
+def celeba_number(identity: str) -> str:
+    """CelebA's identity number of a folder name ("id02880" or "2880" -> "2880")."""
+    digits = re.sub(r"\D", "", identity.rsplit("/", 1)[-1])
+    if not digits:
+        raise AuditError(f"identity {identity!r} holds no CelebA identity number (expected e.g. id02880)")
+    return str(int(digits))
+
+
+KEYERS: dict[str, Callable[[str], str]] = {"name": normalise_name, "celeba": celeba_number}
+
+
+@dataclass
+class EvalSet:
+    """People the project reports on: their keys, and where their aligned faces are (if anywhere)."""
+
+    name: str  # "lfw", "cfp", "celeba"
+    key: str  # "name" or "celeba": what ``keys`` hold
+    keys: dict[str, str]  # evaluation identity -> its key (already normalised)
+    faces: dict[str, list[Path]] = field(default_factory=dict)  # evaluation identity -> aligned crops
+    note: str = ""  # where the identities and faces came from
+
+    @property
+    def n_with_faces(self) -> int:
+        return sum(1 for v in self.faces.values() if v)
+
+
+# --- evaluation sets from the project's data ----------------------------------------------------------------
+def lfw_set(lfw_root: Path, aligned: Path | None) -> EvalSet:
+    """All 5,749 LFW names (lfw-names.txt); faces from the aligned LFW folder when it exists."""
+    names_file = Path(lfw_root) / "lfw-names.txt"
+    if not names_file.is_file():
+        raise AuditError(f"{names_file} not found: the audit checks every LFW name; run `make lfw` (or "
+                         "`python -m facedata.fetch lfw`) first")
+    names = [ln.split()[0] for ln in names_file.read_text().splitlines() if ln.strip()]
+    faces = _faces_by_first_part(aligned, names)
+    return EvalSet("lfw", "name", {n: normalise_name(n) for n in names}, faces,
+                   f"{len(names)} names of {names_file}; faces from {aligned}")
+
+
+def cfp_set(cfp_root: Path, aligned: Path | None) -> EvalSet:
+    """CFP's 500 people (Data/list_name.txt, person NNN = line NNN); faces: their aligned frontal crops (the
+    profile crops would pull an identity's mean away from the mostly frontal training faces)."""
+    names_file = Path(cfp_root) / "Data" / "list_name.txt"
+    if not names_file.is_file():
+        raise AuditError(f"{names_file} not found: the audit checks every CFP name; run `python -m facedata.fetch "
+                         "cfp` first")
+    names = [ln.strip() for ln in names_file.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    ids = [f"{i:03d}" for i in range(1, len(names) + 1)]
+    faces = {}
+    if aligned is not None and Path(aligned).is_dir():
+        faces = {i: image_files(Path(aligned) / i / "frontal") for i in ids if (Path(aligned) / i / "frontal").is_dir()}
+    return EvalSet("cfp", "name", {i: normalise_name(n) for i, n in zip(ids, names)}, faces,
+                   f"{len(names)} names of {names_file}; frontal faces from {aligned}")
+
+
+def celeba_set(reserved_file: Path = CELEBA_EVALUATION_IDS, subset_aligned: Path | None = None) -> EvalSet:
+    """The 299 CelebA identity numbers reserved for evaluation (the CelebA subset's 239 and 60 more); faces
+    from the aligned subset (``id0NNNN/``) when it exists."""
+    if not Path(reserved_file).is_file():
+        raise AuditError(f"{reserved_file} not found: the list of CelebA people reserved for evaluation")
+    nums = [ln.strip() for ln in Path(reserved_file).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    keys = {n: str(int(n)) for n in nums}
+    faces: dict[str, list[Path]] = {}
+    if subset_aligned is not None and Path(subset_aligned).is_dir():
+        for d in Path(subset_aligned).iterdir():
+            if d.is_dir() and d.name.startswith("id") and d.name[2:].isdigit() and str(int(d.name[2:])) in keys.values():
+                faces[str(int(d.name[2:]))] = image_files(d)
+    return EvalSet("celeba", "celeba", keys, faces,
+                   f"{len(keys)} CelebA identity numbers of {reserved_file}; faces from {subset_aligned}")
+
+
+def _faces_by_first_part(aligned: Path | None, identities: Sequence[str]) -> dict[str, list[Path]]:
+    if aligned is None or not Path(aligned).is_dir():
+        return {}
+    return {i: image_files(Path(aligned) / i) for i in identities if (Path(aligned) / i).is_dir()}
+
+
+def project_eval_sets(cfg: Any) -> list[EvalSet]:
+    """Every evaluation set this project reports on, from a config module's roots (LFW, CFP, CelebA)."""
+    return [lfw_set(cfg.LFW_ROOT, cfg.LFW_ALIGNED), cfp_set(cfg.CFP_ROOT, cfg.CFP_ALIGNED),
+            celeba_set(CELEBA_EVALUATION_IDS, cfg.CELEBA_ALIGNED)]
+
+
+# --- the audit -------------------------------------------------------------------------------------------------
+@dataclass
+class Flag:
+    identity: str  # the training identity
+    eval_set: str
+    eval_identity: str
+    by: str  # "key" or "face"
+    cosine: float | None = None  # by face: the identity means' cosine
+
+
+@dataclass
+class AuditReport:
+    sources: dict[str, str]  # source -> key kind
+    eval_sets: list[dict]  # name, key, identities, with faces, note
+    checked: dict[str, int]  # source -> training identities checked
+    flags: list[Flag]
+    threshold: dict[str, Any]  # cosine, max false-flag rate, measured rate, recall on known matches, ...
+    reference: str
+    seconds: float
+    faces_embedded: int
+    faces_of: dict[str, Path] = field(default_factory=dict, repr=False)  # identity -> one crop (contact sheet)
+
+    def flagged_identities(self) -> set[str]:
+        return {f.identity for f in self.flags}
+
+    def table(self) -> list[dict[str, Any]]:
+        """Per source and evaluation set: identities checked, flagged by key, by face, dropped (either)."""
+        rows = []
+        for src, n in self.checked.items():
+            for es in self.eval_sets:
+                mine = [f for f in self.flags if f.eval_set == es["name"] and f.identity.split("/", 1)[0] == src]
+                key = {f.identity for f in mine if f.by == "key"}
+                face = {f.identity for f in mine if f.by == "face"}
+                rows.append({"source": src, "eval_set": es["name"], "identities_checked": n,
+                             "by_key": "yes" if self.sources[src] == es["key"] else "no key",
+                             "flagged_by_key": len(key), "flagged_by_face": len(face), "dropped": len(key | face)})
+        return rows
+
+    def summary(self, kept_flagged: bool = False) -> dict[str, Any]:
+        """What checkpoints and training read: which sets were covered, what was flagged, and the rule."""
+        return {"eval_sets": [e["name"] for e in self.eval_sets], "reference": self.reference,
+                "threshold": self.threshold, "flagged_identities": len(self.flagged_identities()),
+                "kept_flagged": sorted(self.flagged_identities()) if kept_flagged else [],
+                "seconds": round(self.seconds, 1), "faces_embedded": self.faces_embedded}
+
+    def markdown(self) -> str:
+        t = self.threshold
+        lines = ["| source | evaluation set | identities checked | by key | flagged by key | flagged by face | dropped |",
+                 "|---|---|---|---|---|---|---|"]
+        for r in self.table():
+            lines.append(f"| {r['source']} | {r['eval_set']} | {r['identities_checked']:,} | {r['by_key']} | "
+                         f"{r['flagged_by_key']} | {r['flagged_by_face']} | {r['dropped']} |")
+        lines += ["", "Evaluation sets: " + "; ".join(
+            f"{e['name']}: {e['identities']:,} identities, {e['with_faces']:,} with faces" for e in self.eval_sets),
+            "", f"Face rule: identity means of {self.reference} embeddings, flagged at cosine >= {t['cosine']:.4f}: "
+            f"the smallest cosine that at most {t['max_false_flag_rate']:g} of {t['known_different_pairs']:,} "
+            f"identity pairs known to differ reach (measured: {t['false_flag_rate']:.2g}; expected false flags "
+            f"for this set: {t['expected_false_flags']:.1f}). Recall on {t['known_same_pairs']} people known "
+            f"to be the same under two sets' names: {t['recall_known_same']}.",
+            f"Audit time: {self.seconds:.0f} s for {self.faces_embedded:,} faces (embeddings cached)."]
+        return "\n".join(lines) + "\n"
+
+    def write(self, folder: Path, remaining: set[str] | None = None) -> list[Path]:
+        """audit.json, audit.md, audit_flags.csv and (if any face flag) audit_flags.png in ``folder``;
+        ``remaining``: flagged identities the set keeps anyway (training refuses them unless told)."""
+        folder = Path(folder)
+        data = {**self.summary(), "kept_flagged": sorted(remaining or ()), "sources": self.sources,
+                "eval_set_details": self.eval_sets, "table": self.table(), "flags": [f.__dict__ for f in self.flags]}
+        write_bytes_atomic(json.dumps(data, indent=1).encode(), folder / AUDIT_JSON)
+        write_bytes_atomic(self.markdown().encode(), folder / "audit.md")
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["identity", "eval_set", "eval_identity", "by", "cosine"])
+        for f in self.flags:
+            w.writerow([f.identity, f.eval_set, f.eval_identity, f.by, "" if f.cosine is None else f"{f.cosine:.4f}"])
+        write_bytes_atomic(buf.getvalue().encode(), folder / "audit_flags.csv")
+        out = [folder / AUDIT_JSON, folder / "audit.md", folder / "audit_flags.csv"]
+        face_flags = [f for f in self.flags if f.by == "face"]
+        if face_flags:
+            out.append(contact_sheet(face_flags, self.faces_of, folder / "audit_flags.png"))
+        return out
+
+
+def identity_means(emb: np.ndarray, groups: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """(identities in first-seen order, their L2-normalised mean embeddings)."""
+    order: dict[str, list[int]] = defaultdict(list)
+    for i, g in enumerate(groups):
+        order[g].append(i)
+    names = list(order)
+    means = np.stack([emb[order[n]].mean(0) for n in names]) if names else np.zeros((0, emb.shape[1]), np.float32)
+    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    return names, means.astype(np.float32)
+
+
+def calibrate(different: Sequence[np.ndarray], same: Sequence[tuple[np.ndarray, np.ndarray]], max_rate: float,
+              n_comparisons: int) -> dict[str, Any]:
+    """The flag threshold from identity means known to differ: each array of ``different`` holds the means
+    of one set's differently keyed identities, and every pair within it counts. ``same``: pairs of means of
+    one person under two sets' names (the recall). Returns the threshold record the report states."""
+    scores = [(m @ m.T)[np.triu_indices(len(m), 1)] for m in different]
+    n_pairs = sum(len(v) for v in scores)
+    if n_pairs == 0:
+        raise AuditError("no identities known to differ to set the face threshold from (no evaluation faces)")
+    allowed = int(np.floor(max_rate * n_pairs))  # pairs that may reach the threshold
+    top = np.sort(np.concatenate([np.sort(v)[-(allowed + 1):] for v in scores]))[::-1]
+    # just above the (allowed + 1)-th highest score: at most `allowed` known-different pairs reach it
+    cos = float(np.nextafter(np.float32(top[allowed]), np.float32(2))) if allowed < len(top) else float(top[-1])
+    reached = int(sum(int((v >= cos).sum()) for v in scores))
+    recall = None
+    if same:
+        hits = [float(a @ b) >= cos for a, b in same]
+        recall = f"{sum(hits)}/{len(hits)} ({sum(hits) / len(hits):.3f})"
+    return {"cosine": cos, "max_false_flag_rate": max_rate, "known_different_pairs": n_pairs,
+            "false_flag_rate": reached / n_pairs, "expected_false_flags": reached / n_pairs * n_comparisons,
+            "known_same_pairs": len(same), "recall_known_same": recall}
+
+
+def audit(items: Sequence[Any], source_keys: Mapping[str, str], eval_sets: Sequence[EvalSet], embedder: Any,
+          cache_dir: Path | None = None, max_false_flag_rate: float = DEFAULT_MAX_FALSE_FLAG_RATE,
+          progress: bool = True) -> AuditReport:
+    """Check composed-set ``items`` (``.identity``, ``.source``, ``.original_identity``, ``.path``) against
+    ``eval_sets``; ``source_keys`` maps each source to its key kind ("none", "name", "celeba");
+    ``embedder`` a FaceEmbedder (the reference model of the face check)."""
+    from id_rate.embeddings import embed_paths
+
+    start = time.perf_counter()
+    flags: list[Flag] = []
+    per_identity: dict[str, list[Any]] = defaultdict(list)
+    for it in items:
+        per_identity[it.identity].append(it)
+    # by key
+    for es in eval_sets:
+        by_key: dict[str, list[str]] = defaultdict(list)
+        for ident, k in es.keys.items():
+            by_key[k].append(ident)
+        keyer = KEYERS[es.key]
+        for ident, its in per_identity.items():
+            if source_keys.get(its[0].source) != es.key:
+                continue
+            for e in by_key.get(keyer(its[0].original_identity), []):
+                flags.append(Flag(ident, es.name, e, "key"))
+    # by face: every training crop and every evaluation crop, embedded once (cached)
+    ev_paths = [(es.name, e, p) for es in eval_sets for e, ps in es.faces.items() for p in ps]
+    tr_paths = [(it.identity, it.path) for it in items]
+    paths = sorted({p for _, p in tr_paths} | {p for *_, p in ev_paths})
+    if not paths:
+        raise AuditError("nothing to embed: no training items and no evaluation faces")
+    emb = embed_paths(embedder, paths, cache_dir, progress=progress)
+    row = {p: i for i, p in enumerate(paths)}
+    tr_names, tr_means = identity_means(emb[[row[p] for _, p in tr_paths]], [i for i, _ in tr_paths])
+    faces_of = {i: p for i, p in reversed(tr_paths)}
+    ev_means: dict[str, tuple[list[str], np.ndarray]] = {}
+    for es in eval_sets:
+        mine = [(e, p) for n, e, p in ev_paths if n == es.name]
+        if mine:
+            ev_means[es.name] = identity_means(emb[[row[p] for _, p in mine]], [e for e, _ in mine])
+            faces_of.update({f"{es.name}:{e}": p for e, p in reversed(mine)})
+    # the threshold: identities known to differ (distinct keys within each named set), and people known
+    # to be the same under two sets' names
+    different = []
+    for es in eval_sets:
+        if es.name in ev_means:
+            names, m = ev_means[es.name]
+            seen, keep = set(), []
+            for j, n in enumerate(names):  # one identity per key (LFW has none twice; be safe)
+                if es.keys[n] not in seen:
+                    seen.add(es.keys[n])
+                    keep.append(j)
+            different.append(m[keep])
+    same = _known_same(eval_sets, ev_means)
+    n_cmp = len(tr_names) * sum(len(v[0]) for v in ev_means.values())
+    threshold = calibrate(different, same, max_false_flag_rate, n_cmp)
+    for es in eval_sets:
+        if es.name not in ev_means or not len(tr_names):
+            continue
+        names, m = ev_means[es.name]
+        sims = tr_means @ m.T
+        for a, b in zip(*np.nonzero(sims >= threshold["cosine"])):
+            flags.append(Flag(tr_names[a], es.name, names[b], "face", float(sims[a, b])))
+    flags.sort(key=lambda f: (f.by, -(f.cosine or 0.0), f.identity))
+    checked = defaultdict(int)
+    for ident, its in per_identity.items():
+        checked[its[0].source] += 1
+    return AuditReport(dict(source_keys), [{"name": es.name, "key": es.key, "identities": len(es.keys),
+                                            "with_faces": es.n_with_faces, "note": es.note} for es in eval_sets],
+                       dict(checked), flags, threshold, embedder.name, time.perf_counter() - start, len(paths),
+                       faces_of)
+
+
+def _known_same(eval_sets: Sequence[EvalSet], ev_means: Mapping[str, tuple[list[str], np.ndarray]]
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Pairs of means of one person under two named sets (CFP people who are in LFW, by name)."""
+    named = [es for es in eval_sets if es.key == "name" and es.name in ev_means]
+    out = []
+    for i, a in enumerate(named):
+        for b in named[i + 1:]:
+            na, ma = ev_means[a.name]
+            nb, mb = ev_means[b.name]
+            idx_b = {b.keys[n]: j for j, n in enumerate(nb)}
+            out += [(ma[j], mb[idx_b[a.keys[n]]]) for j, n in enumerate(na) if a.keys[n] in idx_b]
+    return out
+
+
+def contact_sheet(flags: Sequence[Flag], faces_of: Mapping[str, Path], path: Path, per_row: int = 4,
+                  limit: int = 120, tile: int = 112) -> Path:
+    """A PNG of face-flagged pairs (training face | evaluation face, names and cosine), highest cosine first."""
+    from PIL import Image, ImageDraw
+
+    from .io import atomic_output, load_image
+
+    shown = sorted(flags, key=lambda f: -(f.cosine or 0))[:limit]
+    cap = 30
+    cell_w, cell_h = 2 * tile + 8, tile + cap
+    rows = (len(shown) + per_row - 1) // per_row
+    sheet = Image.new("RGB", (per_row * cell_w, max(1, rows) * cell_h), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, f in enumerate(shown):
+        x, y = (k % per_row) * cell_w, (k // per_row) * cell_h
+        for j, key in enumerate((f.identity, f"{f.eval_set}:{f.eval_identity}")):
+            p = faces_of.get(key)
+            if p is not None:
+                sheet.paste(Image.fromarray(load_image(p)).resize((tile, tile)), (x + j * tile, y))
+        draw.text((x + 2, y + tile + 1), f.identity[-30:], fill="black")
+        draw.text((x + 2, y + tile + 14), f"{f.eval_set}:{f.eval_identity}"[-26:] + f" {f.cosine:.2f}", fill="black")
+    with atomic_output(path) as tmp:
+        sheet.save(tmp, format="PNG")
+    return path
+
+
+# --- training's side ---------------------------------------------------------------------------------------------
+def read_audit(data: Path) -> dict | None:
+    """The audit stored with a composed set (None for a folder that is not one)."""
+    from .compose import SPEC
+
+    data = Path(data)
+    folder = data.parent if data.suffix == ".rec" else data
+    if not (folder / SPEC).is_file():
+        return None
+    audit_file = folder / AUDIT_JSON
+    if not audit_file.is_file():
+        return {"eval_sets": [], "kept_flagged": [], "missing": True}
+    try:
+        return json.loads(audit_file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise AuditError(f"{audit_file}: unreadable ({exc}); compose the set again") from None
+
+
+def check_trainable(data: Path, required: Sequence[str], allow_overlap: bool = False) -> dict | None:
+    """Refuse a composed set that was not audited against every ``required`` evaluation set or that kept
+    flagged identities, naming them, unless ``allow_overlap``. Returns what the checkpoint records."""
+    audit_ = read_audit(data)
+    if audit_ is None:
+        return None
+    missing = [s for s in required if s not in audit_.get("eval_sets", [])]
+    kept = audit_.get("kept_flagged", [])
+    problems = []
+    if missing:
+        problems.append(f"it was not audited against {', '.join(missing)}")
+    if kept:
+        problems.append(f"it keeps {len(kept)} identities the audit flagged ({', '.join(kept[:5])}"
+                        f"{' ...' if len(kept) > 5 else ''})")
+    record = {"eval_sets": audit_.get("eval_sets", []), "flagged_kept": len(kept), "missing": missing,
+              "allow_overlap": allow_overlap}
+    if problems and not allow_overlap:
+        raise AuditError(f"{data}: refused for training: {'; '.join(problems)}. Compose it again without "
+                         "--keep-flagged (and with every evaluation set aligned), or set allow_overlap=True to "
+                         "train anyway (recorded in the checkpoint; its scores on those sets then mean seen people)")
+    return record
+
+
+def coverage_warning(spec: Mapping[str, Any], eval_set: str) -> str | None:
+    """A warning when a checkpoint is scored on a set its training audit did not cover (None: covered, or not
+    a checkpoint of ours)."""
+    tc = spec.get("train_config") or {}
+    if not tc:
+        return None
+    rec = spec.get("audit")
+    if rec is None:
+        return f"trained on {tc.get('data')}, which has no identity-overlap audit: {eval_set} may hold its people"
+    if eval_set not in rec.get("eval_sets", []) or rec.get("flagged_kept"):
+        return f"its training audit did not clear {eval_set} (allow_overlap={rec.get('allow_overlap')})"
+    return None
