@@ -22,6 +22,19 @@ LFW_ROOT = Path(os.environ.get("FACEKIT_LFW", DATA_DIR / "lfw"))  # `python -m f
 LFW_ALIGNED = Path(os.environ.get("FACEKIT_LFW_ALIGNED", DATA_DIR / "lfw_aligned"))  # 112 px ArcFace crops
 CELEBA_SUBSET_ROOT = Path(os.environ.get("FACEKIT_CELEBA_SUBSET", DATA_DIR / "celeba-subset"))  # fetch rebuilds it
 CELEBA_ALIGNED = Path(os.environ.get("FACEKIT_CELEBA_ALIGNED", DATA_DIR / "celeba_aligned"))
+# CFP (frontal-profile pairs; `python -m facedata.fetch cfp`): the official flat layout Data/Images/NNN/... with
+# the protocol and face_boxes.csv (from the fiducials: prepare's --hints for the profiles MTCNN misses).
+CFP_ROOT = Path(os.environ.get("FACEKIT_CFP", DATA_DIR / "cfp"))
+CFP_ALIGNED = Path(os.environ.get("FACEKIT_CFP_ALIGNED", DATA_DIR / "cfp_aligned"))  # NNN/{frontal,profile}/NN.jpg
+# FIW (Families In the Wild, the RFIW / Kaggle training faces): train/F####/MID#/*.jpg + train_relationships.csv;
+# no public direct download, so `fetch fiw --from` a user's copy.
+FIW_ROOT = Path(os.environ.get("FACEKIT_FIW", DATA_DIR / "fiw"))
+FIW_ALIGNED = Path(os.environ.get("FACEKIT_FIW_ALIGNED", DATA_DIR / "fiw_aligned"))
+# CelebA's own aligned photos (img_align_celeba) grouped as id%05d/<file>.jpg by identity_CelebA.txt; a
+# partial copy is accepted. Distinct from the 239-identity subset above, which is cut from img_celeba.
+CELEBA_IMG_ALIGN_ROOT = Path(os.environ.get("FACEKIT_CELEBA_IMG_ALIGN", DATA_DIR / "celeba-img-align"))
+CELEBA_IMG_ALIGN_ALIGNED = Path(os.environ.get("FACEKIT_CELEBA_IMG_ALIGN_ALIGNED",
+                                               DATA_DIR / "celeba-img-align_aligned"))
 
 # --- detection --------------------------------------------------------------------------------------
 # Datasets: facenet-pytorch's defaults find small and faint faces in photos.

@@ -263,6 +263,12 @@ def audit(items: Sequence[Any], source_keys: Mapping[str, str], eval_sets: Seque
     from id_rate.embeddings import embed_paths
 
     start = time.perf_counter()
+    for es in eval_sets:  # a set no key can reach must be checked by face: its faces must be there
+        keyless = sorted(src for src, k in source_keys.items() if k != es.key)
+        if keyless and es.n_with_faces == 0:
+            raise AuditError(f"evaluation set {es.name}: no aligned faces found ({es.note}), so sources "
+                             f"{', '.join(keyless)} cannot be checked against it by face; align it first "
+                             "(`make benchmarks` fetches and aligns LFW, CFP and the CelebA subset)")
     flags: list[Flag] = []
     per_identity: dict[str, list[Any]] = defaultdict(list)
     for it in items:

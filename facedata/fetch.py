@@ -1,15 +1,30 @@
-"""Benchmark data: LFW (downloaded, or a local copy) and the CelebA subset (rebuilt from a user's CelebA).
+"""Benchmark data: LFW and CFP (downloaded, or a local copy), FIW and CelebA's aligned photos (a local copy),
+and the CelebA subset (rebuilt from a user's CelebA).
 
     python -m facedata.fetch lfw                         # download lfw-deepfunneled.tgz + protocol files
     python -m facedata.fetch lfw --from /copy/of/lfw     # a folder (or the .tgz) you already have
+    python -m facedata.fetch cfp                         # download cfp-dataset.zip (or --from the zip / folder)
+    python -m facedata.fetch fiw --from /kaggle/recognizing-faces-in-the-wild    # train/ + train_relationships.csv
+    python -m facedata.fetch celeba-aligned --from /data/CelebA/img_align_celeba --identities identity_CelebA.txt
     python -m facedata.fetch celeba-subset --from /data/CelebA/img_celeba      # rebuild the crops
     python -m facedata.fetch celeba-subset --from /copy/of/celeba-subset       # or copy built crops
+
+``--from`` takes a folder or a .zip / .tar archive. Every set is checked before it is put in place (built in a
+temporary folder beside ``DEST``, hard-linked where possible, moved in once complete); a second run finds it
+done. ``DEST`` is only ever replaced when a fetch made it (it holds ``.fetched``, written last): a ``DEST``
+with other files is refused and left as it is.
 
 LFW lands in ``DEST`` (default ``config.LFW_ROOT``, ``data/lfw``) as the official layout:
 ``lfw-deepfunneled/<name>/<name>_NNNN.jpg`` and the protocol files (``pairs.txt`` = View 2,
 ``pairsDevTrain.txt`` / ``pairsDevTest.txt`` = View 1, ``people*.txt``, ``lfw-names.txt``). It is checked
-before it is put in place: every person and image count of ``lfw-names.txt``, 13,233 images of 5,749
-people, and every image the pair files name. A second run finds it done.
+for every person and image count of ``lfw-names.txt``, 13,233 images of 5,749 people, and every image the
+pair files name.
+
+CFP (``config.CFP_ROOT``): the official flat layout ``Data/Images/NNN/{frontal,profile}/NN.jpg`` (a copy split
+into ``train/`` / ``test/`` is flattened), fiducials, ``Protocol/``, and ``face_boxes.csv`` from the fiducials
+(see ``facedata.cfp``). FIW (``config.FIW_ROOT``): ``train/F####/MID#/*.jpg`` and ``train_relationships.csv``
+(``facedata.fiw``). CelebA aligned (``config.CELEBA_IMG_ALIGN_ROOT``): ``id%05d/NNNNNN.jpg`` by
+``identity_CelebA.txt``, a partial copy accepted (``facedata.celeba_aligned``).
 
 The CelebA subset (239 identities) is defined by ``facedata/data/celeba_subset.csv``: identity, CelebA
 ``img_celeba`` file name, face box in that photo (the largest MTCNN face). Each crop is the box grown to
@@ -20,14 +35,17 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import shutil
 import sys
 import tarfile
 import tempfile
+import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Iterator
 
 from .errors import DatasetError, FaceDataError
 from .io import atomic_output
@@ -40,10 +58,20 @@ LFW_PROTOCOL_FILES = ("pairs.txt", "people.txt", "pairsDevTrain.txt", "pairsDevT
 LFW_PEOPLE, LFW_TOTAL_IMAGES = 5749, 13233  # the published counts
 CELEBA_SUBSET_CSV = Path(__file__).resolve().parent / "data" / "celeba_subset.csv"
 CELEBA_CROP_PX, CELEBA_GROW, CELEBA_JPEG_QUALITY = 250, 2.2, 85
+FETCHED_MARK = ".fetched"  # written last into a folder fetch built: only such a folder is ever replaced
 
 
 class FetchError(DatasetError):
     """Benchmark data that cannot be fetched, found or checked; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A checked copy in ``dest``: its counts, and whether an earlier run had already put it there."""
+
+    dest: Path
+    counts: dict[str, int]
+    already: bool
 
 
 # --- LFW ------------------------------------------------------------------------------------------------------
@@ -129,64 +157,157 @@ def _lfw_source(src: Path, work: Path) -> Path:
     return work
 
 
+def link_file(src: Path, dst: Path) -> None:
+    """A hard link where the file system allows (no second copy of a dataset), else a copy."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def _copy_tree(src: Path, dst: Path) -> None:
     """Hard links where the file system allows (no second 160 MB), else copies."""
     for root, dirs, files in os.walk(src):
         out = dst / Path(root).relative_to(src)
         out.mkdir(parents=True, exist_ok=True)
         for f in files:
-            try:
-                os.link(Path(root, f), out / f)
-            except OSError:
-                shutil.copy2(Path(root, f), out / f)
+            link_file(Path(root, f), out / f)
+
+
+# --- putting a checked copy in place (shared by every data set) ----------------------------------------------
+def extract_archive(archive: Path, dest: Path) -> None:
+    """Extract a .zip or a tar archive (.tar, .tgz, .tar.gz, ...) into ``dest``, refusing members that would
+    land outside it (absolute, '..') and links."""
+    if zipfile.is_zipfile(archive):
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                for m in zf.infolist():
+                    p = Path(m.filename)
+                    if p.is_absolute() or ".." in p.parts or (m.external_attr >> 16) & 0o170000 == 0o120000:
+                        raise FetchError(f"{archive}: refusing member {m.filename!r} (absolute, '..' or a link)")
+                zf.extractall(dest)
+        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+            raise FetchError(f"{archive}: not a readable .zip archive ({exc}); get it again") from None
+    elif tarfile.is_tarfile(archive):
+        _safe_extract(archive, dest)
+    else:
+        raise FetchError(f"{archive}: neither a folder nor a .zip / .tar archive; pass the unpacked folder or "
+                         "the archive as published")
+
+
+def source_folder(source: Path, work: Path) -> Path:
+    """``source`` itself when it is a folder; an archive is extracted into ``work`` (beside DEST)."""
+    source = Path(source)
+    if source.is_dir():
+        return source
+    if not source.exists():
+        raise FetchError(f"{source}: not found; pass the folder (or the .zip / .tar archive) you downloaded")
+    work.mkdir(parents=True, exist_ok=True)
+    extract_archive(source, work)
+    return work
+
+
+def find_root(folder: Path, is_root: Callable[[Path], bool], depth: int = 2) -> Path | None:
+    """``folder`` or the first folder below it (at most ``depth`` levels, name order) for which ``is_root``
+    holds: an archive or a download often wraps the data set in one or two folders."""
+    if is_root(folder):
+        return folder
+    if depth == 0:
+        return None
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX"))):
+        found = find_root(sub, is_root, depth - 1)
+        if found is not None:
+            return found
+    return None
+
+
+def check_dest(dest: Path) -> None:
+    """Refuse a DEST that fetch may not replace: one holding files a fetch did not put there (no
+    FETCHED_MARK). Absent, empty or fetched: fine."""
+    if not dest.exists():
+        return
+    if not dest.is_dir():
+        raise FetchError(f"{dest}: is a file, not a folder; pass another --dest")
+    if (dest / FETCHED_MARK).is_file():
+        return
+    inside = sorted(p.name for p in dest.iterdir())
+    if inside:
+        raise FetchError(f"{dest}: exists and holds files fetch did not put there ({', '.join(inside[:5])}"
+                         f"{' ...' if len(inside) > 5 else ''}); fetch never deletes or replaces them: move them "
+                         f"away, or pass another --dest")
+
+
+def place(staged: Path, dest: Path, meta: dict) -> None:
+    """Move a built, checked ``staged`` folder (a sibling of ``dest``) into place: FETCHED_MARK is written
+    last, so a folder fetch built is known as such. ``dest`` is replaced only if absent, empty or fetched."""
+    check_dest(dest)  # again: the user may have put something there meanwhile
+    (staged / FETCHED_MARK).write_text(json.dumps(meta, indent=1, default=str) + "\n")
+    if dest.exists():
+        if (dest / FETCHED_MARK).is_file():
+            os.replace(dest, staged.parent / "replaced")  # deleted with the staging folder
+        else:
+            dest.rmdir()  # empty (check_dest); rmdir fails rather than delete anything
+    os.replace(staged, dest)
+
+
+@contextmanager
+def staging(dest: Path) -> Iterator[Path]:
+    """A temporary folder beside ``dest`` (same file system: hard links and an atomic rename), removed after."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}.") as tmp:
+        yield Path(tmp)
+
+
+def download_first(what: str, name: str, base_urls: Iterable[str], target: Path, offline: str) -> Path:
+    """``target`` (kept from an earlier run) or ``name`` downloaded from the first of ``base_urls`` that
+    answers; none: FetchError "cannot download ``what``" listing the tries, then ``offline`` (what to do)."""
+    if target.exists():
+        return target
+    errors = []
+    for base in base_urls:
+        try:
+            _download(base + name, target)
+            return target
+        except Exception as exc:  # network down, 404, ...: try the next mirror, then explain
+            errors.append(f"{base + name}: {type(exc).__name__}")
+    raise FetchError(f"cannot download {what} ({'; '.join(errors)}). {offline}")
 
 
 def fetch_lfw(dest: Path, source: Path | None = None, base_urls: Iterable[str] = LFW_BASE_URLS) -> dict[str, int]:
-    """Put a checked LFW into ``dest``: from ``source`` (folder or .tgz) or downloaded. Idempotent."""
+    """Put a checked LFW into ``dest``: from ``source`` (folder or .tgz) or downloaded. Idempotent. A ``dest``
+    holding files fetch did not put there is refused, never replaced."""
     dest = Path(dest)
     try:
         return check_lfw(dest)  # already there and complete
     except FetchError:
         pass  # absent or incomplete: built afresh beside it and swapped in once checked
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}.") as tmp:
-        work = Path(tmp) / "new"
+    check_dest(dest)  # before any download: a user's folder is never replaced
+    with staging(dest) as tmp:
+        work = tmp / "new"
         work.mkdir()
         if source is None:
             downloads = dest.parent / "downloads"
             names = (LFW_ARCHIVE,) + LFW_PROTOCOL_FILES
             for name in names:
-                target = downloads / name
-                if target.exists():
-                    continue
-                errors = []
-                for base in base_urls:
-                    try:
-                        _download(base + name, target)
-                        break
-                    except Exception as exc:  # network down, 404, ...: try the next mirror, then explain
-                        errors.append(f"{base + name}: {type(exc).__name__}")
-                else:
-                    raise FetchError(
-                        f"cannot download LFW ({'; '.join(errors)}). Offline? Fetch {', '.join(names)} from "
-                        f"{' or '.join(base_urls)} on a connected machine, put them in one folder, and run "
-                        f"`python -m facedata.fetch lfw --from THAT_FOLDER`")
+                download_first("LFW", name, base_urls, downloads / name,
+                               f"Offline? Fetch {', '.join(names)} from {' or '.join(base_urls)} on a connected "
+                               f"machine, put them in one folder, and run "
+                               f"`python -m facedata.fetch lfw --from THAT_FOLDER`")
             source = downloads
         src = _lfw_source(Path(source), work / "extracted")
         try:
             check_lfw(src)  # the user's copy named in any error, not the staging folder
         except FetchError as exc:
             raise FetchError(str(exc).replace(str(src), str(source))) from None
-        staged = Path(tmp) / "lfw"
+        staged = tmp / "lfw"
         staged.mkdir()
         _copy_tree(src / LFW_IMAGES, staged / LFW_IMAGES)
         for f in LFW_PROTOCOL_FILES + ("README.txt",):
             if (src / f).is_file():
                 shutil.copy2(src / f, staged / f)
         counts = check_lfw(staged)  # never put an incomplete copy in place
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(staged, dest)
+        place(staged, dest, {"dataset": "lfw", "source": str(source), "counts": counts})
     return counts
 
 
@@ -266,34 +387,73 @@ def fetch_celeba_subset(dest: Path, source: Path, subset: Path = CELEBA_SUBSET_C
     return len(done) + len(todo)
 
 
+DATASETS = ("lfw", "cfp", "fiw", "celeba-aligned", "celeba-subset")
+DEST_SETTINGS = {"lfw": "LFW_ROOT", "cfp": "CFP_ROOT", "fiw": "FIW_ROOT", "celeba-aligned": "CELEBA_IMG_ALIGN_ROOT",
+                 "celeba-subset": "CELEBA_SUBSET_ROOT"}  # config.py names of each set's default --dest
+
+
+def _report(dataset: str, r: Fetched) -> str:
+    c, state = r.counts, "already in" if r.already else "ready in"
+    if dataset == "cfp":
+        return (f"CFP {state} {r.dest}: {c['people']} people, {c['images']} images ({c['frontal']} frontal, "
+                f"{c['profile']} profile), {c['fiducials']} fiducial files; protocol checked: FF {c['ff_pairs']} "
+                f"pairs, FP {c['fp_pairs']} pairs (10 folds x 350 same + 350 different); "
+                f"{c['face_boxes']} face boxes in face_boxes.csv")
+    if dataset == "fiw":
+        return (f"FIW {state} {r.dest}: {c['families']} families, {c['people']} people, {c['images']} images; "
+                f"{c['people_2plus']} people with >= 2 images, {c['people_5plus']} with >= 5"
+                + (f", {c['people_no_images']} with none" if c["people_no_images"] else "")
+                + f"; {c['relationships']} kin pairs in train_relationships.csv "
+                f"({c['relationship_people_without_folder']} people named there have no folder); "
+                f"{c['duplicate_images']} images are byte-identical copies of another (kept as published)")
+    partial = f" (partial copy: {c['images']} of {c['published_images']} published images)" if c["partial"] else ""
+    return f"CelebA aligned {state} {r.dest}: {c['images']} images of {c['identities']} identities{partial}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m facedata.fetch", description=__doc__.split("\n\n")[0])
-    p.add_argument("dataset", choices=("lfw", "celeba-subset"))
+    p.add_argument("dataset", choices=DATASETS)
     p.add_argument("--from", dest="source", type=Path, default=None,
-                   help="lfw: a local copy (folder or lfw-deepfunneled.tgz); celeba-subset: img_celeba or built crops")
-    p.add_argument("--dest", type=Path, default=None, help="default: config.LFW_ROOT / config.CELEBA_SUBSET_ROOT")
+                   help="a local copy, folder or .zip / .tar (lfw: also lfw-deepfunneled.tgz; celeba-subset: "
+                        "img_celeba or built crops)")
+    p.add_argument("--identities", type=Path, default=None,
+                   help="celeba-aligned: CelebA's identity_CelebA.txt (default: one found in or beside --from)")
+    p.add_argument("--dest", type=Path, default=None,
+                   help="default: config." + " / config.".join(DEST_SETTINGS[d] for d in DATASETS))
     args = p.parse_args(argv)
-    if args.dest is None:
-        from .project import project_config
-
-        config = project_config()  # the script layer: dataset roots (with their environment overrides)
-
-        args.dest = config.LFW_ROOT if args.dataset == "lfw" else config.CELEBA_SUBSET_ROOT
     try:
+        if args.identities is not None and args.dataset != "celeba-aligned":
+            raise FetchError(f"--identities goes with celeba-aligned (CelebA's identity file), not {args.dataset}")
+        if args.dest is None:
+            from .project import project_config
+
+            config = project_config()  # the script layer: dataset roots (with their environment overrides)
+
+            args.dest = getattr(config, DEST_SETTINGS[args.dataset])
         if args.dataset == "lfw":
             c = fetch_lfw(args.dest, args.source)
             print(f"LFW ready in {args.dest}: {c['people']} people, {c['images']} images, protocol files checked")
-        else:
+        elif args.dataset == "celeba-subset":
             if args.source is None:
                 raise FetchError("the CelebA subset is rebuilt from your CelebA copy (no public download of the "
                                  "crops): pass --from /path/to/CelebA/img_celeba")
             n = fetch_celeba_subset(args.dest, args.source)
             print(f"CelebA subset ready in {args.dest}: {n} crops")
+        else:
+            from .celeba_aligned import fetch_celeba_aligned
+            from .cfp import fetch_cfp
+            from .fiw import fetch_fiw
+
+            r = fetch_cfp(args.dest, args.source) if args.dataset == "cfp" else \
+                fetch_fiw(args.dest, args.source) if args.dataset == "fiw" else \
+                fetch_celeba_aligned(args.dest, args.source, args.identities)
+            print(_report(args.dataset, r))
     except (FaceDataError, OSError) as exc:  # FaceDataError: also an output path refused by atomic_output
         print(f"fetch: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: run the same command again (finished files are kept)", file=sys.stderr)
+        print("\ninterrupted: run the same command again (finished files are kept; nothing half-built is put in "
+              "place)", file=sys.stderr)
         return 130
     return 0
 

@@ -31,6 +31,7 @@ from .errors import DatasetError, FaceDataError, ImageReadError, ImageTooLargeEr
 from .io import DEFAULT_MAX_PIXELS, check_output_folder
 
 MANIFEST_NAME = "manifest.csv"
+RUNS_LOG = "prepare_runs.jsonl"  # one line per run: images, seconds, images/s, outcome
 MANIFEST_FIELDS = [
     "source", "output", "status", "method", "reason", "n_faces", "score",
     "x1", "y1", "x2", "y2", "landmarks", "width", "height",
@@ -429,7 +430,14 @@ def _prepare_locked(src: Path, dst: Path, files: list[Path], config: PrepareConf
                 bar.set_postfix(ok=counts["ok"], bad=sum(counts.values()) - counts["ok"], refresh=False)
         finally:
             bar.close()
-    return PrepareResult(counts, skipped, time.perf_counter() - start, manifest, methods)
+    seconds = time.perf_counter() - start
+    if jobs:  # each run's throughput and outcome, appended: the alignment figures of benchmarks/ read it
+        run = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "images": len(jobs), "seconds": round(seconds, 2),
+               "images_per_s": round(len(jobs) / seconds, 2) if seconds > 0 else None, "workers": workers,
+               "status": dict(counts), "method": dict(methods)}
+        with open(dst / RUNS_LOG, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(run) + "\n")
+    return PrepareResult(counts, skipped, seconds, manifest, methods)
 
 
 def main(argv: Iterable[str] | None = None) -> int:

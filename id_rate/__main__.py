@@ -2,12 +2,15 @@
 
     python -m id_rate --models random-init sample-triplet sface --data data/sample_aligned --query-ids 3 --distractor-ids 150
     python -m id_rate --models sface dlib --benchmark lfw          # LFW people + View 2 pairs (make lfw)
+    python -m id_rate --models sface --benchmark cfp-fp            # CFP people + frontal-profile pairs
     python -m id_rate --embeddings mine.npz other.npz
 
 ``--data``: an aligned folder. A checkpoint trained on that folder is scored on the identities its run held
 out, rebuilt from the checkpoint (every model gets that split); otherwise a seeded identity-disjoint split
 (``--query-ids``, ``--distractor-ids``). A model is refused if the split scores identities it trained on.
 ``--benchmark lfw``: LFW's own protocol on the aligned LFW folder (see ``id_rate.evaluate.lfw_protocol``).
+``--benchmark cfp-ff`` / ``cfp-fp``: CFP's frontal-frontal / frontal-profile pairs and its 500 people on the
+aligned CFP folder (``--cfp-dir``, ``--cfp-root``; see ``id_rate.evaluate.cfp_protocol``).
 ``--embeddings``: ``.npz`` files with ``embeddings`` (N x D) and ``labels`` (N), optionally ``split``
 ("query" / "distractor" / "unused" per row; else a seeded split by label).
 
@@ -28,8 +31,8 @@ from facedata.datasets import choose_open_set_identities, scan_face_folder
 from facedata.errors import FaceDataError
 from facedata.io import check_output_file, check_output_folder
 
-from .evaluate import (Protocol, Report, bin_pairs, evaluate, evaluate_embeddings, held_out_protocol, lfw_protocol,
-                       split_protocol, write_thresholds)
+from .evaluate import (Protocol, Report, bin_pairs, cfp_protocol, evaluate, evaluate_embeddings, held_out_protocol,
+                       lfw_protocol, split_protocol, write_thresholds)
 from .metrics import MetricError
 
 ROOT = Path(__file__).resolve().parent
@@ -112,8 +115,11 @@ def build_protocol(args: argparse.Namespace, specs: dict[str, dict], cfg) -> Pro
         pairs = args.lfw_pairs or (cfg.LFW_ROOT / "pairs.txt")
         n = args.query_images or 6  # LFW's query people: >= 6 images, 6 of them (the seed's 6 per query identity)
         return lfw_protocol(root, pairs, query_min_images=n, query_images=n, seed=args.seed, missing=args.missing_pairs)
+    if args.benchmark in ("cfp-ff", "cfp-fp"):
+        return cfp_protocol(args.cfp_root or cfg.CFP_ROOT, args.cfp_dir or cfg.CFP_ALIGNED,
+                            kind=args.benchmark[-2:].upper(), missing=args.missing_pairs)
     if args.data is None:
-        raise MetricError("--models needs --data (an aligned face folder) or --benchmark lfw")
+        raise MetricError("--models needs --data (an aligned face folder) or --benchmark lfw / cfp-ff / cfp-fp")
     proto = data_protocol(args, specs)
     if args.lfw_pairs or args.lfw_dir:  # LFW pairs scored beside another protocol
         if not (args.lfw_pairs and args.lfw_dir):
@@ -129,9 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--models", nargs="+", help="names in config.MODELS")
     src.add_argument("--embeddings", nargs="+", type=Path, help=".npz files (embeddings, labels[, split])")
     p.add_argument("--data", type=Path, help="aligned face folder (with --models)")
-    p.add_argument("--benchmark", choices=("lfw",),
+    p.add_argument("--benchmark", choices=("lfw", "cfp-ff", "cfp-fp"),
                    help="lfw: LFW's people and View 2 pairs (default folders config.LFW_ALIGNED and "
-                        "config.LFW_ROOT/pairs.txt; --lfw-dir / --lfw-pairs override them)")
+                        "config.LFW_ROOT/pairs.txt; --lfw-dir / --lfw-pairs override them); cfp-ff / cfp-fp: CFP's "
+                        "people and frontal-frontal / frontal-profile pairs (--cfp-dir, --cfp-root)")
     p.add_argument("--query-ids", type=int, default=None, help="query identities (default: 50 with --data)")
     p.add_argument("--distractor-ids", type=int, default=None, help="distractor identities (default: 50 with --data)")
     p.add_argument("--query-images", type=int, default=None, help="images per query identity (seed: 6)")
@@ -140,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="95%% intervals from N identity resamples")
     p.add_argument("--lfw-pairs", type=Path, help="an LFW-style pairs file (View 2 pairs.txt); with --lfw-dir")
     p.add_argument("--lfw-dir", type=Path, help="aligned LFW folder, <name>/<name>_NNNN.jpg")
+    p.add_argument("--cfp-dir", type=Path, help="aligned CFP folder, NNN/{frontal,profile}/NN.jpg (default "
+                   "config.CFP_ALIGNED)")
+    p.add_argument("--cfp-root", type=Path, help="the fetched CFP with Protocol/ and Data/list_name.txt (default "
+                   "config.CFP_ROOT)")
     p.add_argument("--missing-pairs", choices=("error", "wrong"), default="error",
                    help="a pair whose image is missing: stop with an error (default) or count it as a wrong answer")
     p.add_argument("--bin", type=Path, help="an insightface verification .bin (lfw.bin, cfp_fp.bin, ...)")

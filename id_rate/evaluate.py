@@ -10,7 +10,8 @@ A :class:`Protocol` says which aligned images play which part, the same for ever
 
 Builders: :func:`split_protocol` (a seeded identity-disjoint split of a folder), :func:`held_out_protocol`
 (the split a training run held out, rebuilt from its checkpoint), :func:`lfw_protocol` (LFW's own people
-and View 2 pairs). :func:`check_not_trained_on` refuses a protocol whose identities a checkpoint trained on.
+and View 2 pairs), :func:`cfp_protocol` (CFP's people and its FF or FP pairs). :func:`check_not_trained_on`
+refuses a protocol whose identities a checkpoint trained on.
 """
 from __future__ import annotations
 
@@ -185,6 +186,78 @@ def lfw_protocol(root: str | Path, pairs_file: str | Path | None = None, query_m
                     q, d, sel(multi & first), sel(multi & ~first), sel(~multi), pairs, seed,
                     dict(data=str(root), pairs=str(pairs_file) if pairs_file else None,
                          query_min_images=query_min_images, query_images=query_images, seed=seed, missing=missing))
+
+
+def cfp_protocol(cfp_root: str | Path, aligned_dir: str | Path, kind: str = "FP", missing: str = "error") -> Protocol:
+    """CFP's frontal-frontal (``kind="FF"``) or frontal-profile (``"FP"``) protocol on an aligned CFP folder
+    (``NNN/{frontal,profile}/NN.jpg``: ``cfp_root/Data/Images`` prepared into ``aligned_dir``).
+
+    Pairs: the 7,000 pairs of ``Protocol/Split/<kind>`` (10 folds x 350 same + 350 different; a pair's fold
+    is its split folder). The people are halved: 001-250 are the known people, 251-500 the unknown ones.
+    ID rate: query = people 001-250 with 6 images each (the seed's 6 per query identity; FF: frontal 01-06,
+    FP: frontal 01-03 + profile 01-03), distractors = every image of the protocol's views (FF: the 10
+    frontal; FP: 10 frontal + 4 profile) of people 251-500. Open set: people 001-250 enrolled with their
+    first frontal image; searches are the protocol's probe images (FF: the other frontal images; FP: the 4
+    profiles), mated for 001-250 and non-mated for 251-500. Labels are CFP's names, LFW-style (``50_Cent``).
+    ``missing``: an aligned image that is absent stops with an error naming the files ("error"), or its pairs
+    count as wrong answers ("wrong"; the other parts then use the images present)."""
+    from facedata.cfp import CFP_KINDS, CFP_PEOPLE, cfp_names, expected_images, parse_split
+    from facedata.lfw import MISSING_POLICIES
+
+    if kind not in CFP_KINDS:
+        raise MetricError(f"CFP protocol {kind!r} must be one of {CFP_KINDS}")
+    if missing not in MISSING_POLICIES:
+        raise MetricError(f"missing-image policy {missing!r} must be one of {MISSING_POLICIES}")
+    root = Path(aligned_dir)
+    how = (f"align CFP into it: `python -m facedata.prepare {Path(cfp_root) / 'Data' / 'Images'} {root} --fallback "
+           f"hints --hints {Path(cfp_root) / 'face_boxes.csv'}`")
+    if not root.is_dir():
+        raise MetricError(f"{root}: aligned CFP folder not found; {how}")
+    names = {pid: name.replace(" ", "_") for pid, name in cfp_names(cfp_root).items()}
+    parsed = parse_split(cfp_root, kind)
+    views = ("frontal",) if kind == "FF" else ("frontal", "profile")
+    used = [rel for rel in expected_images() if rel.split("/")[1] in views]
+    gone = sorted({rel for rel in used + [r for p in parsed for r in (p.path1, p.path2)]
+                   if not (root / rel).is_file()})
+    if gone and missing == "error":
+        shown = "\n  ".join(str(root / g) for g in gone[:5])
+        more = f"\n  ... and {len(gone) - 5} more" if len(gone) > 5 else ""
+        raise MetricError(f"{len(gone)} image(s) of the CFP {kind} protocol are missing under {root} (expected "
+                          f"NNN/frontal/NN.jpg and NNN/profile/NN.jpg; were they dropped by alignment? {how}, or "
+                          f"count such pairs as wrong with --missing-pairs wrong):\n  {shown}{more}")
+    absent = set(gone)
+    paths = [root / r for p in parsed for r in (p.path1, p.path2)]
+    pairs = PairSet(f"cfp_{kind.lower()}", paths, np.array([p.same for p in parsed]),
+                    np.array([p.fold for p in parsed]),
+                    np.array([p.path1 in absent or p.path2 in absent for p in parsed], dtype=bool))
+    query_pick = {"FF": {"frontal": 6}, "FP": {"frontal": 3, "profile": 3}}[kind]
+    half = CFP_PEOPLE // 2
+    query, distractor, gallery, mated, nonmated = [], [], [], [], []
+    for pid in sorted(names):
+        present = [rel for rel in used if rel.startswith(pid + "/") and rel not in absent]
+        frontal = [r for r in present if "/frontal/" in r]
+        probes = [r for r in present if "/profile/" in r] if kind == "FP" else frontal[1:]
+        if int(pid) > half:
+            distractor += present
+            nonmated += probes
+            continue
+        q = [r for r in present if int(r[-6:-4]) <= query_pick.get(r.split("/")[1], 0)]
+        query += q if len(q) >= 2 else []  # a query person needs a same-person pair
+        if frontal:
+            gallery.append(frontal[0])
+            mated += [r for r in probes if r != frontal[0]]
+    part = lambda rels: Part([root / r for r in rels], np.array([names[r[:3]] for r in rels], dtype=str))  # noqa: E731
+    q = part(query)
+    return Protocol(f"CFP-{kind}", f"CFP {kind} at {root}: pairs = Protocol/Split/{kind} ({len(parsed)} pairs, 10 "
+                    f"folds); query = {len(np.unique(q.labels))} people (001-{half:03d}) x 6 images "
+                    f"({' + '.join(f'{v} {n}' for v, n in query_pick.items())}); distractors = people "
+                    f"{half + 1:03d}-{CFP_PEOPLE:03d}, {len(distractor)} {' + '.join(views)} images; open set: people "
+                    f"001-{half:03d} enrolled with one frontal image, "
+                    f"{'profiles' if kind == 'FP' else 'the other frontal images'} as searches"
+                    + (f"; {len(gone)} aligned images missing (their pairs count as wrong)" if gone else ""),
+                    q, part(distractor), part(gallery), part(mated), part(nonmated), pairs, 42,
+                    dict(data=str(root), cfp_root=str(cfp_root), kind=kind, missing=missing,
+                         n_missing_images=len(gone)))
 
 
 def bin_pairs(path: str | Path) -> PairSet:
