@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv data demo sample-models lfw celeba celeba-models test bench notebooks clean
+.PHONY: venv data demo sample-models lfw celeba celeba-models benchmarks compose test bench notebooks clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -84,6 +84,47 @@ celeba-models: data
 		--lfw-dir $(LFW_ALIGNED) --lfw-pairs $(LFW_ROOT)/pairs.txt --bootstrap 200 --out id_rate/results/lfw-own --no-progress
 	$(PY) -m id_rate --models $(CELEBA_RECIPES) sface-torch sface dlib random-init random-init-r18-64 --data $(CELEBA_ALIGNED) \
 		--bootstrap 200 --out id_rate/results/celeba-own --no-progress
+
+# Every model on LFW View 2, CFP-FF, CFP-FP and the CelebA held-out people in one table, with paired
+# comparisons (McNemar on the pairs, bootstraps over pairs and identities; id_rate/benchmark.py). Fetches
+# and aligns what is missing first; each step finds its work done on a second run. CFP comes from CFP_FROM
+# (a local cfp-dataset.zip or its folder) when given, else it is downloaded. CFP's faces fill the frame, so
+# they are detected on a copy at most 640 px wide (benchmarks/bench_detect_sizes.py: same faces, faster).
+CFP_FROM     ?=
+CFP_ROOT     ?= $(or $(FACEKIT_CFP),data/cfp)
+CFP_ALIGNED  ?= $(or $(FACEKIT_CFP_ALIGNED),data/cfp_aligned)
+BENCH_MODELS ?= sface dlib random-init sface-torch
+benchmarks: venv
+	$(PY) -m facedata.fetch lfw $(if $(LFW_FROM),--from $(LFW_FROM)) --dest $(LFW_ROOT)
+	$(PY) -m facedata.prepare $(LFW_ROOT)/lfw-deepfunneled $(LFW_ALIGNED) --fallback centred --workers 2 --no-progress
+	$(PY) -m facedata.fetch cfp $(if $(CFP_FROM),--from $(CFP_FROM)) --dest $(CFP_ROOT)
+	$(PY) -m facedata.prepare $(CFP_ROOT)/Data/Images $(CFP_ALIGNED) --fallback hints --hints $(CFP_ROOT)/face_boxes.csv \
+		--detect-max-side 640 --workers 2 --no-progress
+	$(PY) -m facedata.fetch celeba-subset $(if $(CELEBA_FROM),--from $(CELEBA_FROM)) --dest $(CELEBA_ROOT)
+	$(PY) -m facedata.prepare $(CELEBA_ROOT) $(CELEBA_ALIGNED) --fallback centred --workers 2 --no-progress
+	$(PY) -m id_rate.benchmark --models $(BENCH_MODELS) --bootstrap 200 --lfw-dir $(LFW_ALIGNED) \
+		--lfw-pairs $(LFW_ROOT)/pairs.txt --cfp-root $(CFP_ROOT) --cfp-dir $(CFP_ALIGNED) --celeba-dir $(CELEBA_ALIGNED) \
+		--out id_rate/results/benchmark --no-progress
+
+# The training set of thousands of identities: FIW and CelebA's aligned photos (local copies: FIW_FROM,
+# CELEBA_IMG_ALIGN_FROM with CELEBA_IDENTITIES = identity_CelebA.txt; neither has a direct public download),
+# aligned, composed (config.COMPOSE_SOURCES) and audited against LFW, CFP and the CelebA people reserved for
+# evaluation, whose aligned faces `make benchmarks` makes: run it first. Writes data/composed/ with
+# compose.csv, compose.json and the audit (audit.md, audit_flags.png).
+FIW_FROM              ?=
+CELEBA_IMG_ALIGN_FROM ?=
+CELEBA_IDENTITIES     ?=
+FIW_ROOT              ?= $(or $(FACEKIT_FIW),data/fiw)
+FIW_ALIGNED           ?= $(or $(FACEKIT_FIW_ALIGNED),data/fiw_aligned)
+CELEBA_IMG_ALIGN_ROOT ?= $(or $(FACEKIT_CELEBA_IMG_ALIGN),data/celeba-img-align)
+CELEBA_IMG_ALIGN_ALIGNED ?= $(or $(FACEKIT_CELEBA_IMG_ALIGN_ALIGNED),data/celeba-img-align_aligned)
+compose: venv
+	$(PY) -m facedata.fetch fiw $(if $(FIW_FROM),--from $(FIW_FROM)) --dest $(FIW_ROOT)
+	$(PY) -m facedata.prepare $(FIW_ROOT)/train $(FIW_ALIGNED) --workers 2 --no-progress
+	$(PY) -m facedata.fetch celeba-aligned $(if $(CELEBA_IMG_ALIGN_FROM),--from $(CELEBA_IMG_ALIGN_FROM)) \
+		$(if $(CELEBA_IDENTITIES),--identities $(CELEBA_IDENTITIES)) --dest $(CELEBA_IMG_ALIGN_ROOT)
+	$(PY) -m facedata.prepare $(CELEBA_IMG_ALIGN_ROOT) $(CELEBA_IMG_ALIGN_ALIGNED) --workers 2 --no-progress
+	$(PY) -m facedata.compose --no-progress
 
 test: data
 	$(PY) -m pytest -q

@@ -35,6 +35,14 @@ FIW_ALIGNED = Path(os.environ.get("FACEKIT_FIW_ALIGNED", DATA_DIR / "fiw_aligned
 CELEBA_IMG_ALIGN_ROOT = Path(os.environ.get("FACEKIT_CELEBA_IMG_ALIGN", DATA_DIR / "celeba-img-align"))
 CELEBA_IMG_ALIGN_ALIGNED = Path(os.environ.get("FACEKIT_CELEBA_IMG_ALIGN_ALIGNED",
                                                DATA_DIR / "celeba-img-align_aligned"))
+# The composed training set (`make compose`, facedata.compose): thousands of identities from FIW and CelebA's
+# aligned photos, audited against every set above. FIW people need >= 2 crops (a same-person pair); so do
+# CelebA people, whose 10,000-image copy holds 1-4 photos of most of its 5,429 people.
+COMPOSED = Path(os.environ.get("FACEKIT_COMPOSED", DATA_DIR / "composed"))
+COMPOSE_SOURCES = [
+    f"fiw={FIW_ALIGNED},key=none,min_images=2",  # FIW has no names: checked by face alone
+    f"celeba={CELEBA_IMG_ALIGN_ALIGNED},key=celeba,min_images=2",  # CelebA numbers: by key and by face
+]
 
 # --- detection --------------------------------------------------------------------------------------
 # Datasets: facenet-pytorch's defaults find small and faint faces in photos.

@@ -284,21 +284,27 @@ def audit(items: Sequence[Any], source_keys: Mapping[str, str], eval_sets: Seque
                 continue
             for e in by_key.get(keyer(its[0].original_identity), []):
                 flags.append(Flag(ident, es.name, e, "key"))
-    # by face: every training crop and every evaluation crop, embedded once (cached)
-    ev_paths = [(es.name, e, p) for es in eval_sets for e, ps in es.faces.items() for p in ps]
+    # by face: every training crop and every evaluation crop, embedded once; cached per evaluation set and per
+    # source, so a second composition (other filters, another source) embeds only what is new
+    def embed(paths: list[Path]) -> dict[Path, np.ndarray]:
+        paths = sorted(set(paths))
+        return dict(zip(paths, embed_paths(embedder, paths, cache_dir, progress=progress))) if paths else {}
+
     tr_paths = [(it.identity, it.path) for it in items]
-    paths = sorted({p for _, p in tr_paths} | {p for *_, p in ev_paths})
-    if not paths:
-        raise AuditError("nothing to embed: no training items and no evaluation faces")
-    emb = embed_paths(embedder, paths, cache_dir, progress=progress)
-    row = {p: i for i, p in enumerate(paths)}
-    tr_names, tr_means = identity_means(emb[[row[p] for _, p in tr_paths]], [i for i, _ in tr_paths])
+    table: dict[Path, np.ndarray] = {}
+    for src in sorted({it.source for it in items}):
+        table.update(embed([it.path for it in items if it.source == src]))
+    tr_names, tr_means = identity_means(np.stack([table[p] for _, p in tr_paths]) if tr_paths else
+                                        np.zeros((0, embedder.embedding_size), np.float32), [i for i, _ in tr_paths])
     faces_of = {i: p for i, p in reversed(tr_paths)}
     ev_means: dict[str, tuple[list[str], np.ndarray]] = {}
+    n_faces = len(table)
     for es in eval_sets:
-        mine = [(e, p) for n, e, p in ev_paths if n == es.name]
+        mine = [(e, p) for e, ps in es.faces.items() for p in ps]
         if mine:
-            ev_means[es.name] = identity_means(emb[[row[p] for _, p in mine]], [e for e, _ in mine])
+            got = embed([p for _, p in mine])
+            n_faces += len(got)
+            ev_means[es.name] = identity_means(np.stack([got[p] for _, p in mine]), [e for e, _ in mine])
             faces_of.update({f"{es.name}:{e}": p for e, p in reversed(mine)})
     # the threshold: identities known to differ (distinct keys within each named set), and people known
     # to be the same under two sets' names
@@ -328,7 +334,7 @@ def audit(items: Sequence[Any], source_keys: Mapping[str, str], eval_sets: Seque
         checked[its[0].source] += 1
     return AuditReport(dict(source_keys), [{"name": es.name, "key": es.key, "identities": len(es.keys),
                                             "with_faces": es.n_with_faces, "note": es.note} for es in eval_sets],
-                       dict(checked), flags, threshold, embedder.name, time.perf_counter() - start, len(paths),
+                       dict(checked), flags, threshold, embedder.name, time.perf_counter() - start, n_faces,
                        faces_of)
 
 

@@ -327,10 +327,11 @@ def _reference(name: str, registry: dict):
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m facedata.compose", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("out", type=Path, help="new folder for the composed set")
+    p.add_argument("out", type=Path, nargs="?", default=None,
+                   help="new folder for the composed set (default config.COMPOSED, data/composed)")
     p.add_argument("--source", action="append", default=[], metavar="NAME=DIR[,key=K][,min_images=N][,max_identities=N]",
                    help="an aligned source (repeat); key: none (FIW), celeba (CelebA identity numbers), name (people's "
-                        "names, as in LFW or CFP)")
+                        "names, as in LFW or CFP). Default: config.COMPOSE_SOURCES (FIW and CelebA's aligned photos)")
     p.add_argument("--seed", type=int, default=0, help="the draw of --source max_identities")
     p.add_argument("--pack", action="store_true", help="write an insightface train.rec/.idx instead of a folder")
     p.add_argument("--keep-flagged", action="store_true",
@@ -345,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         from .project import project_config
 
         cfg = project_config()  # the script layer: evaluation roots and models by name
-        sources = [parse_source(s) for s in args.source]
+        args.out = args.out or cfg.COMPOSED
+        sources = [parse_source(s) for s in (args.source or cfg.COMPOSE_SOURCES)]
         if args.max_false_flag_rate is not None and not 0 < args.max_false_flag_rate < 1:
             raise ComposeError(f"--max-false-flag-rate {args.max_false_flag_rate} must lie in (0, 1)")
         eval_sets = audit_mod.project_eval_sets(cfg)

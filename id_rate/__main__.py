@@ -121,6 +121,8 @@ def build_protocol(args: argparse.Namespace, specs: dict[str, dict], cfg) -> Pro
     if args.data is None:
         raise MetricError("--models needs --data (an aligned face folder) or --benchmark lfw / cfp-ff / cfp-fp")
     proto = data_protocol(args, specs)
+    if Path(args.data).resolve() == Path(cfg.CELEBA_ALIGNED).resolve():
+        proto.audit_set = "celeba"  # the CelebA people reserved for evaluation (facedata.audit)
     if args.lfw_pairs or args.lfw_dir:  # LFW pairs scored beside another protocol
         if not (args.lfw_pairs and args.lfw_dir):
             raise MetricError("--lfw-pairs and --lfw-dir go together (the pairs file and the aligned LFW folder)")

@@ -8,6 +8,7 @@ path, size and mtime. A change to any of them makes a new key, so stale embeddin
 from __future__ import annotations
 
 import hashlib
+import os
 import io
 import json
 import shutil
@@ -26,9 +27,9 @@ def cache_key(embedder: FaceEmbedder, paths: Sequence[Path], checkpoint: Path | 
     h.update(json.dumps([embedder.name, embedder.spec, embedder.preprocess.to_dict(), embedder.flip_tta,
                          file_fingerprint(checkpoint) if checkpoint and checkpoint.exists() else None]
                         + ([extra] if extra is not None else []), sort_keys=True, default=str).encode())
-    for p in paths:
+    for p in paths:  # absolute: the same folder named as data/x or /repo/data/x is the same cache entry
         st = p.stat()
-        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(f"{os.path.abspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:20]
 
 

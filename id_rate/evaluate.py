@@ -85,6 +85,7 @@ class Protocol:
     pairs: PairSet | None = None
     seed: int = 42
     settings: dict[str, Any] = field(default_factory=dict)
+    audit_set: str | None = None  # the evaluation set of facedata.audit these people belong to (lfw, cfp, celeba)
 
     def parts(self) -> list[Part]:
         return [p for p in (self.query, self.distractor, self.gallery, self.mated, self.nonmated) if p is not None]
@@ -185,7 +186,8 @@ def lfw_protocol(root: str | Path, pairs_file: str | Path | None = None, query_m
                     + (f"; pairs: {pairs.name} ({len(pairs.issame)} pairs)" if pairs else ""),
                     q, d, sel(multi & first), sel(multi & ~first), sel(~multi), pairs, seed,
                     dict(data=str(root), pairs=str(pairs_file) if pairs_file else None,
-                         query_min_images=query_min_images, query_images=query_images, seed=seed, missing=missing))
+                         query_min_images=query_min_images, query_images=query_images, seed=seed, missing=missing),
+                    audit_set="lfw")
 
 
 def cfp_protocol(cfp_root: str | Path, aligned_dir: str | Path, kind: str = "FP", missing: str = "error") -> Protocol:
@@ -257,7 +259,7 @@ def cfp_protocol(cfp_root: str | Path, aligned_dir: str | Path, kind: str = "FP"
                     + (f"; {len(gone)} aligned images missing (their pairs count as wrong)" if gone else ""),
                     q, part(distractor), part(gallery), part(mated), part(nonmated), pairs, 42,
                     dict(data=str(root), cfp_root=str(cfp_root), kind=kind, missing=missing,
-                         n_missing_images=len(gone)))
+                         n_missing_images=len(gone)), audit_set="cfp")
 
 
 def bin_pairs(path: str | Path) -> PairSet:
@@ -506,12 +508,32 @@ def write_thresholds(report: Report, fpr: float, path: Path) -> Path:
     return path
 
 
+def audit_warnings(embedders: Sequence, protocol: Protocol) -> list[str]:
+    """One line per checkpoint model whose training set's identity-overlap audit did not cover the people this
+    protocol scores (facedata.audit.coverage_warning), printed by the command lines before the figures."""
+    from facedata.audit import coverage_warning
+
+    if protocol.audit_set is None:
+        return []
+    out = []
+    for e in embedders:
+        w = coverage_warning(e.spec, protocol.audit_set) if e.checkpoint is not None else None
+        if w:
+            out.append(f"warning: model {e.name!r}: {w}")
+    return out
+
+
 def evaluate(embedders: Sequence, protocol: Protocol, *, bootstrap: int = 0, cache_dir: Path | None = None,
              progress: bool = True, device: str | None = None) -> Report:
     """Every model on the same protocol. A checkpoint model is refused if the protocol scores identities it
-    trained on (see :func:`check_not_trained_on`)."""
+    trained on (see :func:`check_not_trained_on`); one whose training audit did not cover these people is
+    warned about on stderr (:func:`audit_warnings`)."""
+    import sys
+
     for emb in embedders:
         check_not_trained_on(protocol, emb.name, emb.spec)
+    for line in audit_warnings(embedders, protocol):
+        print(line, file=sys.stderr)
     models = {e.name: evaluate_model(e, protocol, bootstrap=bootstrap, cache_dir=cache_dir, progress=progress,
                                      device=device) for e in embedders}
     return Report(protocol, models, {"bootstrap": bootstrap})
