@@ -134,7 +134,7 @@ def read_manifest(path: Path) -> dict[str, dict]:
 _DETECTOR = None
 _RELAXED = None
 _CONFIG: PrepareConfig | None = None
-_HINTS: dict[str, np.ndarray] = {}
+_HINTS: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
 
 
 def _init_worker(config: PrepareConfig, threads: int) -> None:
@@ -169,8 +169,9 @@ def centred_template_face(image_shape: tuple[int, ...]) -> Face:
     return Face(box=box, score=np.float32(0.0), landmarks=lm)
 
 
-def read_hints(path: Path) -> dict[str, np.ndarray]:
-    """Face-location hints: ``source`` (relative to the prepared folder) -> box x1 y1 x2 y2; errors name the line."""
+def read_hints(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Face-location hints: ``source`` (relative to the prepared folder) -> (box x1 y1 x2 y2, five landmarks or
+    None: the optional ``landmarks`` column, "x y" x 5 in pixels); errors name the line."""
     if not path.is_file():
         raise DatasetError(f"{path}: hints file not found; pass the CSV `source,x1,y1,x2,y2` that says where each "
                            "labelled face is (`python -m facedata.fetch cfp` writes face_boxes.csv)")
@@ -186,7 +187,16 @@ def read_hints(path: Path) -> dict[str, np.ndarray]:
                 raise DatasetError(f"{path}:{n}: box values must be numbers, got {row}") from None
             if not (np.isfinite(box).all() and box[2] > box[0] and box[3] > box[1]):
                 raise DatasetError(f"{path}:{n}: box {box.tolist()} must be finite with x2 > x1 and y2 > y1")
-            out[row["source"]] = box
+            lm = None
+            if row.get("landmarks"):
+                try:
+                    lm = np.array(row["landmarks"].split(), np.float32).reshape(5, 2)
+                except ValueError:
+                    raise DatasetError(f"{path}:{n}: landmarks must be ten numbers 'x y' x 5, got "
+                                       f"{row['landmarks']!r}") from None
+                if not np.isfinite(lm).all():
+                    raise DatasetError(f"{path}:{n}: landmarks must be finite numbers")
+            out[row["source"]] = (box, lm)
     return out
 
 
@@ -206,13 +216,15 @@ def pick_hinted_face(faces: list[Face], hint: np.ndarray) -> Face | None:
     return best[1] if best[0] >= HINT_MIN_IOU else None
 
 
-def hint_template_face(hint: np.ndarray) -> Face:
-    """A stand-in detection for a hinted face: the centred template's landmarks placed in the hint box (the
-    template's face box is the central 1 / 2.2 of an LFW-style image, so its landmarks in box units follow)."""
-    x1, y1, x2, y2 = (float(v) for v in hint)
-    in_box = (CENTRED_LANDMARKS_FRAC - 0.5) * 2.2 + 0.5
-    lm = np.array([x1, y1], np.float32) + in_box * np.array([x2 - x1, y2 - y1], np.float32)
-    return Face(box=np.asarray(hint, np.float32), score=np.float32(0.0), landmarks=lm.astype(np.float32))
+def hint_template_face(hint: np.ndarray, landmarks: np.ndarray | None = None) -> Face:
+    """A stand-in detection for a hinted face: the hint's own landmarks when it has them (CFP's, estimated from
+    its fiducials), else the centred template's placed in the hint box (that template's face box is the
+    central 1 / 2.2 of an LFW-style image, so its landmarks in box units follow)."""
+    if landmarks is None:
+        x1, y1, x2, y2 = (float(v) for v in hint)
+        in_box = (CENTRED_LANDMARKS_FRAC - 0.5) * 2.2 + 0.5
+        landmarks = np.array([x1, y1], np.float32) + in_box * np.array([x2 - x1, y2 - y1], np.float32)
+    return Face(box=np.asarray(hint, np.float32), score=np.float32(0.0), landmarks=np.asarray(landmarks, np.float32))
 
 
 def find_face(rgb: np.ndarray, rel: str = "") -> tuple[Face | None, int, str]:
@@ -220,7 +232,7 @@ def find_face(rgb: np.ndarray, rel: str = "") -> tuple[Face | None, int, str]:
     from .detect import pick_main_face
 
     fallback = _CONFIG.fallback
-    hint = _HINTS.get(rel) if fallback == "hints" else None
+    hint, hint_lm = _HINTS.get(rel, (None, None)) if fallback == "hints" else (None, None)
     if fallback == "hints" and hint is None:
         fallback = None  # an image the hints file does not cover is aligned as without a fallback
     if fallback == "hints":
@@ -236,7 +248,7 @@ def find_face(rgb: np.ndarray, rel: str = "") -> tuple[Face | None, int, str]:
     if face is not None:
         return face, len(faces), "mtcnn_relaxed"
     if fallback == "hints":
-        return hint_template_face(hint), len(faces), "hint_template"
+        return hint_template_face(hint, hint_lm), len(faces), "hint_template"
     return centred_template_face(rgb.shape), 0, "centred_template"
 
 

@@ -120,9 +120,9 @@ def test_fetch_flattens_a_split_copy_writes_face_boxes_and_a_second_run_finds_it
     assert not (dest / "Data/Images/train").exists() and (dest / FETCHED_MARK).is_file()
     assert len(parse_split(dest, "FP")) == 7000
     rows = (dest / FACE_BOXES).read_text().splitlines()
-    assert rows[0] == "source,x1,y1,x2,y2" and len(rows) == 7001
+    assert rows[0] == "source,x1,y1,x2,y2,landmarks" and len(rows) == 7001
     w, h = Image.open(faces[1]).size
-    assert rows[2] == f"001/frontal/02.jpg,10.00,20.00,{min(39, w):.2f},{min(78, h):.2f}"  # x 10..39, y 20..78
+    assert rows[2].startswith(f"001/frontal/02.jpg,10.00,20.00,{min(39, w):.2f},{min(78, h):.2f},")  # x 10..39, y 20..78
     assert rows[1].startswith("001/frontal/01.jpg,0.00,20.00,")  # the point at x = -5 clipped to the image
     assert write_face_boxes(dest).read_text().splitlines() == rows  # the same boxes from the fetched copy
     inode = (dest / "Data/Images/001/frontal/01.jpg").stat().st_ino
@@ -218,3 +218,20 @@ def test_cfp_protocol_pairs_folds_and_parts(flat_cfp, tmp_path):
         cfp_protocol(flat_cfp, tmp_path / "nowhere", "FF")
     with pytest.raises(MetricError, match=r"'PF' must be one of"):
         cfp_protocol(flat_cfp, aligned, "PF")
+
+
+def test_hint_landmarks_by_hand():
+    from facedata.cfp import HINT_LANDMARKS, hint_landmarks
+
+    eye_left_of_nose = [(0.0, 0.0)] * 12 + [(10.0, 0.0)] * 6 + [(20.0, 0.0)] * 7 + [(0.0, 0.0)] * 5
+    box = (100.0, 50.0, 200.0, 250.0)  # 100 wide, 200 high
+    lm = hint_landmarks(eye_left_of_nose, box, "frontal")
+    fx, fy = HINT_LANDMARKS["frontal"][0]
+    assert lm[0] == pytest.approx((100 + 100 * fx, 50 + 200 * fy))
+    # turned the other way: mirrored in the box, the image-left and image-right points swapped
+    nose_left_of_eye = [(0.0, 0.0)] * 12 + [(20.0, 0.0)] * 6 + [(10.0, 0.0)] * 7 + [(0.0, 0.0)] * 5
+    mirrored = hint_landmarks(nose_left_of_eye, box, "profile")
+    fx1, fy1 = HINT_LANDMARKS["profile"][1]  # the image-right eye becomes the image-left one
+    assert mirrored[0] == pytest.approx((100 + 100 * (1 - fx1), 50 + 200 * fy1))
+    fx2, fy2 = HINT_LANDMARKS["profile"][2]
+    assert mirrored[2] == pytest.approx((100 + 100 * (1 - fx2), 50 + 200 * fy2))

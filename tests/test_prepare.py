@@ -156,3 +156,43 @@ def test_output_name_collision_is_refused(tmp_path):
     (tmp_path / "src" / "A" / "A_0001.png").write_bytes(b"x")
     with pytest.raises(DatasetError, match="A_0001.png would both become .*A_0001.jpg; rename one"):
         prepare_folder(tmp_path / "src", tmp_path / "out", workers=0, progress=False)
+
+
+def test_hints_fallback_keeps_every_image_on_its_hint_box(sample_data, tmp_path):
+    """--fallback hints: the detection on the hint box is kept; a photo without a detectable face gets the
+    hint's own landmarks (CFP's, from its fiducials); the manifest says which."""
+    import cv2
+
+    src = tmp_path / "src" / "p"
+    src.mkdir(parents=True)
+    shutil.copy(sample_data / "raw" / "face_recognition" / "obama.jpg", src / "obama.jpg")
+    cap = cv2.VideoCapture(str(sample_data / "raw" / "pyfeat" / "no_face.mp4"))
+    ok, bgr = cap.read()
+    cap.release()
+    assert ok
+    cv2.imwrite(str(src / "empty.jpg"), bgr)
+    h, w = bgr.shape[:2]
+    lm = [w * 0.4, h * 0.4, w * 0.6, h * 0.4, w * 0.5, h * 0.5, w * 0.42, h * 0.6, w * 0.58, h * 0.6]
+    hints = tmp_path / "hints.csv"
+    hints.write_text("source,x1,y1,x2,y2,landmarks\n"
+                     "p/obama.jpg,350,150,750,600,\n"  # around Obama's face (obama.jpg is 910 x 1137)
+                     f"p/empty.jpg,{w * 0.3},{h * 0.3},{w * 0.7},{h * 0.7}," + " ".join(f"{v:.2f}" for v in lm) + "\n")
+    out = tmp_path / "out"
+    prepare_folder(tmp_path / "src", out, PrepareConfig(fallback="hints", hints=str(hints)), workers=0, progress=False)
+    rows = read_manifest(out / "manifest.csv")
+    assert rows["p/obama.jpg"]["method"] == "mtcnn"
+    empty = rows["p/empty.jpg"]
+    assert empty["status"] == "ok" and empty["method"] == "hint_template"
+    assert np.allclose([float(v) for v in empty["landmarks"].split()], lm, atol=0.01)
+    # a hint box elsewhere than the face: the detection is not the labelled face, so the template is used
+    hints.write_text("source,x1,y1,x2,y2\np/obama.jpg,0,950,200,1137\n")
+    out2 = tmp_path / "out2"
+    prepare_folder(tmp_path / "src", out2, PrepareConfig(fallback="hints", hints=str(hints)), workers=0, progress=False)
+    assert read_manifest(out2 / "manifest.csv")["p/obama.jpg"]["method"] == "hint_template"
+    # bad hints are refused before any image, naming the file and line
+    hints.write_text("source,x1,y1,x2,y2\np/obama.jpg,zero,0,10,10\n")
+    with pytest.raises(DatasetError, match=r"hints.csv:2: box values must be numbers"):
+        prepare_folder(tmp_path / "src", tmp_path / "out3", PrepareConfig(fallback="hints", hints=str(hints)),
+                       workers=0, progress=False)
+    with pytest.raises(DatasetError, match="--fallback hints and --hints FILE go together"):
+        PrepareConfig(fallback="hints")
