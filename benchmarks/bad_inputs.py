@@ -48,6 +48,7 @@ class Case:
     around: Callable[[], contextlib.AbstractContextManager] | None = None  # held while the command runs
     before: Callable[[], None] | None = None  # runs first (e.g. a first, good run)
     after: Callable[[], str] | None = None  # a check of what the command left; its result is noted
+    env: dict[str, str] | None = None  # extra environment variables (e.g. a data root moved away)
     # filled in by run_case
     rc: int | None = None
     seconds: float = 0.0
@@ -78,6 +79,7 @@ class Scratch:
         self.tmp.chmod(0o755)  # `nobody` must reach its own folders in here
         prepare_sample_data(DEFAULT_DATA_DIR, quiet=True)
         data, raw = DEFAULT_DATA_DIR, DEFAULT_DATA_DIR / "raw"
+        self.data = data
         self.obama = raw / "face_recognition" / "obama.jpg"
         self.video = data / "sample_video.mp4"
 
@@ -148,6 +150,10 @@ class Scratch:
         self.p("pairs_csv.txt").write_text("name1,n1,name2,n2\nBarack_Obama,1,Barack_Obama,2\n")
         self.p("pairs_swapped.txt").write_text("1\t1\npyfeat_man\t1\tpyfeat_woman\t1\nBarack_Obama\t1\tpyfeat_man\t2\n")
 
+        # prepare --hints files: a row whose x1 is not a number, and a photo passed as the CSV
+        self.p("hints_bad_x1.csv").write_text("source,x1,y1,x2,y2\n"
+                                              "Barack_Obama/Barack_Obama_0001.jpg,left,10,100,100\n")
+
         # a prepare destination and a source file whose name holds a newline
         self.p("locked_dst").mkdir()
         nl = self.p("newline_src", "Barack_Obama")
@@ -169,6 +175,119 @@ class Scratch:
         else:
             ro.chmod(0o500)
             closed.chmod(0o000)  # the user's own, but not searchable
+
+    # --- lazy parts: built the first time a case needs them (Case.before), so --only runs stay quick
+    def small_faces(self) -> list[Path]:
+        """Three real faces at a quarter of their side (7,000 hard links of them make the fake CFP)."""
+        import cv2
+
+        out = self.p("small_faces")
+        if not out.is_dir():
+            out.mkdir()
+            src = sorted((self.data / "sample_identities" / "Barack_Obama").glob("*.jpg"))[:3]
+            for i, f in enumerate(src):
+                bgr = cv2.imread(str(f))
+                cv2.imwrite(str(out / f"face{i}.jpg"), bgr[::4, ::4])
+        return sorted(out.glob("face*.jpg"))
+
+    def cfp(self) -> Path:
+        """A fake CFP in the official flat layout with valid protocol files (as tests/test_cfp.py's make_cfp):
+        500 people x (10 frontal + 4 profile) hard links of 3 small real faces, one fiducials file linked
+        7,000 times; and hard-linked copies missing one image, missing one split file, and an aligned
+        folder (Data/Images) missing one image."""
+        from facedata.cfp import CFP_PEOPLE, expected_images
+
+        root = self.p("cfp_src")
+        if root.is_dir():
+            return root
+        faces = self.small_faces()
+        fid = self.p("cfp_fiducials.txt")
+        fid.write_text("".join(f"{10 + k},{20 + 2 * k}\n" for k in range(30)))
+        rels = expected_images()
+        for n, rel in enumerate(rels):
+            img = root / "Data" / "Images" / rel
+            img.parent.mkdir(parents=True, exist_ok=True)
+            os.link(faces[n % len(faces)], img)
+            f = root / "Data" / "Fiducials" / (rel[:-4] + ".txt")
+            f.parent.mkdir(parents=True, exist_ok=True)
+            os.link(fid, f)
+        (root / "Data" / "list_name.txt").write_text("".join(f"Person {k}\n" for k in range(1, CFP_PEOPLE + 1)))
+        proto = root / "Protocol"
+        (proto / "Split").mkdir(parents=True)
+        for letter, view in (("F", "/frontal/"), ("P", "/profile/")):
+            (proto / f"Pair_list_{letter}.txt").write_text(
+                "".join(f"{k} ../Data/Images/{r}\n" for k, r in enumerate((r for r in rels if view in r), 1)))
+        for kind in ("FF", "FP"):
+            second = 4 if kind == "FP" else 10
+            for fold in range(10):
+                d = proto / "Split" / kind / f"{fold + 1:02d}"
+                d.mkdir(parents=True)
+                people = range(fold * 50, fold * 50 + 50)  # identity-disjoint folds, as in CFP
+                same = [f"{people[k % 50] * 10 + 1 + k % 3},{people[k % 50] * second + 1 + (k // 50) % 3}"
+                        for k in range(350)]
+                diff = [f"{people[k % 50] * 10 + 1},{people[(k + 1) % 50] * second + 1}" for k in range(350)]
+                (d / "same.txt").write_text("\n".join(same) + "\n")
+                (d / "diff.txt").write_text("\n".join(diff) + "\n")
+        for name, gone in (("cfp_no_image", "Data/Images/123/profile/03.jpg"),
+                           ("cfp_no_split", "Protocol/Split/FP/03/same.txt")):
+            shutil.copytree(root, self.p(name), copy_function=os.link)
+            self.p(name, gone).unlink()
+        shutil.copytree(root / "Data" / "Images", self.p("cfp_aligned_part"), copy_function=os.link)
+        self.p("cfp_aligned_part", "001", "frontal", "01.jpg").unlink()
+        return root
+
+    def fiw(self) -> None:
+        """A fake FIW (train/F####/MID#/*.jpg of real faces): fiw_src with train_relationships.csv, fiw_norel
+        without it."""
+        if self.p("fiw_src").is_dir():
+            return
+        faces = sorted((self.data / "sample_identities" / "Barack_Obama").glob("*.jpg"))[:3]
+        for name in ("fiw_src", "fiw_norel"):
+            for person, files in {"F0001/MID1": faces[:2], "F0001/MID2": faces[2:3], "F0002/MID1": faces[:1]}.items():
+                (self.p(name, "train", person)).mkdir(parents=True)
+                for i, f in enumerate(files):
+                    shutil.copy(f, self.p(name, "train", person, f"P{i:05d}_face{i}.jpg"))
+        self.p("fiw_src", "train_relationships.csv").write_text("p1,p2\nF0001/MID1,F0001/MID2\n")
+
+    def celeba(self) -> None:
+        """A fake CelebA aligned copy: celeba_src/img_align_celeba/000001-000004.jpg with identity_CelebA.txt
+        beside it, and ids_without_000003.txt, an identity file lacking one of the images."""
+        if self.p("celeba_src").is_dir():
+            return
+        faces = sorted((self.data / "sample_identities" / "Barack_Obama").glob("*.jpg"))[:4]
+        images = self.p("celeba_src", "img_align_celeba")
+        images.mkdir(parents=True)
+        for i, f in enumerate(faces, 1):
+            shutil.copy(f, images / f"{i:06d}.jpg")
+        lines = {1: 2880, 2: 2937, 3: 2880, 4: 7}
+        self.p("celeba_src", "identity_CelebA.txt").write_text(
+            "".join(f"{i:06d}.jpg {v}\n" for i, v in lines.items()))
+        self.p("ids_without_000003.txt").write_text(
+            "".join(f"{i:06d}.jpg {v}\n" for i, v in lines.items() if i != 3))
+
+    def composed(self) -> None:
+        """Composed sets made by hand (as facedata.compose lays them out: <source>__<identity>/<crop>,
+        compose.json, audit.json) from the small aligned set: composed_flagged (audited against every set but
+        kept named/Barack_Obama, flagged), composed_unaudited (no audit.json), composed_partial (audited
+        against lfw only), composed_garbled (audit.json not JSON), composed_pack (train.rec, kept flagged)."""
+        import json
+
+        if self.p("composed_flagged").is_dir():
+            return
+        audit = {"eval_sets": ["lfw", "cfp", "celeba"], "reference": "sface", "flagged_identities": 1,
+                 "kept_flagged": ["named/Barack_Obama"]}
+        for name in ("composed_flagged", "composed_unaudited", "composed_partial", "composed_garbled"):
+            out = self.p(name)
+            for ident in sorted(d for d in self.p("aligned").iterdir() if d.is_dir()):
+                shutil.copytree(ident, out / f"named__{ident.name}", copy_function=os.link)
+            (out / "compose.json").write_text(json.dumps({"spec": {"sources": [{"name": "named"}]}}) + "\n")
+        shutil.copytree(self.p("pack_ok"), self.p("composed_pack"), copy_function=os.link)
+        (self.p("composed_pack", "compose.json")).write_text(json.dumps({"spec": {"pack": True}}) + "\n")
+        for name in ("composed_flagged", "composed_pack"):
+            self.p(name, "audit.json").write_text(json.dumps(audit) + "\n")
+        self.p("composed_partial", "audit.json").write_text(json.dumps({**audit, "eval_sets": ["lfw"],
+                                                                        "kept_flagged": []}) + "\n")
+        self.p("composed_garbled", "audit.json").write_text("{\"eval_sets\": [\"lfw\", \n")
 
     def cleanup_modes(self) -> None:
         for name in ("read_only", "closed"):
@@ -206,6 +325,42 @@ def cases(s: Scratch) -> list[Case]:
         rows = read_manifest(t("newline_dst", "manifest.csv"))
         n = sum(1 for src in rows if "\n" in src)
         return f"after both runs the manifest holds {n} row(s) for the file with a newline"
+
+    def then(*steps: Callable[[], object]) -> Callable[[], None]:
+        return lambda: [step() for step in steps] and None
+
+    notes = "mine, not fetch's\n"
+
+    def users_dest(name: str) -> Callable[[], None]:
+        def make() -> None:
+            t(name).mkdir()
+            t(name, "my_notes.txt").write_text(notes)
+        return make
+
+    def survives(name: str) -> Callable[[], str]:
+        def check() -> str:
+            d = t(name)
+            inside = sorted(f.name for f in d.iterdir()) if d.is_dir() else None
+            left = sorted(f.name for f in d.parent.iterdir() if f.name.startswith(f".{name}."))
+            ok = inside == ["my_notes.txt"] and t(name, "my_notes.txt").read_text() == notes
+            return (f"after: the user's file {'survives unchanged, alone' if ok else f'NOT intact: {inside}'}"
+                    + (f"; staging left behind: {left}" if left else ""))
+        return check
+
+    def absent(*parts: str) -> Callable[[], str]:
+        def check() -> str:
+            there = t(*parts).exists()
+            return f"after: {'/'.join(parts)} {'WAS CREATED' if there else 'not created'}"
+        return check
+
+    fetch_new = lambda *a: ["-m", "facedata.fetch", *map(str, a)]  # noqa: E731
+    compose = lambda *a: ["-m", "facedata.compose", str(t("composed_out")), *map(str, a), "--no-progress"]  # noqa: E731
+    cfp_idr = lambda kind, aligned: ["-m", "id_rate", "--models", "sface", "--benchmark", kind, "--cfp-root",  # noqa: E731
+                                     str(t("cfp_src")), "--cfp-dir", str(aligned), "--no-cache", "--out", str(t("idr_out"))]
+    hints = lambda *a: ["-m", "facedata.prepare", str(t("photos")), str(t("hints_dst")), *map(str, a),  # noqa: E731
+                        "--workers", "0", "--no-progress"]
+    train_on = lambda *a: ["train.py", "--recipe", "sample-triplet", *map(str, a), "--epochs", "1", "--workers", "0",  # noqa: E731
+                           "--device", "cpu", "--out", str(t("run_composed")), "--no-progress"]
     return [
         # --- facedata.prepare
         Case(prep, "DST is an existing file", ["-m", "facedata.prepare", str(t("photos")), str(t("a_file")),
@@ -225,6 +380,16 @@ def cases(s: Scratch) -> list[Case]:
         Case(prep, "a source file name with a newline, second run (must be 0 and 'nothing new')",
              ["-m", "facedata.prepare", str(t("newline_src")), str(t("newline_dst")), "--workers", "0",
               "--no-progress"], expect=0, before=prep_first, after=newline_rows),
+        Case(prep, "--fallback hints without --hints", hints("--fallback", "hints"), after=absent("hints_dst")),
+        Case(prep, "--hints FILE without --fallback hints", hints("--hints", t("hints_bad_x1.csv")),
+             after=absent("hints_dst")),
+        Case(prep, "--fallback hints --hints a missing file", hints("--fallback", "hints", "--hints", t("no_hints.csv")),
+             after=absent("hints_dst")),
+        Case(prep, "--fallback hints --hints a CSV whose row has x1 'left' (not a number)",
+             hints("--fallback", "hints", "--hints", t("hints_bad_x1.csv")), after=absent("hints_dst")),
+        Case(prep, "--fallback hints --hints a JPEG photo (not a CSV)",
+             hints("--fallback", "hints", "--hints", s.obama), after=absent("hints_dst")),
+        Case(prep, "--detect-max-side 10", hints("--detect-max-side", "10"), after=absent("hints_dst")),
         # --- id_rate
         Case(idr, "--embeddings: 'split' of the wrong length (39 for 40 rows)", emb("split_39_of_40.npz")),
         Case(idr, "--embeddings: an object-dtype (pickled) array", emb("object_array.npz")),
@@ -244,6 +409,12 @@ def cases(s: Scratch) -> list[Case]:
         Case(idr, "--benchmark lfw --lfw-pairs: a different-person line where a same-person line belongs",
              ["-m", "id_rate", "--models", "sface", "--benchmark", "lfw", "--lfw-dir", str(t("lfw_mini")),
               "--lfw-pairs", str(t("pairs_swapped.txt")), "--no-cache", "--out", str(t("idr_out"))]),
+        Case(idr, "--benchmark cfp-fp --cfp-dir an empty folder (CFP not aligned yet; fake CFP --cfp-root)",
+             cfp_idr("cfp-fp", t("empty_dir")), before=s.cfp),
+        Case(idr, "--benchmark cfp-fp --cfp-dir a missing folder (fake CFP --cfp-root)",
+             cfp_idr("cfp-fp", t("no_such_cfp_aligned")), before=s.cfp),
+        Case(idr, "--benchmark cfp-ff --cfp-dir an aligned CFP missing 001/frontal/01.jpg (fake CFP --cfp-root)",
+             cfp_idr("cfp-ff", t("cfp_aligned_part")), before=s.cfp),
         # --- facedata.fetch
         Case(fetch, "lfw --from a folder of photos that is not LFW",
              ["-m", "facedata.fetch", "lfw", "--from", str(t("photos")), "--dest", str(t("fetch", "lfw"))]),
@@ -253,6 +424,40 @@ def cases(s: Scratch) -> list[Case]:
              ["-m", "facedata.fetch", "lfw", "--from", str(t("no_such_lfw")), "--dest", str(t("fetch", "lfw"))]),
         Case(fetch, "celeba-subset --from an empty folder",
              ["-m", "facedata.fetch", "celeba-subset", "--from", str(t("empty_dir")), "--dest", str(t("fetch", "celeba"))]),
+        Case(fetch, "cfp --from a CFP copy missing one image (Data/Images/123/profile/03.jpg; fake 7,000-image CFP)",
+             fetch_new("cfp", "--from", t("cfp_no_image"), "--dest", t("fetch", "cfp")), before=s.cfp,
+             after=absent("fetch", "cfp")),
+        Case(fetch, "cfp --from a CFP copy missing Protocol/Split/FP/03/same.txt (fake CFP)",
+             fetch_new("cfp", "--from", t("cfp_no_split"), "--dest", t("fetch", "cfp")), before=s.cfp,
+             after=absent("fetch", "cfp")),
+        Case(fetch, "cfp --dest a folder holding a user's file (--from a complete fake CFP)",
+             fetch_new("cfp", "--from", t("cfp_src"), "--dest", t("dest_cfp")),
+             before=then(s.cfp, users_dest("dest_cfp")), after=survives("dest_cfp")),
+        Case(fetch, "fiw --dest a folder holding a user's file (--from a complete fake FIW)",
+             fetch_new("fiw", "--from", t("fiw_src"), "--dest", t("dest_fiw")),
+             before=then(s.fiw, users_dest("dest_fiw")), after=survives("dest_fiw")),
+        Case(fetch, "celeba-aligned --dest a folder holding a user's file (--from a fake img_align_celeba)",
+             fetch_new("celeba-aligned", "--from", t("celeba_src"), "--dest", t("dest_celeba")),
+             before=then(s.celeba, users_dest("dest_celeba")), after=survives("dest_celeba")),
+        Case(fetch, "celeba-aligned --identities a file without a line for 000003.jpg",
+             fetch_new("celeba-aligned", "--from", t("celeba_src", "img_align_celeba"), "--identities",
+                       t("ids_without_000003.txt"), "--dest", t("fetch", "celeba_aligned")),
+             before=s.celeba, after=absent("fetch", "celeba_aligned")),
+        Case(fetch, "fiw --from a copy without train_relationships.csv",
+             fetch_new("fiw", "--from", t("fiw_norel"), "--dest", t("fetch", "fiw")), before=s.fiw,
+             after=absent("fetch", "fiw")),
+        # --- facedata.compose
+        Case("python -m facedata.compose", "two --source with one NAME (a=<aligned>, a=<another aligned>)",
+             compose("--source", f"a={t('aligned')}", "--source", f"a={t('lfw_mini')}"), after=absent("composed_out")),
+        Case("python -m facedata.compose", "two --source with one NAME, on a machine without LFW (FACEKIT_LFW=<missing>)",
+             compose("--source", f"a={t('aligned')}", "--source", f"a={t('lfw_mini')}"),
+             env={"FACEKIT_LFW": str(t("no_such_lfw"))}, after=absent("composed_out")),
+        Case("python -m facedata.compose", "--source a=<aligned>,key=names (key: none, name or celeba)",
+             compose("--source", f"a={t('aligned')},key=names"), after=absent("composed_out")),
+        Case("python -m facedata.compose", "--source a=<a raw photo folder, no manifest.csv>",
+             compose("--source", f"a={t('photos')}"), after=absent("composed_out")),
+        Case("python -m facedata.compose", "--reference nosuch (the audit's reference model)",
+             compose("--source", f"a={t('aligned')}", "--reference", "nosuch"), after=absent("composed_out")),
         # --- train.py
         *[Case(train, f"--set {kv}", ["train.py", "--recipe", "sample-triplet", "--set", kv, "--out", str(t("run")),
                                        "--no-progress"])
@@ -277,6 +482,17 @@ def cases(s: Scratch) -> list[Case]:
               "--distractor-ids", "4", "--no-cache", "--out", str(t("idr_out"))]),
         Case(train, "--out an existing file", ["train.py", "--recipe", "sample-triplet", "--out", str(t("existing.txt")),
                                                "--no-progress"]),
+        Case(train, "--data a composed set whose audit kept a flagged identity (named/Barack_Obama)",
+             train_on("--data", t("composed_flagged")), before=s.composed, after=absent("run_composed", "last.pt")),
+        Case(train, "--data a composed set without audit.json (not audited)",
+             train_on("--data", t("composed_unaudited")), before=s.composed, after=absent("run_composed", "last.pt")),
+        Case(train, "--data a composed set audited against lfw only",
+             train_on("--data", t("composed_partial")), before=s.composed, after=absent("run_composed", "last.pt")),
+        Case(train, "--data a composed set whose audit.json is cut short (not JSON)",
+             train_on("--data", t("composed_garbled")), before=s.composed, after=absent("run_composed", "last.pt")),
+        Case(train, "--set data=<a composed train.rec pack whose audit kept a flagged identity>",
+             train_on("--set", f"data={t('composed_pack', 'train.rec')}"), before=s.composed,
+             after=absent("run_composed", "last.pt")),
         # --- recognition.verify
         Case(ver, "a missing file", verify(t("missing.jpg"))),
         Case(ver, "an empty file", verify(t("empty.jpg"))),
@@ -311,6 +527,7 @@ def run_case(case: Case, s: Scratch, timeout: float) -> None:
     if case.as_nobody and s.root_user:
         cmd = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *cmd]
         env = child_env(s.home)
+    env.update(case.env or {})
     if case.before is not None:
         case.before()
     with (case.around() if case.around else contextlib.nullcontext()):

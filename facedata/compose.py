@@ -123,16 +123,10 @@ def _sha256(path: Path) -> str:
 
 
 def read_source(src: Source) -> list[Item]:
-    """Every aligned crop of a source with its identity, from its prepare manifest."""
+    """Every aligned crop of a source with its identity, from its prepare manifest (checked by check_sources)."""
     from .prepare import MANIFEST_NAME, read_manifest
 
     manifest = src.root / MANIFEST_NAME
-    if not src.root.is_dir():
-        raise ComposeError(f"source {src.name}: {src.root} not found; align the set first (python -m facedata.prepare "
-                           f"RAW_FOLDER {src.root})")
-    if not manifest.is_file():
-        raise ComposeError(f"source {src.name}: {src.root} has no {MANIFEST_NAME}: not a folder made by "
-                           "`python -m facedata.prepare` (its manifest names each crop's original file)")
     items = []
     for row in read_manifest(manifest).values():
         if row.get("status") != "ok":
@@ -185,8 +179,8 @@ def select_identities(items: Sequence[Item], src: Source, seed: int) -> list[Ite
     return [it for k in eligible for it in per[k]]
 
 
-def compose(sources: Sequence[Source], seed: int = 0) -> Composition:
-    """The candidate set: every source read, duplicates removed, filters applied (no audit yet)."""
+def check_sources(sources: Sequence[Source]) -> None:
+    """What can be wrong with the sources themselves, found before anything is read or loaded."""
     names = [s.name for s in sources]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -196,6 +190,20 @@ def compose(sources: Sequence[Source], seed: int = 0) -> Composition:
         raise ComposeError("two sources name the same folder; each folder is one source")
     if not sources:
         raise ComposeError("no --source given; pass at least one NAME=ALIGNED_DIR")
+    from .prepare import MANIFEST_NAME
+
+    for s in sources:
+        if not s.root.is_dir():
+            raise ComposeError(f"source {s.name}: {s.root} not found; align the set first (python -m facedata.prepare "
+                               f"RAW_FOLDER {s.root})")
+        if not (s.root / MANIFEST_NAME).is_file():
+            raise ComposeError(f"source {s.name}: {s.root} has no {MANIFEST_NAME}: not a folder made by "
+                               "`python -m facedata.prepare` (its manifest names each crop's original file)")
+
+
+def compose(sources: Sequence[Source], seed: int = 0) -> Composition:
+    """The candidate set: every source read, duplicates removed, filters applied (no audit yet)."""
+    check_sources(sources)
     read = {s.name: read_source(s) for s in sources}
     counts = {s.name: {"read": _count(read[s.name])} for s in sources}
     every = [it for s in sources for it in read[s.name]]
@@ -348,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = project_config()  # the script layer: evaluation roots and models by name
         args.out = args.out or cfg.COMPOSED
         sources = [parse_source(s) for s in (args.source or cfg.COMPOSE_SOURCES)]
+        check_sources(sources)  # the user's own mistakes first, before the evaluation sets and the model
         if args.max_false_flag_rate is not None and not 0 < args.max_false_flag_rate < 1:
             raise ComposeError(f"--max-false-flag-rate {args.max_false_flag_rate} must lie in (0, 1)")
         eval_sets = audit_mod.project_eval_sets(cfg)

@@ -175,6 +175,14 @@ def read_hints(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     if not path.is_file():
         raise DatasetError(f"{path}: hints file not found; pass the CSV `source,x1,y1,x2,y2` that says where each "
                            "labelled face is (`python -m facedata.fetch cfp` writes face_boxes.csv)")
+    try:
+        return _parse_hints(path)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"{path}: not a UTF-8 CSV `source,x1,y1,x2,y2[,landmarks]` ({exc}); pass the hints "
+                           "file, not an image") from None
+
+
+def _parse_hints(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
     out = {}
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
