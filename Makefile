@@ -89,7 +89,8 @@ celeba-models: data
 # comparisons (McNemar on the pairs, bootstraps over pairs and identities; id_rate/benchmark.py). Fetches
 # and aligns what is missing first; each step finds its work done on a second run. CFP comes from CFP_FROM
 # (a local cfp-dataset.zip or its folder) when given, else it is downloaded. CFP's faces fill the frame, so
-# they are detected on a copy at most 640 px wide (benchmarks/bench_detect_sizes.py: same faces, faster).
+# they are detected on a copy at most 640 px wide (benchmarks/bench_detect_sizes.py: same faces, faster), with a
+# black border (--pad 0.3): CFP's photos end at the face, where MTCNN's landmarks go wrong (facedata.detect).
 CFP_FROM     ?=
 CFP_ROOT     ?= $(or $(FACEKIT_CFP),data/cfp)
 CFP_ALIGNED  ?= $(or $(FACEKIT_CFP_ALIGNED),data/cfp_aligned)
@@ -99,7 +100,7 @@ benchmarks: venv
 	$(PY) -m facedata.prepare $(LFW_ROOT)/lfw-deepfunneled $(LFW_ALIGNED) --fallback centred --workers 2 --no-progress
 	$(PY) -m facedata.fetch cfp $(if $(CFP_FROM),--from $(CFP_FROM)) --dest $(CFP_ROOT)
 	$(PY) -m facedata.prepare $(CFP_ROOT)/Data/Images $(CFP_ALIGNED) --fallback hints --hints $(CFP_ROOT)/face_boxes.csv \
-		--detect-max-side 640 --workers 2 --no-progress
+		--detect-max-side 640 --pad 0.3 --workers 2 --no-progress
 	$(PY) -m facedata.fetch celeba-subset $(if $(CELEBA_FROM),--from $(CELEBA_FROM)) --dest $(CELEBA_ROOT)
 	$(PY) -m facedata.prepare $(CELEBA_ROOT) $(CELEBA_ALIGNED) --fallback centred --workers 2 --no-progress
 	$(PY) -m id_rate.benchmark --models $(BENCH_MODELS) --bootstrap 200 --lfw-dir $(LFW_ALIGNED) \
@@ -120,11 +121,13 @@ CELEBA_IMG_ALIGN_ROOT ?= $(or $(FACEKIT_CELEBA_IMG_ALIGN),data/celeba-img-align)
 CELEBA_IMG_ALIGN_ALIGNED ?= $(or $(FACEKIT_CELEBA_IMG_ALIGN_ALIGNED),data/celeba-img-align_aligned)
 compose: venv
 	$(PY) -m facedata.fetch fiw $(if $(FIW_FROM),--from $(FIW_FROM)) --dest $(FIW_ROOT)
-	$(PY) -m facedata.prepare $(FIW_ROOT)/train $(FIW_ALIGNED) --workers 2 --no-progress
+	$(PY) -m facedata.prepare $(FIW_ROOT)/train $(FIW_ALIGNED) --pad 0.3 --workers 2 --no-progress
 	$(PY) -m facedata.fetch celeba-aligned $(if $(CELEBA_IMG_ALIGN_FROM),--from $(CELEBA_IMG_ALIGN_FROM)) \
 		$(if $(CELEBA_IDENTITIES),--identities $(CELEBA_IDENTITIES)) --dest $(CELEBA_IMG_ALIGN_ROOT)
 	$(PY) -m facedata.prepare $(CELEBA_IMG_ALIGN_ROOT) $(CELEBA_IMG_ALIGN_ALIGNED) --workers 2 --no-progress
-	$(PY) -m facedata.compose --no-progress
+	FACEKIT_FIW_ALIGNED=$(FIW_ALIGNED) FACEKIT_CELEBA_IMG_ALIGN_ALIGNED=$(CELEBA_IMG_ALIGN_ALIGNED) \
+		FACEKIT_LFW=$(LFW_ROOT) FACEKIT_LFW_ALIGNED=$(LFW_ALIGNED) FACEKIT_CFP=$(CFP_ROOT) FACEKIT_CFP_ALIGNED=$(CFP_ALIGNED) \
+		FACEKIT_CELEBA_ALIGNED=$(CELEBA_ALIGNED) $(PY) -m facedata.compose --no-progress
 
 test: data
 	$(PY) -m pytest -q

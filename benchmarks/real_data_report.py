@@ -27,8 +27,8 @@ from facedata.prepare import read_manifest  # noqa: E402
 ALIGNED = {  # set -> (aligned folder, the command that made it)
     "LFW (deep-funneled)": (config.LFW_ALIGNED, "make lfw / make benchmarks"),
     "CelebA subset (239 people)": (config.CELEBA_ALIGNED, "make celeba / make benchmarks"),
-    "CFP": (config.CFP_ALIGNED, "make benchmarks (--fallback hints, --detect-max-side 640)"),
-    "FIW": (config.FIW_ALIGNED, "make compose"),
+    "CFP": (config.CFP_ALIGNED, "make benchmarks (--fallback hints, --detect-max-side 640, --pad 0.3)"),
+    "FIW": (config.FIW_ALIGNED, "make compose (--pad 0.3)"),
     "CelebA aligned (img_align_celeba 1-10,000)": (config.CELEBA_IMG_ALIGN_ALIGNED, "make compose"),
 }
 

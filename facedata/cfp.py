@@ -220,7 +220,14 @@ HINT_LANDMARKS = {
     "frontal": ((0.482, 0.056), (1.385, 0.055), (0.934, 0.358), (0.546, 0.593), (1.328, 0.589)),
     "profile": ((0.709, 0.092), (1.017, 0.107), (1.057, 0.378), (0.711, 0.644), (0.955, 0.665)),
 }
-EYE_POINTS, NOSE_POINTS = slice(12, 18), slice(18, 25)  # the fiducial points of the eye and of the nose
+EYE_POINTS, NOSE_POINTS = slice(12, 18), slice(18, 25)
+
+
+def prepare_command(root: str | Path, aligned: str | Path) -> str:
+    """How CFP is aligned (`make benchmarks`): every photo kept (the fiducials' box and landmarks as the
+    fallback), detected on a padded copy (the photos end at the face) at most 640 px wide (fast, same faces)."""
+    return (f"python -m facedata.prepare {Path(root) / IMAGES} {aligned} --fallback hints --hints "
+            f"{Path(root) / FACE_BOXES} --detect-max-side 640 --pad 0.3 --workers 2")  # the fiducial points of the eye and of the nose
 
 
 def faces_right(points: list[tuple[float, float]]) -> bool:

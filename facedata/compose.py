@@ -96,6 +96,12 @@ class Composition:
     duplicates: dict[str, int] = field(default_factory=dict)
 
 
+def original_identity(folder: str) -> str:
+    """A composed set's folder back to the identity its source named (``celeba__id07203`` -> ``id07203``,
+    ``fiw__F0001__MID1`` -> ``F0001/MID1``); any other name unchanged."""
+    return "/".join(folder.split(SEP)[1:]) if SEP in folder else folder
+
+
 def parse_source(text: str) -> Source:
     """``NAME=DIR[,key=KIND][,min_images=N][,max_identities=N]`` (the command line's --source)."""
     head, *opts = text.split(",")

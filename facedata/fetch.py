@@ -435,9 +435,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"LFW ready in {args.dest}: {c['people']} people, {c['images']} images, protocol files checked")
         elif args.dataset == "celeba-subset":
             if args.source is None:
-                raise FetchError("the CelebA subset is rebuilt from your CelebA copy (no public download of the "
-                                 "crops): pass --from /path/to/CelebA/img_celeba")
-            n = fetch_celeba_subset(args.dest, args.source)
+                done = [f for f in read_subset() if (Path(args.dest) / f.crop_name).is_file()]
+                if len(done) < len(read_subset()):  # built already: a second run needs no --from
+                    raise FetchError("the CelebA subset is rebuilt from your CelebA copy (no public download of the "
+                                     "crops): pass --from /path/to/CelebA/img_celeba")
+            n = fetch_celeba_subset(args.dest, args.source or args.dest)
             print(f"CelebA subset ready in {args.dest}: {n} crops")
         else:
             from .celeba_aligned import fetch_celeba_aligned

@@ -45,6 +45,13 @@ def _duplicates(files: list[Path]) -> int:
 def check_fiw_parts(train: Path, relationships: Path) -> dict[str, int]:
     """The counts of a FIW copy given as its ``train`` folder and relationships file; FetchError naming the
     file (and line) for anything that is not FIW's layout."""
+    try:
+        return _check_fiw_parts(train, relationships)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise FetchError(f"{relationships}: not a UTF-8 CSV 'p1,p2' ({exc}); take it from FIW's release again") from None
+
+
+def _check_fiw_parts(train: Path, relationships: Path) -> dict[str, int]:
     if not train.is_dir():
         raise FetchError(f"{train}: not found; a FIW copy holds train/F####/MID#/*.jpg; {_WHERE}")
     if not relationships.is_file():

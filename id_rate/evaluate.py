@@ -203,7 +203,7 @@ def cfp_protocol(cfp_root: str | Path, aligned_dir: str | Path, kind: str = "FP"
     profiles), mated for 001-250 and non-mated for 251-500. Labels are CFP's names, LFW-style (``50_Cent``).
     ``missing``: an aligned image that is absent stops with an error naming the files ("error"), or its pairs
     count as wrong answers ("wrong"; the other parts then use the images present)."""
-    from facedata.cfp import CFP_KINDS, CFP_PEOPLE, cfp_names, expected_images, parse_split
+    from facedata.cfp import CFP_KINDS, CFP_PEOPLE, cfp_names, expected_images, parse_split, prepare_command
     from facedata.lfw import MISSING_POLICIES
 
     if kind not in CFP_KINDS:
@@ -211,8 +211,7 @@ def cfp_protocol(cfp_root: str | Path, aligned_dir: str | Path, kind: str = "FP"
     if missing not in MISSING_POLICIES:
         raise MetricError(f"missing-image policy {missing!r} must be one of {MISSING_POLICIES}")
     root = Path(aligned_dir)
-    how = (f"align CFP into it: `python -m facedata.prepare {Path(cfp_root) / 'Data' / 'Images'} {root} --fallback "
-           f"hints --hints {Path(cfp_root) / 'face_boxes.csv'}`")
+    how = f"align CFP into it: `{prepare_command(cfp_root, root)}`"
     if not root.is_dir():
         raise MetricError(f"{root}: aligned CFP folder not found; {how}")
     names = {pid: name.replace(" ", "_") for pid, name in cfp_names(cfp_root).items()}
@@ -302,7 +301,10 @@ def is_lfw_view2(ps: PairSet) -> bool:
 
 def check_not_trained_on(protocol: Protocol, model: str, spec: Mapping[str, Any]) -> None:
     """Refuse a protocol that scores identities the checkpoint trained on, naming them."""
-    trained = set(spec.get("classes") or ())
+    from facedata.compose import original_identity
+
+    classes = spec.get("classes") or ()
+    trained = set(classes) | {original_identity(c) for c in classes}  # a composed set's folders name sources too
     overlap = sorted(trained & protocol.identities())
     if overlap:
         shown = ", ".join(overlap[:8]) + (f" ... ({len(overlap)} in all)" if len(overlap) > 8 else "")

@@ -92,14 +92,19 @@ def test_cfp_people_who_are_lfw_people_are_flagged_by_name_and_by_face(sface, tm
                Source("nokey", source_from(tmp_path / "nokey", unnamed), key="none", min_images=1)]
     items = compose(sources).items
     keep = {by_name[k] for _, k in both[:5]}
-    report = audit(items, {"cfpnamed": "name", "nokey": "none"}, [few_faces(lfw, keep, 300)], sface, progress=False)
-    by_key = {f.identity for f in report.flags if f.by == "key"}
-    by_face = {f.identity for f in report.flags if f.by == "face"}
+    cfp_keep = {n for n, _ in both[:5]} | set(only_cfp)
+    report = audit(items, {"cfpnamed": "name", "nokey": "none"},
+                   [few_faces(lfw, keep, 300), few_faces(cfp, cfp_keep, 100)], sface, progress=False)
+    t = report.threshold  # across LFW x CFP: the rate on pairs the threshold was not set on, and the recall
+    assert t["measured_on_pairs"] > 10_000 and t["measured_false_flag_rate"] < 1e-3
+    assert t["known_same_pairs"] >= 5 and t["recall_known_same"].startswith(str(t["known_same_pairs"]))
+    by_key = {f.identity for f in report.flags if f.by == "key" and f.eval_set == "lfw"}
+    by_face = {f.identity for f in report.flags if f.by == "face" and f.eval_set == "lfw"}
     assert by_key == {f"cfpnamed/{normalise_name(k).replace(' ', '_')}" for _, k in both[:3]}
     assert {"nokey/F9000/MID1", "nokey/F9001/MID1"} <= by_face
     assert not {f"cfpnamed/{cfp.keys[n].replace(' ', '_')}" for n in only_cfp} & (by_key | by_face)
     for f in report.flags:  # a face flag names the right LFW person
-        if f.identity.startswith("nokey/"):
+        if f.identity.startswith("nokey/") and f.eval_set == "lfw":
             k = int(f.identity.split("/")[1][2:])
             assert f.eval_identity == by_name[both[3 + k][1]]
 

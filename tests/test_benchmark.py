@@ -103,11 +103,14 @@ def test_table_rows_columns_and_a_trained_on_cell(sets, tmp_path, monkeypatch, c
     ckpt = _trained_checkpoint(tmp_path / "m.pt", ["pyfeat_man"])
     monkeypatch.setitem(cfg.MODELS, "tiny-trained", dict(checkpoint=ckpt))
     monkeypatch.setitem(cfg.MODELS, "tiny-random", dict(random_init="mobilefacenet", seed=1, embedding_size=32))
+    # the same weights under another name: two cells whose every embedding, decision and figure are equal
+    monkeypatch.setitem(cfg.MODELS, "tiny-twin", dict(random_init="mobilefacenet", seed=1, embedding_size=32))
     embedded, embed_all = [], ev._embed_all
     monkeypatch.setattr(ev, "_embed_all", lambda e, p, *a: embedded.append((e.name, p.name)) or embed_all(e, p, *a))
     out = tmp_path / "out"
-    rc = main(["--models", "random-init", "tiny-trained", "tiny-random", "--bootstrap", "20",
-               "--compare", "tiny-random", "tiny-trained", *_argv(sets, out)])
+    rc = main(["--models", "random-init", "tiny-trained", "tiny-random", "tiny-twin", "--bootstrap", "20",
+               "--compare", "tiny-random", "tiny-trained", "--compare", "tiny-random", "tiny-twin",
+               *_argv(sets, out)])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert [c[2] for c in calls] == ["FF", "FP"] and calls[0][:2] == (sets["cfp"], sets["cfp_aligned"])
@@ -115,9 +118,9 @@ def test_table_rows_columns_and_a_trained_on_cell(sets, tmp_path, monkeypatch, c
     celeba = f"split of {sets['celeba'].name}"
     assert embedded == [("random-init", "LFW"), ("random-init", "CFP-FP"), ("random-init", celeba),
                         ("tiny-trained", "CFP-FP"), ("tiny-random", "LFW"), ("tiny-random", "CFP-FP"),
-                        ("tiny-random", celeba)]
+                        ("tiny-random", celeba), ("tiny-twin", "LFW"), ("tiny-twin", "CFP-FP"), ("tiny-twin", celeba)]
     rows = list(csv.DictReader((out / "table.csv").open()))
-    assert [r["model"] for r in rows] == ["random-init", "tiny-trained", "tiny-random"]
+    assert [r["model"] for r in rows] == ["random-init", "tiny-trained", "tiny-random", "tiny-twin"]
     for t in ("LFW", "CFP-FF", "CFP-FP"):
         for col in (f"{t} acc % (10-fold)", f"{t} acc 95% CI", f"{t} TAR@FAR=1e-3", f"{t} AUC", f"{t} AUC 95% CI"):
             assert col in rows[0], col
@@ -134,21 +137,34 @@ def test_table_rows_columns_and_a_trained_on_cell(sets, tmp_path, monkeypatch, c
     assert res["models"]["tiny-trained"]["lfw"]["skipped"] == TRAINED_ON
     assert "pyfeat_man" in res["models"]["tiny-trained"]["lfw"]["detail"]
     lfw = res["models"]["random-init"]["lfw"]
-    assert lfw["n_pairs"] == 20 and len(lfw["fold_accuracy"]) == 10 and "bootstrap95_over_pairs" in lfw
+    assert lfw["n_pairs"] == 20 and len(lfw["fold_accuracy"]) == 10 and "bootstrap95_over_folds" in lfw
     assert set(res["models"]["random-init"]["celeba"]["bootstrap95_over_identities"]) >= {"auc", "tpr@0.001"}
     # comparisons: the explicit one first, then each model against random-init
     comps = [(c["a"], c["b"]) for c in res["comparisons"]]
-    assert comps == [("tiny-random", "tiny-trained"), ("tiny-trained", "random-init"), ("tiny-random", "random-init")]
+    assert comps == [("tiny-random", "tiny-trained"), ("tiny-random", "tiny-twin"), ("tiny-trained", "random-init"),
+                     ("tiny-random", "random-init"), ("tiny-twin", "random-init")]
     first = res["comparisons"][0]
     assert first["lfw"] == {"skipped": f"tiny-trained {TRAINED_ON}"}
-    m = first["cfp-ff"]["mcnemar"]
-    assert m["n"] == 20 and m["verdict"].split(" (")[0] in ("tiny-random better", "tiny-trained better",
-                                                             "no difference beyond chance")
-    assert "auc" in first["cfp-ff"]
-    last = res["comparisons"][2]["celeba"]
+    ff = first["cfp-ff"]
+    assert ff["discordant_pairs"]["n"] == 20 and "verdict" not in ff["discordant_pairs"]  # a description only
+    # 20 resamples of the 10 folds: p >= 2 (1 + 0) / (20 + 1) = 0.095 whatever the data, so no side can be named
+    for key in ("accuracy", "auc"):
+        assert ff[key]["resampled"] == "folds" and ff[key]["n_resamples"] == 20 and ff[key]["p_value"] >= 2 / 21
+        assert ff[key]["verdict"].startswith("no difference beyond chance")
+    # the twin: equal decisions on every pair, so every resampled difference is 0: m = 20, p = 1, interval 0 to 0
+    twin = res["comparisons"][1]
+    for name in ("lfw", "cfp-ff", "cfp-fp"):
+        assert twin[name]["discordant_pairs"]["n10"] == twin[name]["discordant_pairs"]["n01"] == 0
+        for key in ("accuracy", "auc"):
+            d = twin[name][key]
+            assert (d["diff"], d["low"], d["high"], d["p_value"]) == (0.0, 0.0, 0.0, 1.0)
+            assert d["verdict"] == "no difference beyond chance (p=1.000)"
+    assert twin["celeba"]["auc"]["verdict"] == "no difference beyond chance (p=1.000)"
+    last = res["comparisons"][3]["celeba"]
     assert "auc" in last and "tpr@0.001" not in last  # 3 x 4 queries x 12 distractors: FPR 1e-3 not resolvable
     md = (out / "table.md").read_text()
-    assert "LFW 99.45, CFP-FP 95.21" in md and "## Paired comparisons" in md and "McNemar exact" in md
+    assert "LFW 99.45, CFP-FP 95.21" in md and "## Paired comparisons" in md
+    assert "paired bootstrap over whole folds (people-disjoint)" in md and "folds share no people" in md
     assert "Traceback" not in captured.err
 
 
@@ -160,13 +176,15 @@ def test_compare_a_model_with_itself_is_no_difference(sets, tmp_path, capsys):
     comps = json.loads((out / "results.json").read_text())["comparisons"]
     assert len(comps) == 1
     c = comps[0]
-    assert c["lfw"]["mcnemar"]["n10"] == c["lfw"]["mcnemar"]["n01"] == 0
-    for verdict in (c["lfw"]["mcnemar"]["verdict"], c["lfw"]["auc"]["verdict"], c["celeba"]["auc"]["verdict"]):
+    assert c["lfw"]["discordant_pairs"]["n10"] == c["lfw"]["discordant_pairs"]["n01"] == 0
+    for verdict in (c["lfw"]["accuracy"]["verdict"], c["lfw"]["auc"]["verdict"], c["celeba"]["auc"]["verdict"]):
         assert verdict == "no difference beyond chance (p=1.000)"
     assert (c["celeba"]["auc"]["low"], c["celeba"]["auc"]["high"]) == (0.0, 0.0)
     rows = list(csv.DictReader((out / "comparisons.csv").open()))
     assert {r["set"] for r in rows} == {"LFW", "CelebA"}
-    assert all(r["verdict"].startswith("no difference beyond chance") for r in rows)
+    described = [r for r in rows if r["test"].startswith("discordant pairs")]
+    assert [r["verdict"] for r in described] == ["see the accuracy row"]  # counts only: no test, no verdict
+    assert all(r["verdict"].startswith("no difference beyond chance") for r in rows if r not in described)
 
 
 @pytest.mark.parametrize("which, flag, hint", [
@@ -278,3 +296,47 @@ def test_cfp_sets_through_the_real_cfp_protocol(small_aligned, tmp_path, capsys)
         assert res[kind]["missing_pairs_counted_wrong"] == 0 and res[kind]["tar_at_far_1e3"] is not None
     row = next(csv.DictReader((out / "table.csv").open()))
     assert " ± " in row["CFP-FF acc % (10-fold)"] and " ± " in row["CFP-FP acc % (10-fold)"]
+
+
+def _cell(correct: np.ndarray, folds: np.ndarray) -> benchmark.PairCell:
+    """A pair cell with given decisions; 10 same + 10 different pairs per fold, all ranked right (AUC 1)."""
+    y = np.tile(np.r_[np.ones(10, bool), np.zeros(10, bool)], len(correct) // 20)
+    return benchmark.PairCell(None, 0, np.where(y, 0.2, 0.8), y, correct, folds, None)
+
+
+def test_pair_verdict_comes_from_resampled_folds():
+    from types import SimpleNamespace
+
+    from id_rate.paired import fold_resamples, mcnemar_exact
+
+    args, folds, right = SimpleNamespace(bootstrap=40, seed=0), np.repeat(np.arange(10), 20), np.ones(200, bool)
+    # B right on every pair; A wrong on one pair of every fold: every resample of 10 folds has A - B = -1/20 < 0,
+    # so m = 0 and p = 2 (1 + 0) / 41 = 0.049 < 0.05: B better. Equal distances: AUC difference 0 everywhere, p = 1.
+    spread = right.copy()
+    spread[::20] = False
+    c = benchmark.compare_pair_cells(_cell(spread, folds), _cell(right, folds), "A", "B", args)
+    acc = c["accuracy"]
+    assert (acc["diff"], acc["low"], acc["high"]) == pytest.approx((-0.05, -0.05, -0.05))
+    assert acc["p_value"] == 2 / 41 and acc["verdict"] == "B better (p=0.049)" and acc["resampled"] == "folds"
+    assert c["auc"]["verdict"] == "no difference beyond chance (p=1.000)"
+    assert (c["discordant_pairs"]["n10"], c["discordant_pairs"]["n01"]) == (0, 10)
+    # the same 10 discordant pairs all in fold 0 (say its people are hard for A): exact McNemar, which treats the
+    # pairs as independent, says p = 2 / 2^10 = 0.002; but a resample without fold 0 (chance 0.9^10 = 0.35) has
+    # A - B = 0, counted on both sides, so p = 2 (1 + m) / 41 with m such resamples: no side named
+    clustered = right.copy()
+    clustered[:10] = False
+    assert mcnemar_exact(clustered, right).p_value == 2 / 2 ** 10
+    c = benchmark.compare_pair_cells(_cell(clustered, folds), _cell(right, folds), "A", "B", args)
+    m = sum(not (folds[idx] == 0).any() for idx in fold_resamples(folds, 40, 0))
+    assert m >= 1 and c["accuracy"]["p_value"] == pytest.approx(min(1.0, 2 * (1 + m) / 41))
+    assert c["accuracy"]["verdict"].startswith("no difference beyond chance")
+    assert (c["discordant_pairs"]["n10"], c["discordant_pairs"]["n01"]) == (0, 10)
+    # one fold: nothing to cluster on, so pairs are resampled and the table says so
+    one = np.zeros(200, int)
+    c = benchmark.compare_pair_cells(_cell(spread, one), _cell(right, one), "A", "B", args)
+    assert c["accuracy"]["resampled"] == c["auc"]["resampled"] == "pairs"
+    rows = benchmark.comparison_rows({("A", "B"): {"lfw": c}})
+    assert [r["test"] for r in rows][1:] == [f"{w}, paired bootstrap over pairs (the set has no folds: pairs treated "
+                                             "as independent)" for w in ("accuracy", "AUC")]
+    assert benchmark.comparison_rows({("A", "B"): {"lfw": {"discordant_pairs": c["discordant_pairs"]}}})[0][
+        "verdict"] == "no test (--bootstrap 0)"

@@ -16,8 +16,8 @@ from facedata.io import save_image_atomic
 from id_rate.evaluate import cfp_protocol
 from id_rate.metrics import MetricError
 
-# A real CFP copy (the official flat layout or split into train/test): FACEKIT_CFP_FROM, else a local copy.
-REAL_CFP = Path(os.environ.get("FACEKIT_CFP_FROM", "/work/rawdata/zhangjunh+DR-GAN-by-pytorch/cfp-dataset"))
+# A real CFP copy (the official flat layout or split into train/test): FACEKIT_CFP_FROM, else data/cfp (make benchmarks).
+REAL_CFP = Path(os.environ.get("FACEKIT_CFP_FROM", Path(__file__).resolve().parents[1] / "data" / "cfp"))
 needs_real = pytest.mark.skipif(not (REAL_CFP / "Protocol" / "Split").is_dir(),
                                 reason=f"needs a CFP copy: set FACEKIT_CFP_FROM (none at {REAL_CFP})")
 

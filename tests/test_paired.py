@@ -1,15 +1,17 @@
-"""Paired comparisons: exact McNemar by hand, per-pair decisions equal the reported 10-fold accuracy, and
-paired bootstraps that are zero for a model against itself and agree with the one-model bootstrap."""
+"""Paired comparisons: exact McNemar by hand, per-pair decisions equal the reported 10-fold accuracy, the fold
+(cluster) bootstrap by hand, and paired bootstraps that are zero for a model against itself and agree with the
+one-model bootstrap."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from id_rate.metrics import MetricError, kfold_accuracy
-from id_rate.paired import (_figures, _identity_draws, _idrate_pairs, binomial_two_sided_p, bootstrap_pairs,
-                            kfold_correct, mcnemar_exact, pair_folds, paired_bootstrap_idrate,
-                            paired_bootstrap_pair_auc, verdict, verification_distance)
-from id_rate.protocols import bootstrap_idrate, idrate, pair_verification
+from id_rate.paired import (binomial_two_sided_p, bootstrap_pair_set, fold_resamples, kfold_correct, mcnemar_exact,
+                            pair_folds, pair_resamples, paired_bootstrap_idrate, paired_bootstrap_pair_set,
+                            resampling_unit, verdict, verification_distance)
+from id_rate.protocols import (bootstrap_idrate, identity_draws, idrate, idrate_figures, idrate_pairs,
+                               pair_verification)
 
 
 def test_mcnemar_by_hand_ten_pairs():
@@ -87,26 +89,76 @@ def test_pair_bootstrap_zero_for_a_model_against_itself():
     rng = np.random.default_rng(2)
     a, b, y = _pairs(rng, 200, 1.0)
     d = verification_distance(a, b, y)
-    r = paired_bootstrap_pair_auc(d, d, y, n=50, seed=3)
-    assert (r.diff, r.low, r.high, r.p_value, r.n_resamples) == (0.0, 0.0, 0.0, 1.0, 50)
+    folds = pair_folds(len(y), None)
+    c = kfold_correct(d, y, folds)
+    r = paired_bootstrap_pair_set(d, d, c, c, y, folds, n=50, seed=3)
+    for key in ("accuracy", "auc"):  # every resampled difference is 0: m = 50, p = min(1, 2 * 51 / 51) = 1
+        assert (r[key].diff, r[key].low, r[key].high, r[key].p_value, r[key].n_resamples) == (0.0, 0.0, 0.0, 1.0, 50)
+        assert r[key].resampled == "folds"
 
 
-def test_pair_bootstrap_finds_the_better_model():
+def test_fold_resamples_draw_whole_folds():
+    folds = np.repeat([3, 5, 7, 9], [2, 3, 4, 5])  # unequal folds, ids not 0..K-1
+    for idx in fold_resamples(folds, 30, 1):
+        drawn = np.bincount(np.searchsorted([3, 5, 7, 9], folds[idx]), minlength=4)
+        assert drawn.sum() == len(idx) and (drawn % [2, 3, 4, 5] == 0).all()  # every fold drawn whole, k times
+        assert (drawn // [2, 3, 4, 5]).sum() == 4  # K = 4 folds per resample
+        for f in np.unique(folds[idx]):  # a drawn fold brings every one of its pairs
+            assert set(np.flatnonzero(folds == f)) <= set(idx)
+    assert list(map(list, fold_resamples(folds, 5, 2))) == list(map(list, fold_resamples(folds, 5, 2)))
+    assert resampling_unit(folds) == "folds" and resampling_unit(np.zeros(9)) == resampling_unit(None) == "pairs"
+
+
+def test_fold_bootstrap_by_hand():
+    # 10 folds x 10 pairs. A is right on every pair of folds 0-8 and wrong on one pair of fold 9; B is wrong on
+    # one pair of every fold. Per fold, A - B = +0.1 on folds 0-8 and 0 on fold 9, so a resample of 10 folds
+    # has A - B = 0.01 x (folds drawn from 0-8): 0 only if all 10 draws are fold 9 (chance 1e-10). Every
+    # resampled difference is > 0, so m = 0 and p = 2 / (N + 1); the interval lies in [0.01, 0.1], excluding 0.
+    folds = np.repeat(np.arange(10), 10)
+    y = np.tile(np.r_[np.ones(5, bool), np.zeros(5, bool)], 10)
+    d = np.where(y, 0.3, 0.7)
+    ca, cb = np.ones(100, bool), np.ones(100, bool)
+    ca[95] = False
+    cb[::10] = False
+    r = paired_bootstrap_pair_set(d, d, ca, cb, y, folds, n=200, seed=7)
+    acc = r["accuracy"]
+    assert (acc.a, acc.b, acc.diff) == pytest.approx((0.99, 0.9, 0.09))
+    assert acc.p_value == 2 / 201 and 0.01 - 1e-12 <= acc.low <= acc.diff <= acc.high <= 0.1 + 1e-12
+    assert verdict(acc.diff, acc.p_value) == "A better (p=0.010)"
+    assert (r["auc"].diff, r["auc"].low, r["auc"].high, r["auc"].p_value) == (0.0, 0.0, 0.0, 1.0)  # same distances
+    # each model's own interval comes from the same fold draws: the percentiles of its resampled accuracies
+    accs = [ca[idx].mean() for idx in fold_resamples(folds, 200, 7)]
+    assert bootstrap_pair_set(d, y, ca, folds, n=200, seed=7)["accuracy"] == \
+        pytest.approx(tuple(np.percentile(accs, [2.5, 97.5])))
+    # the discordant counts (a description): A only right on B's 10 misses (pairs 0, 10, ..., 90), B only on 95
+    m = mcnemar_exact(ca, cb)
+    assert (m.n10, m.n01) == (10, 1)
+
+
+def test_pair_set_without_folds_resamples_pairs():
     rng = np.random.default_rng(4)
     a, b, y = _pairs(rng, 400, 0.6)
     good = verification_distance(a, b, y)
     bad = verification_distance(a, rng.normal(size=b.shape), y)  # chance
-    r = paired_bootstrap_pair_auc(good, bad, y, n=100, seed=0)
-    assert r.diff > 0.3 and 0 < r.low <= r.diff <= r.high and r.p_value == pytest.approx(2 / 101)  # every resample > 0
-    assert verdict(r.diff, r.p_value, "good", "bad").startswith("good better")
-    m = mcnemar_exact(kfold_correct(good, y, pair_folds(len(y), None)), kfold_correct(bad, y, pair_folds(len(y), None)))
-    assert m.n10 > m.n01 and m.p_value < 1e-6
-    # the same seed gives the same interval; the one-model interval holds its point value
-    assert paired_bootstrap_pair_auc(good, bad, y, n=100, seed=0) == r
-    c = kfold_correct(good, y, pair_folds(len(y), None))
-    ci = bootstrap_pairs(good, y, c, n=100, seed=0)
-    assert ci["accuracy"][0] <= c.mean() <= ci["accuracy"][1]
-    assert ci["auc"][0] <= r.a <= ci["auc"][1] and ci["auc"][1] <= 1.0
+    folds = pair_folds(len(y), None)
+    cg, cb = kfold_correct(good, y, folds), kfold_correct(bad, y, folds)
+    r = paired_bootstrap_pair_set(good, bad, cg, cb, y, None, n=100, seed=0)
+    assert {k: v.resampled for k, v in r.items()} == {"accuracy": "pairs", "auc": "pairs"}
+    auc = r["auc"]
+    assert auc.diff > 0.3 and 0 < auc.low <= auc.diff <= auc.high and auc.p_value == pytest.approx(2 / 101)
+    # the fallback draws pair_resamples' stratified resamples: the AUC interval of those draws by hand
+    sim_g, sim_b = 1 - good, 1 - bad
+    from id_rate.metrics import roc_auc
+
+    diffs = [roc_auc(sim_g[i][y[i]], sim_g[i][~y[i]]) - roc_auc(sim_b[i][y[i]], sim_b[i][~y[i]])
+             for i in pair_resamples(y, 100, 0)]
+    assert (auc.low, auc.high) == pytest.approx(tuple(np.percentile(diffs, [2.5, 97.5])))
+    assert paired_bootstrap_pair_set(good, bad, cg, cb, y, np.zeros(len(y)), n=100, seed=0) == r  # one fold: same
+    # with the folds: cluster resamples, the better model still found; its own interval holds its point value
+    f = paired_bootstrap_pair_set(good, bad, cg, cb, y, folds, n=100, seed=0)
+    assert f["auc"].resampled == "folds" and verdict(f["auc"].diff, f["auc"].p_value, "good", "bad").startswith("good")
+    ci = bootstrap_pair_set(good, y, cg, folds, n=100, seed=0)
+    assert ci["accuracy"][0] <= cg.mean() <= ci["accuracy"][1] and ci["auc"][0] <= f["auc"].a <= ci["auc"][1] <= 1.0
 
 
 def _idrate_set(rng, n_ids: int, per: int, noise: float, n_dist: int, dim: int = 16):
@@ -139,8 +191,8 @@ def test_paired_idrate_bootstrap_matches_the_one_model_figures():
     # each model's marginal over the paired draws is bootstrap_idrate's interval for the same seed
     qids, qi = np.unique(ql, return_inverse=True)
     dids, di = np.unique(dl, return_inverse=True)
-    pairs = _idrate_pairs(q, qi, d, di, len(qids))
-    aucs = [_figures(pairs, wq, wd, 1e-3)[0] for wq, wd in _identity_draws(len(qids), len(dids), 60, 9)]
+    pairs = idrate_pairs(q, qi, d, di, len(qids))
+    aucs = [idrate_figures(pairs, wq, wd, (1e-3,))["auc"] for wq, wd in identity_draws(len(qids), len(dids), 60, 9)]
     one = bootstrap_idrate(q, ql, d, dl, n=60, seed=9, workers=1)
     assert tuple(np.percentile(aucs, [2.5, 97.5])) == pytest.approx(one["auc"])
 

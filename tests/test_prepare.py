@@ -194,6 +194,10 @@ def test_hints_fallback_keeps_every_image_on_its_hint_box(sample_data, tmp_path)
     with pytest.raises(DatasetError, match=r"hints.csv:2: box values must be numbers"):
         prepare_folder(tmp_path / "src", tmp_path / "out3", PrepareConfig(fallback="hints", hints=str(hints)),
                        workers=0, progress=False)
+    hints.write_text("source,x1,y1,x2,y2\nImages/p/obama.jpg,0,0,10,10\n")  # written for another folder
+    with pytest.raises(DatasetError, match="names none of the 2 files"):
+        prepare_folder(tmp_path / "src", tmp_path / "out3", PrepareConfig(fallback="hints", hints=str(hints)),
+                       workers=0, progress=False)
     with pytest.raises(DatasetError, match="not a UTF-8 CSV"):  # an image passed as the hints file
         prepare_folder(tmp_path / "src", tmp_path / "out3", PrepareConfig(fallback="hints", hints=str(src / "obama.jpg")),
                        workers=0, progress=False)
