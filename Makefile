@@ -86,7 +86,7 @@ celeba-models: data
 		--bootstrap 200 --out id_rate/results/celeba-own --no-progress
 
 # Every model on LFW View 2, CFP-FF, CFP-FP and the CelebA held-out people in one table, with paired
-# comparisons (McNemar on the pairs, bootstraps over pairs and identities; id_rate/benchmark.py). Fetches
+# comparisons (paired bootstraps over the pair sets' folds and over CelebA's identities; id_rate/benchmark.py). Fetches
 # and aligns what is missing first; each step finds its work done on a second run. CFP comes from CFP_FROM
 # (a local cfp-dataset.zip or its folder) when given, else it is downloaded. CFP's faces fill the frame, so
 # they are detected on a copy at most 640 px wide (benchmarks/bench_detect_sizes.py: same faces, faster), with a

@@ -8,16 +8,17 @@ Per model and set, each image is embedded once (cached in data/cache/embeddings,
 
 * pair sets (LFW View 2 ``pairs.txt``, CFP-FF and CFP-FP, 10 folds each): 10-fold accuracy mean +- std (each
   fold's threshold chosen on the other 9), TAR@FAR=1e-3, ROC-AUC, and 95% intervals of accuracy and AUC from
-  ``--bootstrap`` resamples of the pairs (same and different pairs drawn separately; each pair's out-of-fold
-  decision kept);
+  ``--bootstrap`` resamples of whole folds (pairs share images and people, folds share no people; each pair's
+  out-of-fold decision kept);
 * CelebA held out (``--celeba-dir``, the aligned 239-person subset): the seed's ID-rate table on a seeded
   split, 120 query identities x 6 images and the other 119 as distractors (``make celeba``'s split), with
   95% intervals of ROC-AUC and TPR@FPR=1e-3 from ``--bootstrap`` resamples of identities.
 
 A checkpoint that trained on people a set scores gets that cell marked, not scored. Comparisons
-(``--compare A B``, and every model against ``random-init`` when it is listed): exact McNemar on each pair
-set's per-pair decisions, a paired bootstrap of the AUC difference, and on CelebA a paired bootstrap over
-identities of the AUC and TPR@FPR=1e-3 differences (``id_rate.paired``). Output in ``--out``: table.md
+(``--compare A B``, and every model against ``random-init`` when it is listed): on each pair set a paired
+bootstrap over whole folds of the accuracy and AUC differences (the discordant-pair counts alongside, as a
+description), and on CelebA a paired bootstrap over identities of the AUC and TPR@FPR=1e-3 differences
+(``id_rate.paired``). Output in ``--out``: table.md
 (table, published anchor, comparisons), table.csv, comparisons.csv, results.json. Exit 2 on bad input.
 """
 from __future__ import annotations
@@ -43,8 +44,8 @@ from . import evaluate as ev
 from .evaluate import (PairSet, Protocol, check_not_trained_on, lfw_protocol, score_embeddings, score_pairs,
                        split_protocol)
 from .metrics import SEED_FPRS, MetricError
-from .paired import (PairedDiff, bootstrap_pairs, kfold_correct, mcnemar_exact, pair_folds, paired_bootstrap_idrate,
-                     paired_bootstrap_pair_auc, verdict, verification_distance)
+from .paired import (PairedDiff, bootstrap_pair_set, kfold_correct, mcnemar_exact, pair_folds, paired_bootstrap_idrate,
+                     paired_bootstrap_pair_set, resampling_unit, verdict, verification_distance)
 from .protocols import PairVerificationResult
 
 SETS = ("lfw", "cfp-ff", "cfp-fp", "celeba")
@@ -69,12 +70,13 @@ class PairCell:
     distance: np.ndarray
     issame: np.ndarray
     correct: np.ndarray  # each pair's decision under its out-of-fold threshold
+    folds: np.ndarray  # each pair's fold: the bootstrap's resampling unit
     interval: dict[str, tuple[float, float]] | None  # bootstrap 95% of accuracy and auc
 
     def to_dict(self) -> dict[str, Any]:
         out = {**self.result.to_dict(), "missing_pairs_counted_wrong": self.missing}
-        if self.interval is not None:
-            out["bootstrap95_over_pairs"] = self.interval
+        if self.interval is not None:  # bootstrap95_over_folds; _over_pairs only for a set without folds
+            out[f"bootstrap95_over_{resampling_unit(self.folds)}"] = self.interval
         return out
 
 
@@ -136,9 +138,10 @@ def check_sources(sets: list[str], paths: dict[str, Path]) -> None:
         _need(p["cfp_root"], False, f"CFP's folder {p['cfp_root']} not found: `python -m facedata.fetch cfp "
               f"--from DIR --dest {p['cfp_root']}` (DIR: your cfp-dataset.zip or its folder; without --from it is "
               "downloaded) puts it there; or pass --cfp-root")
-        _need(p["cfp_dir"], False, f"CFP's aligned folder {p['cfp_dir']} not found: `python -m facedata.prepare "
-              f"{p['cfp_root']}/Data/Images {p['cfp_dir']} --fallback hints --hints {p['cfp_root']}/face_boxes.csv "
-              "--workers 2` makes it; or pass --cfp-dir")
+        from facedata.cfp import prepare_command
+
+        _need(p["cfp_dir"], False, f"CFP's aligned folder {p['cfp_dir']} not found: "
+              f"`{prepare_command(p['cfp_root'], p['cfp_dir'])}` makes it; or pass --cfp-dir")
     if "celeba" in sets:
         _need(p["celeba_dir"], False, f"the aligned CelebA subset {p['celeba_dir']} not found: `make celeba` "
               "(CELEBA_FROM=.../img_celeba) fetches and aligns it; or pass --celeba-dir")
@@ -191,7 +194,8 @@ def embeddings_for(embedder, name: str, protocols: dict[str, Protocol], args: ar
 
 
 def score_pair_set(embedder, protocol: Protocol, table: dict[Path, np.ndarray], args: argparse.Namespace) -> PairCell:
-    """10-fold figures of one model on a protocol's pairs, each pair's decision and the bootstrap interval."""
+    """10-fold figures of one model on a protocol's pairs, each pair's decision and the bootstrap interval
+    (whole folds resampled)."""
     ps = protocol.pairs
     if ps is None:
         raise BenchmarkError(f"{protocol.name}: the protocol has no verification pairs")
@@ -199,9 +203,10 @@ def score_pair_set(embedder, protocol: Protocol, table: dict[Path, np.ndarray], 
     result = score_pairs(ps, e[0::2], e[1::2])
     y = np.asarray(ps.issame, bool)
     d = verification_distance(e[0::2], e[1::2], y, ps.missing)
-    correct = kfold_correct(d, y, pair_folds(len(y), ps.folds))
-    interval = bootstrap_pairs(d, y, correct, args.bootstrap, args.seed) if args.bootstrap else None
-    return PairCell(result, ps.n_missing, d, y, correct, interval)
+    folds = pair_folds(len(y), ps.folds)
+    correct = kfold_correct(d, y, folds)
+    interval = bootstrap_pair_set(d, y, correct, folds, args.bootstrap, args.seed) if args.bootstrap else None
+    return PairCell(result, ps.n_missing, d, y, correct, folds, interval)
 
 
 def score_idrate_set(embedder, protocol: Protocol, table: dict[Path, np.ndarray],
@@ -252,12 +257,15 @@ def _with_verdict(diff: PairedDiff, a: str, b: str) -> dict[str, Any]:
 
 
 def compare_pair_cells(x: PairCell, y: PairCell, a: str, b: str, args: argparse.Namespace) -> dict[str, Any]:
-    """McNemar on the per-pair decisions and (with --bootstrap) the paired AUC bootstrap over pairs."""
+    """Verdicts on accuracy and AUC from the paired bootstrap over whole folds (needs --bootstrap; pairs share
+    images and people, folds do not), with the discordant-pair counts as a description, not a test."""
     m = mcnemar_exact(x.correct, y.correct)
-    out: dict[str, Any] = {"mcnemar": {**m.to_dict(), "verdict": verdict(m.accuracy_diff, m.p_value, a, b)}}
+    out: dict[str, Any] = {"discordant_pairs": {"n": m.n, "n10": m.n10, "n01": m.n01,
+                                                "accuracy_diff": m.accuracy_diff}}
     if args.bootstrap:
-        out["auc"] = _with_verdict(paired_bootstrap_pair_auc(x.distance, y.distance, x.issame, args.bootstrap,
-                                                             args.seed), a, b)
+        r = paired_bootstrap_pair_set(x.distance, y.distance, x.correct, y.correct, x.issame, x.folds,
+                                      args.bootstrap, args.seed)
+        out.update({k: _with_verdict(v, a, b) for k, v in r.items()})
     return out
 
 
@@ -338,8 +346,22 @@ def table_rows(cells: dict[str, dict[str, Cell]], sets: list[str]) -> list[dict[
     return rows
 
 
+# what each comparison resampled, as the table says it
+OVER = {"folds": "whole folds (people-disjoint)", "identities": "identities",
+        "pairs": "pairs (the set has no folds: pairs treated as independent)"}
+
+
+def _diff_row(base: dict[str, str], what: str, d: dict[str, Any], points: bool) -> dict[str, str]:
+    """One bootstrap comparison row; ``points``: an accuracy, shown in percentage points."""
+    f = (lambda v: f"{100 * v:+.2f}") if points else (lambda v: f"{v:+.4f}")  # noqa: E731
+    return {**base, "test": f"{what}, paired bootstrap over {OVER[d['resampled']]}",
+            "A - B": f(d["diff"]) + (" pts" if points else ""), "detail": f"95% CI {f(d['low'])} to {f(d['high'])}",
+            "verdict": d["verdict"]}
+
+
 def comparison_rows(comparisons: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, str]]:
-    """One row per (comparison, set, test): A - B, the interval or discordant counts, the verdict."""
+    """One row per (comparison, set, figure): A - B, its interval (or, for the discordant pairs, the counts:
+    a description, no verdict), the verdict."""
     rows = []
     for (a, b), by_set in comparisons.items():
         for name, c in by_set.items():
@@ -347,18 +369,17 @@ def comparison_rows(comparisons: dict[tuple[str, str], dict[str, Any]]) -> list[
             if "skipped" in c:
                 rows.append({**base, "test": "-", "A - B": "-", "detail": "not compared", "verdict": c["skipped"]})
                 continue
-            if "mcnemar" in c:
-                m = c["mcnemar"]
-                rows.append({**base, "test": "McNemar exact (10-fold decisions)",
+            if "discordant_pairs" in c:
+                m = c["discordant_pairs"]
+                rows.append({**base, "test": "discordant pairs (10-fold decisions; description, not a test)",
                              "A - B": f"{100 * m['accuracy_diff']:+.2f} pts acc",
                              "detail": f"A only right {m['n10']}, B only right {m['n01']} of {m['n']}",
-                             "verdict": m["verdict"]})
+                             "verdict": "see the accuracy row" if "accuracy" in c else "no test (--bootstrap 0)"})
+            if "accuracy" in c:
+                rows.append(_diff_row(base, "accuracy", c["accuracy"], True))
             for key, what in (("auc", "AUC"), (f"tpr@{ANCHOR_FPR:g}", f"TPR@FPR={ANCHOR_FPR:g}")):
                 if key in c:
-                    d = c[key]
-                    over = "pairs" if name in PAIR_SETS else "identities"
-                    rows.append({**base, "test": f"{what}, paired bootstrap over {over}", "A - B": f"{d['diff']:+.4f}",
-                                 "detail": f"95% CI {d['low']:+.4f} to {d['high']:+.4f}", "verdict": d["verdict"]})
+                    rows.append(_diff_row(base, what, c[key], False))
     return rows
 
 
@@ -399,23 +420,39 @@ def anchor_text(flip: bool) -> str:
     )
 
 
+def verdict_rule(n: int) -> str:
+    """table.md's account of what the comparisons resample and how a verdict is reached (``n``: --bootstrap)."""
+    floor = f" (N = {n}: no p below 2 / (N + 1) = {2 / (n + 1):.3g})" if n else " (--bootstrap 0: no verdicts)"
+    return (
+        "Verdicts at alpha 0.05, from paired bootstraps: A and B are scored on the same resamples, and p = "
+        "2 (1 + m) / (N + 1) at most 1, m the smaller count of the N resampled differences A - B at or below 0 and "
+        f"at or above 0{floor}; a model is named better when p < 0.05 and the difference has its sign. Pair sets "
+        "(LFW, CFP-FF, CFP-FP): whole folds are resampled (the 10 folds drawn with replacement, every pair of a drawn "
+        "fold kept, each pair's decision under its out-of-fold threshold kept), not single pairs, because pairs share "
+        "images (on CFP one image is in up to 10 pairs) and people (a CFP fold's pairs come from 50 people), while "
+        "the folds share no people; resampling pairs would make the intervals and p-values too optimistic. With only "
+        "10 folds the fold intervals are themselves somewhat narrow, so a p near 0.05 is a weak result. A set with a "
+        "single fold falls back to resampling pairs, and its rows say so. The discordant-pair counts (pairs only A, "
+        "or only B, gets right) describe where the models differ; no test is run on them (McNemar's test assumes "
+        "independent pairs). CelebA: query and distractor identities are resampled."
+    )
+
+
 def write_outputs(out: Path, cells: dict[str, dict[str, Cell]], comparisons: dict[tuple[str, str], dict[str, Any]],
                   descriptions: dict[str, str], args: argparse.Namespace) -> list[Path]:
     """table.md, table.csv, comparisons.csv and results.json, each written atomically."""
     out.mkdir(parents=True, exist_ok=True)
     rows, crows = table_rows(cells, args.sets), comparison_rows(comparisons)
     n = args.bootstrap
-    cis = (f"acc / AUC 95% CI: {n} resamples of the pairs (same and different drawn separately, each pair's "
-           f"decision kept); CelebA's 95% CIs: {n} resamples of query and distractor identities" if n else
-           "no 95% CIs (--bootstrap 0)")
+    cis = (f"acc / AUC 95% CI: {n} resamples of whole folds (the 10 folds drawn with replacement, each pair's "
+           f"out-of-fold decision kept); CelebA's 95% CIs: {n} resamples of query and distractor identities" if n
+           else "no 95% CIs (--bootstrap 0)")
     md = ["# Benchmark", "", *[f"- **{TITLE[k]}**: {v}" for k, v in descriptions.items()], "", *_markdown(rows), "",
           f"acc: 10-fold accuracy (%), each fold's threshold chosen on the other 9, mean ± std over folds. CelebA: "
           f"the seed's ID-rate table. {cis}. n/r: not resolvable. \"{TRAINED_ON}\": a checkpoint that trained on "
           "people this set scores, not scored.", "", anchor_text(args.flip), "", "## Paired comparisons", ""]
     md += _markdown(crows) if crows else ["(none: pass --compare A B, or list random-init)"]
-    md += ["", "Verdicts at alpha 0.05. McNemar: exact binomial test on the pairs exactly one model gets right. "
-           "Bootstrap: A and B scored on the same resamples; p = 2 (1 + m) / (N + 1), m the smaller count of resampled "
-           "differences on either side of 0, so N resamples cannot show p below 2 / (N + 1)."]
+    md += ["", verdict_rule(n)]
     write_bytes_atomic(("\n".join(md) + "\n").encode(), out / "table.md")
     write_bytes_atomic(_csv(rows), out / "table.csv")
     write_bytes_atomic(_csv(crows), out / "comparisons.csv")

@@ -13,11 +13,12 @@ the ROC-AUC come from a fine histogram, each with its largest possible error sta
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Iterator
 
 import numpy as np
 import torch
 
-from .metrics import SEED_FPRS, MetricError, roc_auc, roc_curve, tpr_at_fpr
+from .metrics import SEED_FPRS, MetricError, kfold_accuracy, pair_distance, roc_auc, roc_curve, tpr_at_fpr
 from .streaming import ScoreHistogram, StreamingTopK, histogram_auc
 
 
@@ -187,29 +188,44 @@ class PairVerificationResult:
         return asdict(self)
 
 
+def verification_distance(emb1: np.ndarray, emb2: np.ndarray, issame: np.ndarray,
+                          counted_wrong: np.ndarray | None = None) -> np.ndarray:
+    """Cosine distances of pairs of L2-normalised embeddings. A pair in ``counted_wrong`` (an image is missing)
+    gets a distance no threshold can get right: 3 for a same pair, -1 for a different one (cosine distance lies
+    in [0, 2])."""
+    a, b = check_embeddings(emb1, "first images of the pairs"), check_embeddings(emb2, "second images of the pairs")
+    y = np.asarray(issame, bool)
+    if not (len(a) == len(b) == len(y)):
+        raise MetricError(f"{len(a)} and {len(b)} embeddings for {len(y)} pairs")
+    d = pair_distance(a, b, "cosine")
+    if counted_wrong is not None and np.any(counted_wrong):
+        d = np.where(np.asarray(counted_wrong, bool), np.where(y, 3.0, -1.0), d)
+    return d
+
+
+def pair_folds(n_pairs: int, folds: np.ndarray | None, n_folds: int = 10) -> np.ndarray:
+    """Each pair's fold: ``folds`` as given, else ``n_folds`` equal consecutive folds (LFW View 2, ``.bin``)."""
+    if folds is not None:
+        f = np.asarray(folds)
+        if len(f) != n_pairs:
+            raise MetricError(f"{len(f)} fold ids for {n_pairs} pairs")
+        return f
+    if n_pairs % n_folds:
+        raise MetricError(f"{n_pairs} pairs do not split into {n_folds} equal folds; pass folds")
+    return np.repeat(np.arange(n_folds), n_pairs // n_folds)
+
+
 def pair_verification(emb1: np.ndarray, emb2: np.ndarray, issame: np.ndarray, folds: np.ndarray | None = None,
                       n_folds: int = 10, counted_wrong: np.ndarray | None = None) -> PairVerificationResult:
     """LFW View 2 (or an insightface ``.bin``): pairs in order, ``n_folds`` equal consecutive folds unless
     ``folds`` gives each pair's fold. Cosine distance of L2-normalised embeddings (flip-summed if the
     embedder used flip TTA). Pairs in ``counted_wrong`` (an image is missing) stay in every figure as
     wrong answers: a same pair scores below, a different pair above, any possible threshold."""
-    from .metrics import kfold_accuracy, pair_distance
-
-    a, b = check_embeddings(emb1, "first images of the pairs"), check_embeddings(emb2, "second images of the pairs")
+    d = verification_distance(emb1, emb2, issame, counted_wrong)
     y = np.asarray(issame, bool)
-    if not (len(a) == len(b) == len(y)):
-        raise MetricError(f"{len(a)} and {len(b)} embeddings for {len(y)} pairs")
     if y.all() or not y.any():
         raise MetricError("pairs must include both same-person and different-person pairs")
-    if folds is None:
-        if len(y) % n_folds:
-            raise MetricError(f"{len(y)} pairs do not split into {n_folds} equal folds; pass folds")
-        folds = np.repeat(np.arange(n_folds), len(y) // n_folds)
-    d = pair_distance(a, b, "cosine")
-    if counted_wrong is not None and np.any(counted_wrong):
-        wrong = np.asarray(counted_wrong, bool)
-        d = np.where(wrong, np.where(y, 3.0, -1.0), d)  # cosine distance lies in [0, 2]
-    k = kfold_accuracy(d, y, folds)
+    k = kfold_accuracy(d, y, pair_folds(len(y), folds, n_folds))
     sim = 1.0 - d
     pts = tpr_at_fpr(sim[y], sim[~y], (1e-3,))
     return PairVerificationResult(len(y), k.mean, k.std, k.fold_accuracy, k.fold_threshold,
@@ -309,6 +325,45 @@ class _SortedNegatives:
         return float(wp[self.pos >= thr].sum() / wp.sum())
 
 
+def idrate_pairs(q: np.ndarray, qi: np.ndarray, d: np.ndarray, di: np.ndarray,
+                 n_qids: int) -> tuple[_SortedNegatives, np.ndarray]:
+    """Every pair of the ID-rate protocol with the identities it involves (``q`` / ``d`` L2-normalised, ``qi`` /
+    ``di`` identity indices). Positives: same-identity query pairs; negatives: cross-identity query pairs, then
+    query x distractor pairs, whose right identity is the distractor's index offset by ``n_qids`` (one weight
+    table serves both). Returns the sorted negatives and each positive's query identity."""
+    iu = np.triu_indices(len(q), 1)
+    s_qq = (q @ q.T)[iu]
+    a, b = qi[iu[0]], qi[iu[1]]
+    same = a == b
+    neg = np.concatenate([s_qq[~same], (q @ d.T).ravel()])
+    left = np.concatenate([a[~same], np.repeat(qi, len(d))])
+    right = np.concatenate([b[~same], n_qids + np.tile(di, len(q))])
+    return _SortedNegatives(s_qq[same], neg, left, right), a[same]
+
+
+def identity_draws(n_q: int, n_d: int, n: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``n`` seeded resamples of identities with replacement, in order from one generator: per draw, how often
+    each of ``n_q`` query and ``n_d`` distractor identities was drawn. The same seed gives the same draws."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        wq = np.bincount(rng.integers(0, n_q, n_q), minlength=n_q).astype(np.float64)
+        wd = np.bincount(rng.integers(0, n_d, n_d), minlength=n_d).astype(np.float64) if n_d else np.zeros(0)
+        yield wq, wd
+
+
+def idrate_figures(pairs: tuple[_SortedNegatives, np.ndarray], wq: np.ndarray, wd: np.ndarray,
+                   fprs: tuple[float, ...]) -> dict[str, float | None] | None:
+    """``auc`` and ``tpr@<fpr>`` (None: not resolvable) of :func:`idrate_pairs`' pairs weighted by identity
+    weights ``wq`` / ``wd``; None when the weights leave no positive or no negative pair."""
+    sn, pos_id = pairs
+    wp = wq[pos_id]
+    wn = sn.weights(wq, np.concatenate([wq, wd]))
+    cw = np.r_[0.0, np.cumsum(wn)]
+    if wp.sum() == 0 or cw[-1] == 0:
+        return None
+    return {"auc": sn.auc(wp, wn, cw), **{f"tpr@{f:g}": sn.tpr(wp, wn, f, cw) for f in fprs}}
+
+
 def bootstrap_idrate(query: np.ndarray, query_labels: np.ndarray, distractors: np.ndarray | None,
                      distractor_labels: np.ndarray | None = None, n: int = 200, seed: int = 0,
                      fprs: tuple[float, ...] = (1e-2, 1e-3), level: float = 0.95,
@@ -317,8 +372,8 @@ def bootstrap_idrate(query: np.ndarray, query_labels: np.ndarray, distractors: n
     identities with replacement (pairs are not independent; identities are). An identity drawn w times
     weighs its pairs w times (w_a * w_b for a pair of identities), which is the resampled set without
     the meaningless pairs between two copies of one identity. The resamples are drawn in order from one
-    seeded generator and scored by ``workers`` threads (numpy's gathers and sums release the GIL; each
-    thread holds about 3 x 8 bytes per pair): the intervals do not depend on ``workers``."""
+    seeded generator (:func:`identity_draws`) and scored by ``workers`` threads (numpy's gathers and sums
+    release the GIL; each thread holds about 3 x 8 bytes per pair): the intervals do not depend on ``workers``."""
     q = check_embeddings(query, "query embeddings")
     ql = check_query_labels(query_labels, len(q))
     d = check_embeddings(distractors, "distractor embeddings") if distractors is not None and len(distractors) else \
@@ -329,35 +384,11 @@ def bootstrap_idrate(query: np.ndarray, query_labels: np.ndarray, distractors: n
                           f"{max_pairs:,} pairs: bootstrap a subset of distractors")
     qids, qi = np.unique(ql, return_inverse=True)
     dids, di = np.unique(dl, return_inverse=True)
-    iu = np.triu_indices(len(q), 1)
-    s_qq = (q @ q.T)[iu]
-    a, b = qi[iu[0]], qi[iu[1]]
-    same = a == b
-    s_qd = (q @ d.T).ravel()
-    qa = np.repeat(qi, len(d))
-    dc = np.tile(di, len(q))
-    pos, pos_id = s_qq[same], a[same]
-    neg = np.concatenate([s_qq[~same], s_qd])
-    rng = np.random.default_rng(seed)
-    # right identity of a negative: a query identity (cross-identity query pair) or, offset by the number
-    # of query identities, a distractor identity: one table of weights serves both
-    sorted_neg = _SortedNegatives(pos, neg, np.concatenate([a[~same], qa]),
-                                  np.concatenate([b[~same], len(qids) + dc]))
-    draws = []
-    for _ in range(n):
-        wq = np.bincount(rng.integers(0, len(qids), len(qids)), minlength=len(qids)).astype(np.float64)
-        wd = np.bincount(rng.integers(0, len(dids), len(dids)), minlength=len(dids)).astype(np.float64) \
-            if len(dids) else np.zeros(0)
-        draws.append((wq, wd))
+    pairs = idrate_pairs(q, qi.ravel(), d, di.ravel(), len(qids))
+    draws = list(identity_draws(len(qids), len(dids), n, seed))
 
     def score(draw: tuple[np.ndarray, np.ndarray]) -> dict[str, float | None] | None:
-        wq, wd = draw
-        wp = wq[pos_id]
-        wn = sorted_neg.weights(wq, np.concatenate([wq, wd]))
-        cw = np.r_[0.0, np.cumsum(wn)]
-        if wp.sum() == 0 or cw[-1] == 0:
-            return None
-        return {"auc": sorted_neg.auc(wp, wn, cw), **{f"tpr@{f:g}": sorted_neg.tpr(wp, wn, f, cw) for f in fprs}}
+        return idrate_figures(pairs, *draw, fprs)
 
     if workers > 1 and n > 1:
         from concurrent.futures import ThreadPoolExecutor
