@@ -213,12 +213,12 @@ def read_fiducials(path: Path) -> list[tuple[float, float]]:
 
 # Where MTCNN puts its five landmarks (image-left eye, image-right eye, nose, mouth left, mouth right), in units
 # of the box around an image's 30 fiducial points (x from the box's left edge, y from its top), for a face whose
-# nose lies right of its annotated eye: the median over the CFP photos MTCNN aligned on the hint box, 4,992
-# frontal and 1,936 profile, faces turned left mirrored (:func:`measured_hint_landmarks` on data/cfp_aligned). CFP annotates
+# nose lies right of its annotated eye: the median over the CFP photos MTCNN aligned on the hint box (detected
+# with --pad 0.3), faces turned left mirrored (:func:`measured_hint_landmarks` on data/cfp_aligned). CFP annotates
 # one half of each face, so a frontal box ends at the nose line; a face turned the other way is mirrored.
 HINT_LANDMARKS = {
-    "frontal": ((0.482, 0.056), (1.385, 0.055), (0.934, 0.358), (0.546, 0.593), (1.328, 0.589)),
-    "profile": ((0.709, 0.092), (1.017, 0.107), (1.057, 0.378), (0.711, 0.644), (0.955, 0.665)),
+    "frontal": ((0.521, 0.150), (1.381, 0.144), (0.954, 0.430), (0.575, 0.638), (1.335, 0.633)),
+    "profile": ((0.644, 0.151), (0.939, 0.169), (0.962, 0.429), (0.641, 0.683), (0.883, 0.699)),
 }
 EYE_POINTS, NOSE_POINTS = slice(12, 18), slice(18, 25)
 
