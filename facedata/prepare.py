@@ -409,8 +409,12 @@ def _prepare_locked(src: Path, dst: Path, files: list[Path], config: PrepareConf
     spec_path = dst / "prepare.json"
     spec = json.loads(json.dumps(asdict(config)))  # tuples become lists, as they read back from the file
     if spec_path.exists():
-        # a setting added since the folder was made reads as its default
-        old = {**json.loads(json.dumps(asdict(PrepareConfig()))), **json.loads(spec_path.read_text())}
+        # a setting added since the folder was made reads as its default (also inside the detector's settings)
+        defaults = json.loads(json.dumps(asdict(PrepareConfig())))
+        saved = json.loads(spec_path.read_text())
+        old = {**defaults, **saved}
+        if isinstance(saved.get("detector"), dict):
+            old["detector"] = {**defaults["detector"], **saved["detector"]}
         diff = {k: (old.get(k), v) for k, v in spec.items() if old.get(k) != v}
         if set(diff) - set(FALLBACK_KEYS):
             raise DatasetError(f"{dst} was prepared with other settings {diff} (old, new); use another output folder")

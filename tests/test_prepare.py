@@ -203,3 +203,24 @@ def test_hints_fallback_keeps_every_image_on_its_hint_box(sample_data, tmp_path)
                        workers=0, progress=False)
     with pytest.raises(DatasetError, match="--fallback hints and --hints FILE go together"):
         PrepareConfig(fallback="hints")
+
+
+def test_a_folder_prepared_before_a_setting_existed_resumes(sample_data, tmp_path):
+    """prepare.json written before a setting was added (top-level or the detector's, like pad_frac) reads
+    that setting as its default, so an existing aligned folder resumes; a changed setting is still refused."""
+    import json
+
+    src = tmp_path / "src" / "Barack_Obama"
+    src.mkdir(parents=True)
+    shutil.copy(sample_data / "raw" / "face_recognition" / "obama.jpg", src / "a.jpg")
+    out = tmp_path / "out"
+    prepare_folder(tmp_path / "src", out, workers=0, progress=False)
+    spec = json.loads((out / "prepare.json").read_text())
+    del spec["detector"]["pad_frac"], spec["hints"]  # as an older version wrote it
+    (out / "prepare.json").write_text(json.dumps(spec))
+    assert prepare_folder(tmp_path / "src", out, workers=0, progress=False).skipped == 1
+    from facedata.detect import DetectorConfig
+
+    with pytest.raises(DatasetError, match="other settings"):
+        prepare_folder(tmp_path / "src", out, PrepareConfig(detector=DetectorConfig(pad_frac=0.3)), workers=0,
+                       progress=False)
