@@ -21,8 +21,8 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from .fetch import (Fetched, FetchError, check_dest, download_first, find_root, link_file, place, source_folder,
-                    staging)
+from .fetch import (FETCHED_MARK, Fetched, FetchError, check_dest, download_first, find_root, link_file, place,
+                    source_folder, staging)
 from .io import write_bytes_atomic
 
 CFP_PEOPLE, CFP_FRONTAL, CFP_PROFILE = 500, 10, 4
@@ -318,8 +318,12 @@ def fetch_cfp(dest: str | Path, source: str | Path | None = None,
         pass  # absent or incomplete: built beside it
     else:
         boxes = dest / FACE_BOXES
-        if not boxes.is_file() or "landmarks" not in boxes.read_text().split("\n", 1)[0]:
-            write_face_boxes(dest)  # fetch's own derived file (new, or from before it held landmarks)
+        stale = not boxes.is_file() or "landmarks" not in boxes.read_text().split("\n", 1)[0]
+        if stale and (dest / FETCHED_MARK).is_file():
+            write_face_boxes(dest)  # fetch's own derived file, in a copy fetch made (new, or from before landmarks)
+        elif stale:
+            raise FetchError(f"{boxes}: missing or without landmarks in a CFP copy fetch did not make; fetch it "
+                             "into a new --dest (nothing of yours is written to)")
         return Fetched(dest, {**counts, "face_boxes": counts["images"]}, True)
     check_dest(dest)  # before any download
     with staging(dest) as tmp:

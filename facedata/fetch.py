@@ -230,6 +230,15 @@ def check_dest(dest: Path) -> None:
     if not dest.is_dir():
         raise FetchError(f"{dest}: is a file, not a folder; pass another --dest")
     if (dest / FETCHED_MARK).is_file():
+        listed = _fetched_files(dest)
+        if listed is None:
+            return  # marked before fetch listed its files
+        extra = sorted(str(p.relative_to(dest)) for p in dest.rglob("*")
+                       if p.is_file() and p.name != FETCHED_MARK and str(p.relative_to(dest)) not in listed)
+        if extra:
+            raise FetchError(f"{dest}: holds {len(extra)} files fetch did not put there ({', '.join(extra[:5])}"
+                             f"{' ...' if len(extra) > 5 else ''}); fetch never deletes or replaces them: move them "
+                             "away, or pass another --dest")
         return
     inside = sorted(p.name for p in dest.iterdir())
     if inside:
@@ -238,11 +247,21 @@ def check_dest(dest: Path) -> None:
                          f"away, or pass another --dest")
 
 
+def _fetched_files(dest: Path) -> set[str] | None:
+    """The files a fetch put in ``dest`` (its FETCHED_MARK lists them); None for a mark without the list."""
+    try:
+        listed = json.loads((dest / FETCHED_MARK).read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        return set()  # an unreadable mark protects everything: nothing is known to be fetch's
+    return None if listed is None else set(listed)
+
+
 def place(staged: Path, dest: Path, meta: dict) -> None:
     """Move a built, checked ``staged`` folder (a sibling of ``dest``) into place: FETCHED_MARK is written
     last, so a folder fetch built is known as such. ``dest`` is replaced only if absent, empty or fetched."""
     check_dest(dest)  # again: the user may have put something there meanwhile
-    (staged / FETCHED_MARK).write_text(json.dumps(meta, indent=1, default=str) + "\n")
+    files = sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file())
+    (staged / FETCHED_MARK).write_text(json.dumps({**meta, "files": files}, indent=1, default=str) + "\n")
     if dest.exists():
         if (dest / FETCHED_MARK).is_file():
             os.replace(dest, staged.parent / "replaced")  # deleted with the staging folder

@@ -169,6 +169,14 @@ def test_place_replaces_only_what_fetch_made(tmp_path):
         (staged / "data.txt").write_text(content)
         place(staged, dest, {"dataset": "test"})
         assert (dest / "data.txt").read_text() == content and (dest / FETCHED_MARK).is_file()
+    (dest / "sub").mkdir()
+    (dest / "sub" / "my_notes.txt").write_text("mine")  # a user's file inside a fetched folder: never replaced
+    staged = tmp_path / "staging3" / "new"
+    staged.mkdir(parents=True)
+    with pytest.raises(FetchError, match=r"holds 1 files fetch did not put there \(sub/my_notes.txt\)"):
+        place(staged, dest, {"dataset": "test"})
+    assert (dest / "sub" / "my_notes.txt").read_text() == "mine"
+    (dest / "sub" / "my_notes.txt").unlink()
     (dest / FETCHED_MARK).unlink()  # no longer known as fetch's
     staged = tmp_path / "staging2" / "new"
     staged.mkdir(parents=True)
