@@ -350,8 +350,10 @@ def audit(items: Sequence[Any], source_keys: Mapping[str, str], eval_sets: Seque
             continue
         names, m = ev_means[es.name]
         sims = tr_means @ m.T
+        by_key = {(f.identity, f.eval_identity) for f in flags if f.by == "key" and f.eval_set == es.name}
         for a, b in zip(*np.nonzero(sims >= threshold["cosine"])):
-            flags.append(Flag(tr_names[a], es.name, names[b], "face", float(sims[a, b])))
+            if (tr_names[a], names[b]) not in by_key:  # found by key already (and matching its own lent faces)
+                flags.append(Flag(tr_names[a], es.name, names[b], "face", float(sims[a, b])))
     flags.sort(key=lambda f: (f.by, -(f.cosine or 0.0), f.identity))
     checked = defaultdict(int)
     for ident, its in per_identity.items():
