@@ -3,7 +3,8 @@
     python benchmarks/bench_detect_sizes.py [--per-bin 12] [--cfp data/cfp]
 
 Photos are drawn (seeded) from each size bin of the longer side; each is detected once per setting after a
-warm-up, in one run, so the ratios between settings hold on a noisy machine. Every setting detects on a copy
+warm-up, in one run, the settings taking turns at going first, so the ratios between settings hold on a
+noisy machine. Every setting detects on a copy
 padded by 0.3 of the longer side (CFP's photos end at the face; ``--pad 0.3``). Baseline: ``detect_max_side_px``
 1280, prepare's default; against it, 640 (what `make benchmarks` aligns CFP with) and 480. Also: whether each setting still finds the face the
 default finds (box IoU >= 0.5).
@@ -57,15 +58,16 @@ def main() -> None:
         pick = rng.choice(idx, min(args.per_bin, len(idx)), replace=False)
         times = {k: [] for k in SETTINGS}
         same = {k: 0 for k in SETTINGS}
-        for i in pick:
+        for n, i in enumerate(pick):
             rgb = load_image(files[i])
-            ref = None
-            for k, det in detectors.items():
+            found = {}
+            order = list(detectors)[n % len(detectors):] + list(detectors)[:n % len(detectors)]  # no setting always first
+            for k in order:
                 t = time.perf_counter()
-                face = pick_main_face(det.detect_rgb(rgb), rgb.shape)
+                found[k] = pick_main_face(detectors[k].detect_rgb(rgb), rgb.shape)
                 times[k].append((time.perf_counter() - t) * 1000)
-                if k.endswith("(default)"):
-                    ref = face
+            ref = found["max side 1280 (default)"]
+            for k, face in found.items():
                 same[k] += int(ref is not None and face is not None and box_iou(ref.box, face.box) >= 0.5)
         base = statistics.median(times["max side 1280 (default)"])
         for k in SETTINGS:

@@ -95,18 +95,18 @@ def main() -> None:
                   f"identities / images per source after each step (duplicates: {result['duplicates']}):", "",
                   format_counts(result), "", "## The identity-overlap audit", "",
                   (composed / "audit.md").read_text().strip(), "",
-                  "The flagged pairs are drawn in `audit_flags.png` beside the set; its first rows are below.", ""]
-        if (composed / "audit_flags.png").is_file():  # the first rows of the contact sheet (highest cosines)
-            from PIL import Image
-
-            with Image.open(composed / "audit_flags.png") as im:
-                im.crop((0, 0, im.width, min(im.height, 6 * (112 + 30)))).save(args.out.parent / "audit_flags.png")
-            lines += ["![flagged pairs](audit_flags.png)", ""]
+                  f"The face-flagged pairs are drawn in `{composed.name}/audit_flags.png` beside the set, for a person "
+                  "to check (dataset faces are not copied into the repository).", ""]
     else:
         lines += ["(not composed here: `make compose`)"]
     table = config.ROOT / "id_rate" / "results" / "benchmark" / "table.md"
     lines += ["", "## The benchmark", ""]
-    lines += [table.read_text().strip()] if table.is_file() else ["(not run here: `make benchmarks`)"]
+    if table.is_file():  # its own title dropped, its sections one level down
+        body = table.read_text().strip().split("\n", 1)[1] if table.read_text().startswith("# ") else table.read_text()
+        lines += [f"`make benchmarks` ({table.parent.relative_to(config.ROOT)}/table.md):", "",
+                  body.strip().replace("\n## ", "\n### ")]
+    else:
+        lines += ["(not run here: `make benchmarks`)"]
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 
