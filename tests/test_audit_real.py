@@ -93,11 +93,15 @@ def test_cfp_people_who_are_lfw_people_are_flagged_by_name_and_by_face(sface, tm
     items = compose(sources).items
     keep = {by_name[k] for _, k in both[:5]}
     cfp_keep = {n for n, _ in both[:5]} | set(only_cfp)
+    # about 52,000 known-different pairs here: a rate of 1e-3 lets about 50 reach the threshold, as 1e-5 does on
+    # the full sets' 16.7 million (at 1e-5 here the threshold would be the single highest pair)
     report = audit(items, {"cfpnamed": "name", "nokey": "none"},
-                   [few_faces(lfw, keep, 300), few_faces(cfp, cfp_keep, 100)], sface, progress=False)
+                   [few_faces(lfw, keep, 300), few_faces(cfp, cfp_keep, 100)], sface, progress=False,
+                   max_false_flag_rate=1e-3)
     t = report.threshold  # across LFW x CFP: the rate on pairs the threshold was not set on, and the recall
-    assert t["measured_on_pairs"] > 10_000 and t["measured_false_flag_rate"] < 1e-3
-    assert t["known_same_pairs"] >= 5 and t["recall_known_same"].startswith(str(t["known_same_pairs"]))
+    assert t["measured_on_pairs"] > 10_000 and t["measured_false_flag_rate"] < 3e-3
+    hits, n = (int(v) for v in t["recall_known_same"].split()[0].split("/"))
+    assert n == t["known_same_pairs"] >= 5 and hits >= 0.8 * n
     by_key = {f.identity for f in report.flags if f.by == "key" and f.eval_set == "lfw"}
     by_face = {f.identity for f in report.flags if f.by == "face" and f.eval_set == "lfw"}
     assert by_key == {f"cfpnamed/{normalise_name(k).replace(' ', '_')}" for _, k in both[:3]}
