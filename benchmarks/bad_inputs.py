@@ -18,6 +18,7 @@ import sys
 sys.dont_write_bytecode = True  # nothing written into the repository but bad_inputs.md
 
 import argparse  # noqa: E402
+import datetime as dt  # noqa: E402
 import contextlib  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
@@ -32,7 +33,7 @@ from typing import Callable  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 OUT_MD = Path(__file__).resolve().parent / "bad_inputs.md"
-DATE, MACHINE, COMMAND = "2026-11-24", "2-core CPU", "python benchmarks/bad_inputs.py"
+DATE, MACHINE, COMMAND = dt.date.today().isoformat(), "2-core CPU", "python benchmarks/bad_inputs.py"
 PY = sys.executable
 NOBODY = 65534
 MAX_CHARS = 140

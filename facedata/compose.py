@@ -237,21 +237,15 @@ def _write_manifest(items: Sequence[Item], out: Path, crop_of: dict[int, str]) -
     write_bytes_atomic(buf.getvalue().encode("utf-8"), out / MANIFEST)
 
 
-def _link(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:  # another file system: copy
-        shutil.copy2(src, dst)
-
-
 def write_set(items: Sequence[Item], work: Path, pack: bool) -> None:
     """The crops as an ImageFolder (``work/<folder>/<file>``) or a ``.rec`` pack, and compose.csv."""
+    from .fetch import link_file
+
     crop_of = {}
     folder = work / "images" if pack else work
     for it in items:
         rel = Path(it.folder) / it.path.name
-        _link(it.path, folder / rel)
+        link_file(it.path, folder / rel)
         crop_of[id(it)] = rel.as_posix()
     if pack:
         from .pack import write_pack

@@ -7,7 +7,6 @@ overlap: the same man as "mystery"), and a planted duplicate (an evaluation crop
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 from pathlib import Path
 
