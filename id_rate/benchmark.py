@@ -412,9 +412,10 @@ def anchor_text(flip: bool) -> str:
         "alignment of the original images: MTCNN (facenet-pytorch) five landmarks and a similarity transform to the "
         "ArcFace 112x112 template on every set; LFW from `lfw-deepfunneled`, a face MTCNN misses retried with "
         "relaxed thresholds, then a centred template crop (`--fallback centred`); the CelebA subset the same way; "
-        "CFP with `--fallback hints`: the detection overlapping the box of the dataset's 30 fiducial points is kept, "
-        "a profile MTCNN misses is retried relaxed, then the template landmarks are placed in that box "
-        f"(`hint_template` in the manifest). Flip TTA: {'on' if flip else 'off'} here (`--flip`). Which detector "
+        "CFP detected on a copy with a black border (`--pad 0.3`: its photos end at the face) with `--fallback "
+        "hints`: the detection overlapping the box of the dataset's 30 fiducial points is kept, a miss is retried "
+        "relaxed, then five landmarks estimated from those points are used (`hint_template` in the manifest). "
+        f"Flip TTA: {'on' if flip else 'off'} here (`--flip`). Which detector "
         "and landmarks made insightface's `.bin` crops is not stated in the sources this project carries, so the "
         "crops are not claimed to match: part of a gap to the anchor can be alignment, not the network."
     )
