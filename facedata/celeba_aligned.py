@@ -118,6 +118,26 @@ def find_identities(*folders: Path) -> Path | None:
     return None
 
 
+def _count_in(source: Path) -> int:
+    """CelebA files NNNNNN.jpg in a folder or a .zip / .tar archive (its listing only: nothing extracted)."""
+    import re
+    import tarfile
+    import zipfile
+
+    if source.is_dir():
+        images = _images_dir(source)
+        return 0 if images is None else len(image_names(images))
+    is_celeba = re.compile(r"(^|/)\d{6}\.jpg$").search
+    try:
+        if zipfile.is_zipfile(source):
+            with zipfile.ZipFile(source) as zf:
+                return sum(1 for n in zf.namelist() if is_celeba(n))
+        with tarfile.open(source) as tf:
+            return sum(1 for n in tf.getnames() if is_celeba(n))
+    except (OSError, tarfile.TarError) as exc:
+        raise FetchError(f"{source}: not a readable folder, .zip or .tar ({exc}); {_WHERE}") from None
+
+
 def fetch_celeba_aligned(dest: str | Path, source: str | Path | None = None,
                          identities: str | Path | None = None) -> Fetched:
     """Put CelebA's aligned photos from ``source`` in ``dest`` as ``id%05d/NNNNNN.jpg`` with the identity
@@ -135,9 +155,8 @@ def fetch_celeba_aligned(dest: str | Path, source: str | Path | None = None,
     source = Path(source)
     if have is not None:
         fuller = False
-        if have["partial"] and source.is_dir():  # a partial copy fetch made gives way to a fuller source
-            images = _images_dir(source)
-            fuller = images is not None and len(image_names(images)) > have["images"]
+        if have["partial"]:  # a partial copy fetch made gives way to a fuller source, folder or archive
+            fuller = _count_in(source) > have["images"]
         if not fuller:
             return Fetched(dest, have, True)
     check_dest(dest)

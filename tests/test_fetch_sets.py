@@ -136,6 +136,16 @@ def test_celeba_from_a_zip(faces, tmp_path):
             z.write(f, f"img_align_celeba/{f.name}")
     r = fetch_celeba_aligned(tmp_path / "celeba", archive, src / IDENTITY_FILE)
     assert r.counts["images"] == 4 and r.counts["identities"] == 3
+    # a partial copy fetch made gives way to a fuller archive (counted from its listing)
+    smaller = tmp_path / "three.zip"
+    with zipfile.ZipFile(smaller, "w") as z:
+        for f in sorted((src / "img_align_celeba").iterdir())[:3]:
+            z.write(f, f"img_align_celeba/{f.name}")
+    part = fetch_celeba_aligned(tmp_path / "part", smaller, src / IDENTITY_FILE)
+    assert part.counts["images"] == 3 and part.counts["partial"]
+    again = fetch_celeba_aligned(tmp_path / "part", archive, src / IDENTITY_FILE)
+    assert not again.already and again.counts["images"] == 4
+    assert fetch_celeba_aligned(tmp_path / "part", smaller, src / IDENTITY_FILE).already  # never a smaller one
 
 
 # --- what every fetch shares ---------------------------------------------------------------------------------
