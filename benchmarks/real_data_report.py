@@ -107,6 +107,11 @@ def main() -> None:
                   body.strip().replace("\n## ", "\n### ")]
     else:
         lines += ["(not run here: `make benchmarks`)"]
+    for extra in sorted(table.parent.parent.glob("benchmark-*/table.md")):  # runs of other models or sets
+        rows = [ln for ln in extra.read_text().splitlines() if ln.startswith("|")]
+        cut = next((i for i, ln in enumerate(rows[2:], 2) if ln.startswith("| A |")), len(rows))
+        lines += ["", f"Another run, `{extra.parent.relative_to(config.ROOT)}` (its command in "
+                      f"benchmarks/README.md):", ""] + rows[:cut]
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 
