@@ -24,9 +24,7 @@ description), and on CelebA a paired bootstrap over identities of the AUC and TP
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
-import io
 import json
 import sys
 from dataclasses import dataclass
@@ -47,6 +45,7 @@ from .metrics import SEED_FPRS, MetricError
 from .paired import (PairedDiff, bootstrap_pair_set, kfold_correct, mcnemar_exact, pair_folds, paired_bootstrap_idrate,
                      paired_bootstrap_pair_set, resampling_unit, verdict, verification_distance)
 from .protocols import PairVerificationResult
+from .report import csv_bytes, fmt, markdown_rows
 
 SETS = ("lfw", "cfp-ff", "cfp-fp", "celeba")
 PAIR_SETS = ("lfw", "cfp-ff", "cfp-fp")
@@ -294,10 +293,6 @@ def compare(cells: dict[str, dict[str, Cell]], a: str, b: str, args: argparse.Na
 
 
 # --- the table --------------------------------------------------------------------------------------------------
-def _f(v: float | None, digits: int = 4) -> str:
-    return "n/r" if v is None else f"{v:.{digits}f}"
-
-
 def _ci(iv: tuple[float | None, float | None] | None, digits: int = 3, scale: float = 1.0) -> str:
     if iv is None or iv[0] is None:
         return ""
@@ -307,8 +302,8 @@ def _ci(iv: tuple[float | None, float | None] | None, digits: int = 3, scale: fl
 def pair_columns(t: str, c: PairCell) -> dict[str, str]:
     r, iv = c.result, c.interval or {}
     row = {f"{t} acc % (10-fold)": f"{100 * r.accuracy_mean:.2f} ± {100 * r.accuracy_std:.2f}",
-           f"{t} acc 95% CI": _ci(iv.get("accuracy"), 2, 100.0), f"{t} TAR@FAR=1e-3": _f(r.tar_at_far_1e3, 3),
-           f"{t} AUC": _f(r.auc), f"{t} AUC 95% CI": _ci(iv.get("auc"), 4)}
+           f"{t} acc 95% CI": _ci(iv.get("accuracy"), 2, 100.0), f"{t} TAR@FAR=1e-3": fmt(r.tar_at_far_1e3, 3),
+           f"{t} AUC": fmt(r.auc), f"{t} AUC 95% CI": _ci(iv.get("auc"), 4)}
     if c.missing:
         row[f"{t} pairs missing (counted wrong)"] = str(c.missing)
     return row
@@ -316,8 +311,8 @@ def pair_columns(t: str, c: PairCell) -> dict[str, str]:
 
 def idrate_columns(t: str, c: IdRateCell) -> dict[str, str]:
     r, bs = c.report.idrate, c.report.bootstrap95 or {}
-    row = {f"{t} TPR@FPR={p.target_fpr:g}": _f(p.tpr) for p in r.points}
-    row[f"{t} AUC"] = _f(r.auc) + (f" ±{r.auc_error:.1g}" if r.auc_error else "")
+    row = {f"{t} TPR@FPR={p.target_fpr:g}": fmt(p.tpr) for p in r.points}
+    row[f"{t} AUC"] = fmt(r.auc) + (f" ±{r.auc_error:.1g}" if r.auc_error else "")
     row[f"{t} AUC 95% CI"] = _ci(bs.get("auc"))
     row[f"{t} TPR@FPR={ANCHOR_FPR:g} 95% CI"] = _ci(bs.get(f"tpr@{ANCHOR_FPR:g}"))
     return row
@@ -383,25 +378,6 @@ def comparison_rows(comparisons: dict[tuple[str, str], dict[str, Any]]) -> list[
     return rows
 
 
-def _markdown(rows: list[dict[str, str]]) -> list[str]:
-    cols: list[str] = []
-    for r in rows:
-        cols += [c for c in r if c not in cols]
-    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] + \
-        ["| " + " | ".join(r.get(c, "") for c in cols) + " |" for r in rows]
-
-
-def _csv(rows: list[dict[str, str]]) -> bytes:
-    cols: list[str] = []
-    for r in rows:
-        cols += [c for c in r if c not in cols]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols or ["model"], restval="")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue().encode()
-
-
 def anchor_text(flip: bool) -> str:
     """The published figure to read ours against, and how our crops differ from the ones it was measured on."""
     return (
@@ -448,15 +424,15 @@ def write_outputs(out: Path, cells: dict[str, dict[str, Cell]], comparisons: dic
     cis = (f"acc / AUC 95% CI: {n} resamples of whole folds (the 10 folds drawn with replacement, each pair's "
            f"out-of-fold decision kept); CelebA's 95% CIs: {n} resamples of query and distractor identities" if n
            else "no 95% CIs (--bootstrap 0)")
-    md = ["# Benchmark", "", *[f"- **{TITLE[k]}**: {v}" for k, v in descriptions.items()], "", *_markdown(rows), "",
+    md = ["# Benchmark", "", *[f"- **{TITLE[k]}**: {v}" for k, v in descriptions.items()], "", *markdown_rows(rows), "",
           f"acc: 10-fold accuracy (%), each fold's threshold chosen on the other 9, mean ± std over folds. CelebA: "
           f"the seed's ID-rate table. {cis}. n/r: not resolvable. \"{TRAINED_ON}\": a checkpoint that trained on "
           "people this set scores, not scored.", "", anchor_text(args.flip), "", "## Paired comparisons", ""]
-    md += _markdown(crows) if crows else ["(none: pass --compare A B, or list random-init)"]
+    md += markdown_rows(crows) if crows else ["(none: pass --compare A B, or list random-init)"]
     md += ["", verdict_rule(n)]
     write_bytes_atomic(("\n".join(md) + "\n").encode(), out / "table.md")
-    write_bytes_atomic(_csv(rows), out / "table.csv")
-    write_bytes_atomic(_csv(crows), out / "comparisons.csv")
+    write_bytes_atomic(csv_bytes(rows), out / "table.csv")
+    write_bytes_atomic(csv_bytes(crows), out / "comparisons.csv")
     payload = {"meta": {"date": dt.date.today().isoformat(), "sets": descriptions, "bootstrap": args.bootstrap,
                         "seed": args.seed, "flip_tta": args.flip, "anchor": anchor_text(args.flip)},
                "models": {m: {s: c.to_dict() for s, c in by.items()} for m, by in cells.items()},
@@ -531,7 +507,7 @@ def _summary(c: Cell) -> str:
         return c.reason
     if isinstance(c, PairCell):
         return f"{100 * c.result.accuracy_mean:.2f} ± {100 * c.result.accuracy_std:.2f} % (10-fold)"
-    return f"AUC {c.report.idrate.auc:.4f}, TPR@FPR={ANCHOR_FPR:g} {_f(c.report.idrate.tpr(ANCHOR_FPR))}"
+    return f"AUC {c.report.idrate.auc:.4f}, TPR@FPR={ANCHOR_FPR:g} {fmt(c.report.idrate.tpr(ANCHOR_FPR))}"
 
 
 def main(argv: list[str] | None = None) -> int:

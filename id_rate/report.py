@@ -13,7 +13,8 @@ from facedata.io import write_bytes_atomic
 from .protocols import IdRateResult
 
 
-def _fmt(v: float | None, digits: int = 4) -> str:
+def fmt(v: float | None, digits: int = 4) -> str:
+    """A figure for a table: ``digits`` decimals, "n/r" (not resolvable) for None."""
     return "n/r" if v is None else f"{v:.{digits}f}"
 
 
@@ -23,27 +24,27 @@ def table_rows(results: dict[str, IdRateResult], extra: dict[str, dict] | None =
     for name, r in results.items():
         row = {"model": name}
         for p in r.points:
-            cell = _fmt(p.tpr)
+            cell = fmt(p.tpr)
             if not p.exact and p.tpr is not None:
                 cell += f" ±{p.tpr_error:.1g}"
             row[f"TPR@FPR={p.target_fpr:g}"] = cell
-        row["ROC-AUC"] = _fmt(r.auc) + (f" ±{r.auc_error:.1g}" if r.auc_error else "")
+        row["ROC-AUC"] = fmt(r.auc) + (f" ±{r.auc_error:.1g}" if r.auc_error else "")
         e = extra.get(name, {})
         if "bootstrap95" in e:
             lo, hi = e["bootstrap95"]["auc"]
-            row["AUC 95% CI"] = f"{_fmt(lo, 3)}-{_fmt(hi, 3)}"
+            row["AUC 95% CI"] = f"{fmt(lo, 3)}-{fmt(hi, 3)}"
         if "open_set" in e:
-            row["rank-1"] = _fmt(e["open_set"]["rank1"], 3)
+            row["rank-1"] = fmt(e["open_set"]["rank1"], 3)
             for pt in e["open_set"]["points"]:
-                row[f"DIR@FPIR={pt['target_fpir']:g}"] = _fmt(pt["dir"], 3)
+                row[f"DIR@FPIR={pt['target_fpir']:g}"] = fmt(pt["dir"], 3)
         ft = e.get("fixed_threshold", {})
         if "accuracy" in ft:
-            row["verif. acc / F1"] = f"{ft['accuracy']:.3f} / {_fmt(ft['f1'], 3)}"
+            row["verif. acc / F1"] = f"{ft['accuracy']:.3f} / {fmt(ft['f1'], 3)}"
         if "lfw" in e:
             lfw = e["lfw"]
             row["pairs acc (10-fold)"] = f"{100 * lfw['accuracy_mean']:.2f} ± {100 * lfw['accuracy_std']:.2f}"
-            row["pairs TAR@FAR=1e-3"] = _fmt(lfw["tar_at_far_1e3"], 3)
-            row["pairs AUC"] = _fmt(lfw["auc"], 4)
+            row["pairs TAR@FAR=1e-3"] = fmt(lfw["tar_at_far_1e3"], 3)
+            row["pairs AUC"] = fmt(lfw["auc"], 4)
             if lfw.get("missing_pairs_counted_wrong"):
                 row["pairs missing (counted wrong)"] = str(lfw["missing_pairs_counted_wrong"])
         row["pos / neg pairs"] = f"{r.n_pos:,} / {r.n_neg:,}"
@@ -51,19 +52,33 @@ def table_rows(results: dict[str, IdRateResult], extra: dict[str, dict] | None =
     return rows
 
 
-def _columns(rows: list[dict[str, str]]) -> list[str]:
+def columns(rows: list[dict[str, str]]) -> list[str]:
+    """Every column of the rows, in first-seen order (rows may differ in what they have: blank there)."""
     cols: list[str] = []
-    for r in rows:  # models may differ in what they have (a column missing for one is left blank)
+    for r in rows:
         cols += [c for c in r if c not in cols]
     return cols
 
 
+def markdown_rows(rows: list[dict[str, str]]) -> list[str]:
+    """The rows as a Markdown table (header, rule, one line per row)."""
+    cols = columns(rows)
+    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] + \
+        ["| " + " | ".join(r.get(c, "") for c in cols) + " |" for r in rows]
+
+
+def csv_bytes(rows: list[dict[str, str]]) -> bytes:
+    """The rows as CSV (a blank cell where a row lacks a column); no rows: a header ``model`` alone."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns(rows) or ["model"], restval="")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue().encode()
+
+
 def markdown_table(results: dict[str, IdRateResult], extra: dict[str, dict] | None = None) -> str:
     """The report's table as Markdown, with a legend."""
-    rows = table_rows(results, extra)
-    cols = _columns(rows)
-    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    md += ["| " + " | ".join(r.get(c, "") for c in cols) + " |" for r in rows]
+    md = markdown_rows(table_rows(results, extra))
     md.append("")
     md.append("n/r: not resolvable (the FPR is below 1 / negative pairs, or the FPIR below 1 / non-mated searches). "
               "rank-1 and DIR: open-set identification. verif. acc / F1: cosine-distance threshold chosen on half "
@@ -76,14 +91,8 @@ def write_report(results: dict[str, IdRateResult], out_dir: Path, meta: dict,
                  extra: dict[str, dict] | None = None) -> list[Path]:
     """table.md, table.csv, results.json and roc.png in ``out_dir``; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = table_rows(results, extra)
-    cols = _columns(rows)
     write_bytes_atomic(markdown_table(results, extra).encode(), out_dir / "table.md")
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, restval="")
-    w.writeheader()
-    w.writerows(rows)
-    write_bytes_atomic(buf.getvalue().encode(), out_dir / "table.csv")
+    write_bytes_atomic(csv_bytes(table_rows(results, extra)), out_dir / "table.csv")
     payload = {"meta": meta, "models": {k: {**r.to_dict(), **(extra or {}).get(k, {})} for k, r in results.items()}}
     write_bytes_atomic(json.dumps(payload, indent=1).encode(), out_dir / "results.json")
     paths = [out_dir / n for n in ("table.md", "table.csv", "results.json")]
