@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from .fetch import Fetched, FetchError, check_dest, find_root, link_file, place, source_folder, staging
+from .fetch import Fetched, FetchError, check_dest, find_root, link_file, place, shown, source_folder, staging
 
 CELEBA_IMAGES = 202_599  # img_align_celeba as published
 CELEBA_URL = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"  # the authors' page (CUHK MMLab)
@@ -22,10 +22,6 @@ _NAME = re.compile(r"\d{6}\.jpg")
 _WHERE = (f"get {ALIGNED_FOLDER}.zip (Img/) and Anno/{IDENTITY_FILE} from the CelebA authors ({CELEBA_URL}) and "
           f"run `python -m facedata.fetch celeba-aligned --from /path/to/{ALIGNED_FOLDER} --identities "
           f"/path/to/{IDENTITY_FILE}`")
-
-
-def _shown(items: list[str], n: int = 5) -> str:
-    return ", ".join(items[:n]) + (f" ... ({len(items)} in all)" if len(items) > n else "")
 
 
 def read_identities(path: str | Path) -> dict[str, int]:
@@ -81,7 +77,7 @@ def check_images(images: Path, identities: Path) -> dict[str, int]:
     ids = read_identities(identities)
     lacking = [n for n in names if n not in ids]
     if lacking:
-        raise FetchError(f"{identities}: {len(lacking)} images of {images} have no line in it ({_shown(lacking)}); "
+        raise FetchError(f"{identities}: {len(lacking)} images of {images} have no line in it ({shown(lacking)}); "
                          f"is it CelebA's {IDENTITY_FILE} for these files? Pass the right one with --identities")
     return {"images": len(names), "identities": len({ids[n] for n in names}), "published_images": CELEBA_IMAGES,
             "partial": int(len(names) < CELEBA_IMAGES)}
@@ -103,7 +99,7 @@ def check_celeba_aligned(root: str | Path) -> dict[str, int]:
         raise FetchError(f"{root}: no id#####/NNNNNN.jpg files; {_WHERE}")
     if wrong:
         raise FetchError(f"{root}: {len(wrong)} images are not in their identity's folder by {IDENTITY_FILE} "
-                         f"({_shown(wrong)}); fetch again into an empty --dest")
+                         f"({shown(wrong)}); fetch again into an empty --dest")
     return {"images": len(names), "identities": len(folders), "published_images": CELEBA_IMAGES,
             "partial": int(len(names) < CELEBA_IMAGES)}
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .fetch import (FETCHED_MARK, Fetched, FetchError, check_dest, download_first, find_root, link_file, place,
-                    source_folder, staging)
+                    shown, source_folder, staging)
 from .io import write_bytes_atomic
 
 CFP_PEOPLE, CFP_FRONTAL, CFP_PROFILE = 500, 10, 4
@@ -73,10 +73,6 @@ def person_dirs(folder: Path) -> dict[str, Path]:
 def _resolve(people: dict[str, Path], base: Path, rel: str) -> Path:
     pid, rest = rel.split("/", 1)
     return people[pid] / rest if pid in people else base / rel
-
-
-def _shown(items: list[str], n: int = 5) -> str:
-    return ", ".join(items[:n]) + (f" ... ({len(items)} in all)" if len(items) > n else "")
 
 
 def cfp_names(root: str | Path) -> dict[str, str]:
@@ -132,7 +128,7 @@ def parse_split(root: str | Path, kind: str) -> list[CfpPair]:
     files = split_files(root, kind)
     missing = _missing_split_files(root)
     if missing:
-        raise FetchError(f"{root}: {len(missing)} CFP split files are missing ({_shown(missing)}); {_AGAIN}")
+        raise FetchError(f"{root}: {len(missing)} CFP split files are missing ({shown(missing)}); {_AGAIN}")
     first = _pair_list(root, "F")
     second = first if kind == "FF" else _pair_list(root, "P")
     out = []
@@ -168,7 +164,7 @@ def check_cfp(root: str | Path) -> dict[str, int]:
     people = person_dirs(root / IMAGES)
     extra = sorted(set(people) - {f"{k:03d}" for k in range(1, CFP_PEOPLE + 1)})
     if extra:
-        raise FetchError(f"{root / IMAGES}: person folders outside CFP's 001-500 ({_shown(extra)}); not the CFP copy")
+        raise FetchError(f"{root / IMAGES}: person folders outside CFP's 001-500 ({shown(extra)}); not the CFP copy")
     expected = expected_images()
     named = set(_pair_list(root, "F")) | set(_pair_list(root, "P"))
     images = [rel for rel in expected + sorted(named - set(expected))
@@ -179,11 +175,11 @@ def check_cfp(root: str | Path) -> dict[str, int]:
     splits = _missing_split_files(root)
     problems = []
     if images:
-        problems.append(f"{len(images)} images under {IMAGES} ({_shown(images)})")
+        problems.append(f"{len(images)} images under {IMAGES} ({shown(images)})")
     if splits:
-        problems.append(f"{len(splits)} split files ({_shown(splits)})")
+        problems.append(f"{len(splits)} split files ({shown(splits)})")
     if fiducials:
-        problems.append(f"{len(fiducials)} fiducial files under {FIDUCIALS} ({_shown(fiducials)})")
+        problems.append(f"{len(fiducials)} fiducial files under {FIDUCIALS} ({shown(fiducials)})")
     if problems:
         raise FetchError(f"{root}: missing {'; '.join(problems)}; {_AGAIN}")
     counts = {"people": len(people), "images": len(expected), "frontal": CFP_PEOPLE * CFP_FRONTAL,

@@ -157,6 +157,11 @@ def _lfw_source(src: Path, work: Path) -> Path:
     return work
 
 
+def shown(items: list[str], n: int = 5) -> str:
+    """The first ``n`` of a list for an error message, with the count when there are more."""
+    return ", ".join(items[:n]) + (f" ... ({len(items)} in all)" if len(items) > n else "")
+
+
 def link_file(src: Path, dst: Path) -> None:
     """A hard link where the file system allows (no second copy of a dataset), else a copy."""
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -236,15 +241,13 @@ def check_dest(dest: Path) -> None:
         extra = sorted(str(p.relative_to(dest)) for p in dest.rglob("*")
                        if p.is_file() and p.name != FETCHED_MARK and str(p.relative_to(dest)) not in listed)
         if extra:
-            raise FetchError(f"{dest}: holds {len(extra)} files fetch did not put there ({', '.join(extra[:5])}"
-                             f"{' ...' if len(extra) > 5 else ''}); fetch never deletes or replaces them: move them "
-                             "away, or pass another --dest")
+            raise FetchError(f"{dest}: holds {len(extra)} files fetch did not put there ({shown(extra)}); fetch never "
+                             "deletes or replaces them: move them away, or pass another --dest")
         return
     inside = sorted(p.name for p in dest.iterdir())
     if inside:
-        raise FetchError(f"{dest}: exists and holds files fetch did not put there ({', '.join(inside[:5])}"
-                         f"{' ...' if len(inside) > 5 else ''}); fetch never deletes or replaces them: move them "
-                         f"away, or pass another --dest")
+        raise FetchError(f"{dest}: exists and holds files fetch did not put there ({shown(inside)}); fetch never "
+                         "deletes or replaces them: move them away, or pass another --dest")
 
 
 def _fetched_files(dest: Path) -> set[str] | None:

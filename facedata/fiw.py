@@ -14,8 +14,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from .fetch import (Fetched, FetchError, check_dest, extract_archive, find_root, link_file, place, source_folder,
-                    staging)
+from .fetch import (Fetched, FetchError, check_dest, extract_archive, find_root, link_file, place, shown,
+                    source_folder, staging)
 from .io import is_image_file
 
 FIW_KAGGLE = "https://www.kaggle.com/competitions/recognizing-faces-in-the-wild/data"
@@ -23,10 +23,6 @@ FIW_SITE = "https://web.northeastern.edu/smilelab/fiw/"  # the FIW / RFIW author
 RELATIONSHIPS = "train_relationships.csv"
 _WHERE = (f"get the Kaggle competition \"recognizing-faces-in-the-wild\" data ({FIW_KAGGLE}: train.zip and "
           f"{RELATIONSHIPS}) or FIW from the RFIW site ({FIW_SITE})")
-
-
-def _shown(items: list[str], n: int = 5) -> str:
-    return ", ".join(items[:n]) + (f" ... ({len(items)} in all)" if len(items) > n else "")
 
 
 def _duplicates(files: list[Path]) -> int:
@@ -60,7 +56,7 @@ def _check_fiw_parts(train: Path, relationships: Path) -> dict[str, int]:
     families = sorted(p for p in train.iterdir() if not p.name.startswith("."))
     bad = [p.name for p in families if not (p.is_dir() and re.fullmatch(r"F\d{4}", p.name))]
     if bad:
-        raise FetchError(f"{train}: {len(bad)} entries are not family folders F#### ({_shown(bad)}); pass FIW's "
+        raise FetchError(f"{train}: {len(bad)} entries are not family folders F#### ({shown(bad)}); pass FIW's "
                          "train/ folder as published")
     if not families:
         raise FetchError(f"{train}: no family folders F####; {_WHERE}")
@@ -72,7 +68,7 @@ def _check_fiw_parts(train: Path, relationships: Path) -> dict[str, int]:
             files = sorted(f for f in person.iterdir() if not f.name.startswith("."))
             other = [f.name for f in files if not (f.is_file() and is_image_file(f))]
             if other:
-                raise FetchError(f"{person}: {len(other)} entries are not images ({_shown(other)}); expected face "
+                raise FetchError(f"{person}: {len(other)} entries are not images ({shown(other)}); expected face "
                                  "crops *.jpg")
             people[f"{fam.name}/{person.name}"] = files
     rows, unknown = 0, set()
