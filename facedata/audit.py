@@ -9,9 +9,10 @@ Two checks, for every training identity against every evaluation set (:class:`Ev
   every training and evaluation face is embedded with a reference model, each identity becomes the
   normalised mean of its faces, and a training identity is flagged when its mean's cosine to an evaluation
   identity's mean reaches a threshold. The threshold is set from identities known to differ (every pair of
-  different names within each named evaluation set): the smallest cosine that at most
-  ``max_false_flag_rate`` of those pairs reach. That rate and the recall on people known to be the same
-  under two datasets' names (CFP people who are in LFW) are reported with it.
+  differently keyed people within each evaluation set): the smallest cosine that at most
+  ``max_false_flag_rate`` of those pairs reach. Reported with it: that rate within each set (populations
+  differ), the rate measured across datasets on pairs it was not set on (differently named LFW x CFP
+  people), and the recall on people known to be the same under two datasets' names (CFP people in LFW).
 
 :func:`audit` returns an :class:`AuditReport`; ``write`` puts ``audit.json``, ``audit.md`` (the table per
 source and evaluation set: identities checked, flagged by key, flagged by face, dropped), ``audit_flags.csv``
@@ -211,7 +212,8 @@ class AuditReport:
             f"Face-flagged pairs: {sum(1 for f in self.flags if f.by == 'face')}; audit_flags.png shows the "
             f"{min(SHEET_LIMIT, sum(1 for f in self.flags if f.by == 'face'))} of highest cosine, audit_flags.csv "
             "lists all.",
-            f"Audit time: {self.seconds:.0f} s for {self.faces_embedded:,} faces (embeddings cached)."]
+            f"Audit time: {self.seconds:.0f} s for {self.faces_embedded:,} faces (embeddings read from the cache "
+            "where an earlier run made them)."]
         return "\n".join(lines) + "\n"
 
     def write(self, folder: Path, remaining: set[str] | None = None) -> list[Path]:
@@ -246,27 +248,30 @@ def identity_means(emb: np.ndarray, groups: Sequence[str]) -> tuple[list[str], n
     return names, means.astype(np.float32)
 
 
-def calibrate(different: Sequence[np.ndarray], same: Sequence[tuple[np.ndarray, np.ndarray]], max_rate: float,
+def calibrate(different: Mapping[str, np.ndarray], same: Sequence[tuple[np.ndarray, np.ndarray]], max_rate: float,
               n_comparisons: int) -> dict[str, Any]:
-    """The flag threshold from identity means known to differ: each array of ``different`` holds the means
-    of one set's differently keyed identities, and every pair within it counts. ``same``: pairs of means of
-    one person under two sets' names (the recall). Returns the threshold record the report states."""
-    scores = [(m @ m.T)[np.triu_indices(len(m), 1)] for m in different]
-    n_pairs = sum(len(v) for v in scores)
+    """The flag threshold from identity means known to differ: ``different`` maps each set to the means of its
+    differently keyed identities, and every pair within a set counts. ``same``: pairs of means of one person
+    under two sets' names (the recall). Returns the threshold record the report states, with each set's own
+    share of known-different pairs at the threshold (``rate_by_set``: populations differ)."""
+    scores = {name: (m @ m.T)[np.triu_indices(len(m), 1)] for name, m in different.items()}
+    n_pairs = sum(len(v) for v in scores.values())
     if n_pairs == 0:
         raise AuditError("no identities known to differ to set the face threshold from (no evaluation faces)")
     allowed = int(np.floor(max_rate * n_pairs))  # pairs that may reach the threshold
-    top = np.sort(np.concatenate([np.sort(v)[-(allowed + 1):] for v in scores]))[::-1]
+    top = np.sort(np.concatenate([np.sort(v)[-(allowed + 1):] for v in scores.values()]))[::-1]
     # just above the (allowed + 1)-th highest score: at most `allowed` known-different pairs reach it
     cos = float(np.nextafter(np.float32(top[allowed]), np.float32(2))) if allowed < len(top) else float(top[-1])
-    reached = int(sum(int((v >= cos).sum()) for v in scores))
+    reached = {name: int((v >= cos).sum()) for name, v in scores.items()}
     recall = None
     if same:
         hits = [float(a @ b) >= cos for a, b in same]
         recall = f"{sum(hits)}/{len(hits)} ({sum(hits) / len(hits):.3f})"
     return {"cosine": cos, "max_false_flag_rate": max_rate, "known_different_pairs": n_pairs,
-            "false_flag_rate": reached / n_pairs, "expected_false_flags": reached / n_pairs * n_comparisons,
-            "known_same_pairs": len(same), "recall_known_same": recall}
+            "false_flag_rate": sum(reached.values()) / n_pairs,
+            "expected_false_flags": sum(reached.values()) / n_pairs * n_comparisons,
+            "known_same_pairs": len(same), "recall_known_same": recall,
+            "rate_by_set": {name: reached[name] / len(v) for name, v in scores.items() if len(v)}}
 
 
 def audit(items: Sequence[Any], source_keys: Mapping[str, str], eval_sets: Sequence[EvalSet], embedder: Any,
@@ -329,7 +334,7 @@ def audit(items: Sequence[Any], source_keys: Mapping[str, str], eval_sets: Seque
             faces_of.update({f"{es.name}:{e}": p for e, p in reversed(mine)})
     # the threshold: identities known to differ (distinct keys within each set), and people known
     # to be the same under two sets' names
-    different = []
+    different = {}
     for es in eval_sets:
         if es.name in ev_means:
             names, m = ev_means[es.name]
@@ -338,15 +343,10 @@ def audit(items: Sequence[Any], source_keys: Mapping[str, str], eval_sets: Seque
                 if es.keys[n] not in seen:
                     seen.add(es.keys[n])
                     keep.append(j)
-            different.append(m[keep])
+            different[es.name] = m[keep]
     same, cross_different = _across_named_sets(eval_sets, ev_means)
     n_cmp = len(tr_names) * sum(len(v[0]) for v in ev_means.values())
     threshold = calibrate(different, same, max_false_flag_rate, n_cmp)
-    # the rate differs by population (CelebA's made-up celebrities sit closer together than LFW's politicians):
-    # each set's own share of known-different pairs at the threshold
-    threshold["rate_by_set"] = {name: float(((m @ m.T)[np.triu_indices(len(m), 1)] >= threshold["cosine"]).mean())
-                                for name, m in zip([es.name for es in eval_sets if es.name in ev_means], different)
-                                if len(m) > 1}
     # the rate measured where the flags happen: across datasets, on pairs the threshold was not set on
     # (differently named people of two named sets, e.g. LFW x CFP)
     if len(cross_different):

@@ -33,11 +33,11 @@ def test_calibrate_threshold_by_hand():
     # three unit means, pairwise cosines 0.0, 0.6, 0.8: with a false-flag rate of 1/3 one pair may reach it,
     # so the threshold sits just above the second highest (0.6): the 0.8 pair reaches it, the 0.6 one does not
     m = np.array([[1, 0], [0.6, 0.8], [0, 1]], np.float32)
-    t = calibrate([m], [(m[0], m[0])], max_rate=1 / 3, n_comparisons=30)
+    t = calibrate({"s": m}, [(m[0], m[0])], max_rate=1 / 3, n_comparisons=30)
     assert 0.6 < t["cosine"] < 0.6001
     assert t["known_different_pairs"] == 3 and t["false_flag_rate"] == pytest.approx(1 / 3)
     assert t["expected_false_flags"] == pytest.approx(10.0) and t["recall_known_same"] == "1/1 (1.000)"
-    strict = calibrate([m], [], max_rate=1e-6, n_comparisons=1)
+    strict = calibrate({"s": m}, [], max_rate=1e-6, n_comparisons=1)
     assert 0.8 < strict["cosine"] < 0.8001 and strict["false_flag_rate"] == 0.0
 
 
