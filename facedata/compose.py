@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -267,6 +266,7 @@ def build(out: Path, sources: Sequence[Source], eval_sets: Sequence, embedder, s
     """Compose, audit against ``eval_sets`` (facedata.audit.EvalSet) with ``embedder`` (the reference model of
     the face check) and write the set into ``out`` (see the module docstring); returns compose.json's content."""
     from . import audit as audit_mod
+    from .fetch import staging
     from .io import check_output_folder
     from .prepare import folder_lock
 
@@ -293,8 +293,8 @@ def build(out: Path, sources: Sequence[Source], eval_sets: Sequence, embedder, s
         kept = comp.items if keep_flagged else [it for it in comp.items if it.identity not in flagged]
         for s in sources:
             comp.counts[s.name]["after_audit"] = _count(it for it in kept if it.source == s.name)
-        with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
-            work = Path(tmp) / "set"
+        with staging(out) as tmp:  # built beside OUT, moved in whole
+            work = tmp / "set"
             work.mkdir()
             write_set(kept, work, pack)
             report.write(work, remaining=None if not keep_flagged else flagged)

@@ -137,7 +137,7 @@ _CONFIG: PrepareConfig | None = None
 _HINTS: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
 
 
-def _init_worker(config: PrepareConfig, threads: int) -> None:
+def _init_worker(config: PrepareConfig, threads: int, hints: dict | None = None) -> None:
     global _DETECTOR, _RELAXED, _CONFIG, _HINTS
     import torch
 
@@ -148,7 +148,7 @@ def _init_worker(config: PrepareConfig, threads: int) -> None:
     _DETECTOR = FaceDetector(config.detector)
     _RELAXED = FaceDetector(dataclasses.replace(config.detector, thresholds=tuple(config.relaxed_thresholds))) \
         if config.fallback else None
-    _HINTS = read_hints(Path(config.hints)) if config.hints else {}
+    _HINTS = hints or {}  # read and checked once by prepare_folder
 
 
 def pick_centred_face(faces: list[Face], image_shape: tuple[int, ...]) -> Face | None:
@@ -316,14 +316,15 @@ class PrepareResult:
     methods: Counter = dataclasses.field(default_factory=Counter)  # ok crops by method (mtcnn, fallbacks)
 
 
-def _iter_results(jobs: list[tuple[str, str, str]], config: PrepareConfig, workers: int) -> Iterator[dict]:
+def _iter_results(jobs: list[tuple[str, str, str]], config: PrepareConfig, workers: int,
+                  hints: dict | None = None) -> Iterator[dict]:
     if workers <= 0:
-        _init_worker(config, threads=min(2, os.cpu_count() or 1))
+        _init_worker(config, threads=min(2, os.cpu_count() or 1), hints=hints)
         yield from map(_process, jobs)
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(config, threads)) as pool:
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(config, threads, hints)) as pool:
         yield from pool.imap_unordered(_process, jobs, chunksize=2)
 
 
@@ -386,6 +387,7 @@ def prepare_folder(src: Path, dst: Path, config: PrepareConfig = PrepareConfig()
         if other != rel:
             raise DatasetError(f"{src / other} and {src / rel} would both become {dst / output_name(rel)}; "
                                "rename one of them")
+    hinted = None
     if config.hints:  # a bad hints file, or one naming none of these files, is refused before any worker starts
         hinted = read_hints(Path(config.hints))
         if not any(str(rel) in hinted for rel in files):
@@ -395,11 +397,12 @@ def prepare_folder(src: Path, dst: Path, config: PrepareConfig = PrepareConfig()
     check_output_folder(dst, "output folder")  # a file, or a folder we cannot write: refused before any image
     dst.mkdir(parents=True, exist_ok=True)
     with folder_lock(dst):
-        return _prepare_locked(src, dst, files, config, workers, retry_failed, progress, limit)
+        return _prepare_locked(src, dst, files, config, workers, retry_failed, progress, limit, hinted)
 
 
 def _prepare_locked(src: Path, dst: Path, files: list[Path], config: PrepareConfig, workers: int,
-                    retry_failed: bool, progress: bool, limit: int | None) -> PrepareResult:
+                    retry_failed: bool, progress: bool, limit: int | None,
+                    hints: dict | None = None) -> PrepareResult:
     import json
 
     from tqdm import tqdm
@@ -449,7 +452,7 @@ def _prepare_locked(src: Path, dst: Path, files: list[Path], config: PrepareConf
             writer.writeheader()
         bar = tqdm(total=len(jobs), unit="img", desc="aligning", disable=not progress, smoothing=0.1)
         try:
-            for row in _iter_results(jobs, config, workers):
+            for row in _iter_results(jobs, config, workers, hints):
                 writer.writerow(row)
                 fh.flush()  # one row per finished image: a crash loses at most the images in flight
                 counts[row["status"]] += 1
