@@ -2,8 +2,15 @@
 from __future__ import annotations
 
 
-class FaceDataError(Exception):
-    """Base class for every error this package raises on purpose."""
+class FaceKitError(Exception):
+    """The root of every error the toolkit raises on purpose: a bad input, file or setting, named with what to do.
+
+    Command lines (``facedata.cli.command``) print these as one ``error:`` line and exit 2; anything else is a
+    bug and keeps its traceback."""
+
+
+class FaceDataError(FaceKitError):
+    """Base class for every error the data package raises on purpose."""
 
 
 class ImageReadError(FaceDataError):
@@ -50,3 +57,8 @@ class OutputNotSavedError(FaceDataError):
 class VerificationFileError(DatasetError):
     """An insightface verification ``.bin`` file (or an image in it) that cannot be read: corrupt,
     truncated, or not such a file."""
+
+
+class UsageError(FaceKitError, ValueError):
+    """A command-line value or setting that cannot be used (out of range, NaN, contradicting another); the
+    message names the option, the value and what is allowed."""

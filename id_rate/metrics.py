@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from facedata.errors import FaceKitError
 
 SEED_FPRS: tuple[float, ...] = (0.5, 0.25, 0.1, 0.05, 0.01, 0.005, 0.001)  # the seed project's ID-rate grid
 
 
-class MetricError(ValueError):
+class MetricError(FaceKitError, ValueError):
     """Scores or labels that no metric can be computed from; the message says which and why."""
 
 

@@ -20,9 +20,10 @@ from torch import nn
 
 from .mobilefacenet import MobileFaceNet
 from .sface_torch import ABOUT as SFACE_ABOUT, build_sface_trunk, finish_sface
+from facedata.errors import FaceKitError
 
 
-class PretrainedWeightsError(RuntimeError):
+class PretrainedWeightsError(FaceKitError, RuntimeError):
     """Pretrained weights were asked for but could not be loaded (usually: no internet)."""
 
 

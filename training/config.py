@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models_definition.heads import check_head_options
+from facedata.errors import FaceKitError
 
 SAMPLERS = ("shuffle", "pk", "pairs")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -33,7 +34,7 @@ def monitor_mode(name: str) -> str:
 RESUMABLE_CHANGES = ("epochs", "workers", "progress", "device", "early_stop_patience")
 
 
-class SettingError(ValueError):
+class SettingError(FaceKitError, ValueError):
     """A training setting with a value of the wrong type or out of range; ``key`` names it."""
 
     def __init__(self, key: str, value: Any, expected: str) -> None:

@@ -31,7 +31,7 @@ from torch import nn
 from facedata.audit import AuditError, check_trainable
 from facedata.augment import TEACHER_VIEW_VERSION, Augment, teacher_view
 from facedata.datasets import FaceDataset, FaceFolder, held_out_split, scan_face_folder, stratified_split
-from facedata.errors import DatasetError
+from facedata.errors import DatasetError, FaceKitError
 from facedata.io import write_bytes_atomic
 from facedata.preprocess import Preprocess, get_preset
 from facedata.samplers import PairSampler, PKSampler, ShuffleSampler
@@ -46,7 +46,7 @@ from .config import RESUMABLE_CHANGES, TrainConfig, monitor_mode
 from .log import write_log
 
 
-class TrainingError(RuntimeError):
+class TrainingError(FaceKitError, RuntimeError):
     """Training cannot go on (NaN loss, a run folder in the way, a resume that does not match)."""
 
 
