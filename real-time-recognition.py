@@ -24,6 +24,8 @@ import os
 import sys
 from pathlib import Path
 
+from facedata.cli import command, error_message
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The seed script's flags, kept as written, and the options added since."""
@@ -71,16 +73,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def check_args(args: argparse.Namespace) -> int:
+    """Refuse values no run can use, before anything is opened; returns the image pixel limit."""
+    from facedata.cli import at_least, torch_device
+    from facedata.io import max_pixels_of
+    from recognition.recorder import check_recording_options
+    from recognition.verify import check_threshold
+
+    check_threshold(args.threshold)
+    torch_device("-device", args.device)
+    at_least("--threads", args.threads, 1)
+    at_least("--max-frames", args.max_frames, 1)
+    check_recording_options(args.frame_ms, args.record_max_side, args.record_every)
+    return max_pixels_of(args.max_megapixels)
+
+
+def speed_options(args: argparse.Namespace):
+    """The speed flags as ``SpeedOptions``; its own range checks become a usage error naming the flags."""
+    from facedata.errors import UsageError
+    from recognition.realtime import SpeedOptions
+
+    try:
+        return SpeedOptions(detect_scale=args.detect_scale, detect_every=args.detect_every,
+                            reembed_every=args.reembed_every, track=args.track, threaded_reader=args.threaded_reader)
+    except ValueError as exc:
+        raise UsageError(f"--detect-scale / --detect-every / --reembed-every: {exc}") from None
+
+
 def check_outputs(args: argparse.Namespace, default_output: Path) -> tuple[Path | None, Path | None, Path | None]:
-    """(recording, log, summary) paths, each refused now if it could not be written at the end."""
-    from facedata.io import check_output_file
+    """(recording, log, summary) paths, each refused now if it could not be written at the end (their
+    folders are created now: the OS's own answer, not a guess)."""
+    from facedata.io import create_output_file
     from recognition.recorder import check_output_path
 
     out = args.output_path if args.output_path is not None else str(default_output)
     recording = None if out.lower() == "none" else check_output_path(out)
-    log = check_output_file(args.log, "--log", overwrite=args.overwrite) if args.log else None
-    summary = check_output_file(args.summary, "--summary") if args.summary else None
+    log = create_output_file(args.log, "--log", overwrite=args.overwrite) if args.log else None
+    summary = create_output_file(args.summary, "--summary") if args.summary else None
     return recording, log, summary
+
+
+def captured(recorder, log) -> str:
+    """Where what was captured before a failure lies (the outputs are closed by then), or that nothing was."""
+    kept = [f"{what} ({getattr(obj, count)} {count}) at {where}"
+            for what, obj, count in (("the recording", recorder, "frames"), ("the log", log, "rows"))
+            if obj is not None and getattr(obj, count) and (where := getattr(obj, "saved_to", None))]
+    return ("what was captured before it is saved: " + "; ".join(kept)) if kept else "nothing had been captured"
 
 
 def report_leftovers(paths: list[Path], clean: bool) -> None:
@@ -125,52 +163,46 @@ def _window(title: str):
     return show
 
 
+@command("real-time-recognition", interrupted="a recording or log already being written is saved as it stands")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import config
-    from facedata.errors import FaceDataError
-    from facedata.io import max_pixels_of
+    from facedata.io import create_output_folder
 
-    # Outputs first, before the model, the gallery and the first frame: a bad path costs nothing yet.
-    try:
-        output, log_path, summary_path = check_outputs(args, config.GIFS_DIR / "output.gif")
-        max_pixels = max_pixels_of(args.max_megapixels)
-    except (FaceDataError, ValueError) as exc:
-        print(f"real-time-recognition: error: {exc}", file=sys.stderr)
-        return 2
+    # Values and outputs first, before the model, the gallery and the first frame: a bad one costs nothing yet.
+    max_pixels = check_args(args)
+    speed = speed_options(args)
+    output, log_path, summary_path = check_outputs(args, config.GIFS_DIR / "output.gif")
+    cache = None if str(args.gallery_cache).lower() == "none" else create_output_folder(
+        args.gallery_cache or config.DATA_DIR / "cache" / "gallery", "--gallery-cache")
     report_leftovers([p for p in (output, log_path, summary_path) if p is not None], args.clean_partials)
     import torch
 
     from facedata.detect import FaceDetector
-    from models_definition.zoo import ModelNotFoundError, load_model
+    from facedata.errors import FaceKitError, UsageError
+    from models_definition.zoo import load_model
     from recognition.gallery import enrol
-    from recognition.realtime import Recognizer, SpeedOptions, run
+    from recognition.realtime import Recognizer, run
     from recognition.recorder import FaceLog, Recorder
     from recognition.sources import ImageSource, iterate, open_source
 
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     torch.set_num_threads(args.threads or min(2, torch.get_num_threads()))
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")  # MTCNN runs where the model does
-    source = None
-    try:
-        speed = SpeedOptions(detect_scale=args.detect_scale, detect_every=args.detect_every,
-                             reembed_every=args.reembed_every, track=args.track,
-                             threaded_reader=args.threaded_reader)
-        source = open_source(args.cam, max_pixels)
+    source = open_source(args.cam, max_pixels)
+    try:  # the camera is released however the setup ends
         if isinstance(source, ImageSource):  # unrelated photos: a box in one says nothing of the next
             speed = dataclasses.replace(speed, track=False)
         display = args.display if args.display is not None else (source.live and _gui_available())
         if display and not _gui_available():
-            raise ValueError("--display: this OpenCV build has no window support (opencv-python-headless) or "
+            raise UsageError("--display: this OpenCV build has no window support (opencv-python-headless) or "
                              "there is no display; run with --no-display, or install opencv-python for a window")
         embedder = load_model(args.model_name, config.MODELS, device=device)
         threshold = args.threshold if args.threshold is not None else embedder.threshold
         if threshold is None:
-            raise ValueError(f"model {args.model_name!r} has no measured threshold; pass --threshold (cosine), or "
+            raise UsageError(f"model {args.model_name!r} has no measured threshold; pass --threshold (cosine), or "
                              f"measure one: python -m id_rate --models {args.model_name} --data <aligned folder> "
                              f"--write-thresholds 1e-3")
-        cache = None if str(args.gallery_cache).lower() == "none" else (
-            args.gallery_cache or config.DATA_DIR / "cache" / "gallery")
         gallery = enrol(args.people_faces or config.PEOPLE_FACES, embedder,
                         FaceDetector(dataclasses.replace(config.DATASET_DETECTOR, device=device)),
                         cache, allow_empty=args.allow_empty_gallery, say=say, max_pixels=max_pixels)
@@ -179,11 +211,9 @@ def main(argv: list[str] | None = None) -> int:
                                 speed)
         log = FaceLog(log_path) if log_path else None
         recorder = Recorder(output, args.frame_ms, args.record_max_side, args.record_every) if output else None
-    except (FaceDataError, ModelNotFoundError, ValueError, OSError) as exc:
-        if source is not None:
-            source.close()  # release the camera
-        print(f"real-time-recognition: error: {exc}", file=sys.stderr)
-        return 2
+    except BaseException:
+        source.close()
+        raise
     at = f" (measured at FPR {embedder.threshold_fpr:g})" if args.threshold is None and embedder.threshold_fpr else ""
     say(f"model {embedder.name}, threshold {threshold:.3f}{at}; source {source.description}"
         + ("; press q in the window to stop" if display else "; Ctrl+C stops and saves"))
@@ -191,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = run(frames, recognizer, recorder, log, args.max_frames, args.landmarks,
                       _window(f"faces - {embedder.name}") if display else None)
-    except (FaceDataError, OSError) as exc:  # a camera unplugged, a disk full: the outputs are already saved
-        print(f"real-time-recognition: error during the run: {exc} (what was captured before it is saved)",
+    except (FaceKitError, OSError) as exc:  # a camera unplugged, a disk full: run() has closed the outputs
+        print(f"real-time-recognition: error: during the run: {error_message(exc)}; {captured(recorder, log)}",
               file=sys.stderr)
         for w in (getattr(log, "warning", None), getattr(recorder, "warning", None)):
             if w:

@@ -1,9 +1,96 @@
-"""Helpers for notebooks and scripts, re-exported from the facedata and models_definition packages (the code lives there,
-tested). Kept at the top level because the seed project's notebooks import from ``utils``."""
+"""The notebooks' helpers: train a recipe, read and plot a run's log, score its checkpoint on the people it
+held out, show faces. Each is a thin call into the packages (the logic lives there, tested); kept at the
+top level because the seed project's notebooks import from ``utils``."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import config
 from facedata.align import align_face, arcface_template
 from facedata.detect import FaceDetector, pick_main_face
 from facedata.draw import draw_faces, image_grid
+from facedata.errors import UsageError
 from facedata.io import load_image
 from models_definition.zoo import load_model
 
-__all__ = ["align_face", "arcface_template", "FaceDetector", "pick_main_face", "draw_faces", "image_grid", "load_image", "load_model"]
+__all__ = ["align_face", "arcface_template", "FaceDetector", "pick_main_face", "draw_faces", "image_grid", "load_image",
+           "load_model", "train_recipe", "run_log", "plot_curves", "evaluate_run", "trained_models", "show_faces"]
+
+
+def train_recipe(recipe: str, out: str | Path | None = None, *, data: str | Path | None = None,
+                 epochs: int | None = None, settings: dict[str, Any] | None = None) -> Path:
+    """Train ``config.TRAIN_RECIPES[recipe]`` as ``python train.py --recipe RECIPE --resume`` does, into ``out``
+    (default ``checkpoints/<recipe>``, train.py's folder); ``data`` / ``epochs`` (None: the recipe's) and
+    ``settings`` (train.py's ``--set``) override the recipe. A run already in ``out`` is resumed (a finished
+    one returns at once). Returns the run folder."""
+    from training import TrainConfig, train
+
+    if recipe not in config.TRAIN_RECIPES:
+        raise UsageError(f"unknown recipe {recipe!r}; valid: {', '.join(config.TRAIN_RECIPES)}")
+    given = {"data": None if data is None else str(data), "epochs": epochs}
+    cfg = TrainConfig.from_dict({**config.TRAIN_RECIPES[recipe], "progress": False,  # no bars in a notebook
+                                 **{k: v for k, v in given.items() if v is not None}, **(settings or {})})
+    run = Path(out) if out is not None else config.CHECKPOINTS / recipe
+    train(cfg, run, resume=(run / "last.pt").is_file())
+    return run
+
+
+def run_log(run: str | Path):
+    """A run's ``log.csv`` (one row per epoch, epoch 0 the untrained model) as a pandas DataFrame."""
+    import pandas as pd
+
+    return pd.read_csv(Path(run) / "log.csv")
+
+
+def plot_curves(run: str | Path):
+    """A run's loss and validation curves, drawn from its ``log.csv`` (the engine's ``loss.png`` plot)."""
+    from IPython.display import Image
+
+    from training.log import plot_history
+
+    log = run_log(run)
+    return Image(data=plot_history(log.astype(object).where(log.notna(), None).to_dict("records")))
+
+
+def evaluate_run(run: str | Path, *, name: str | None = None, checkpoint: str = "best.pt",
+                 baselines: Sequence[str] = (), bootstrap: int = 0, out: str | Path | None = None):
+    """Score a run's checkpoint, beside the ``config.MODELS`` named in ``baselines``, on the identities the
+    run held out (``id_rate.evaluate.held_out_protocol``); write the table and figures to ``out`` (default
+    ``<run>/id_rate``) and return the ``id_rate.evaluate.Report``."""
+    from id_rate.evaluate import evaluate, held_out_protocol
+
+    run = Path(run)
+    name = name or run.name
+    model = load_model(name, {name: {"checkpoint": run / checkpoint}})
+    others = [load_model(b, config.MODELS) for b in baselines]
+    report = evaluate(others + [model], held_out_protocol(model.spec), bootstrap=bootstrap, progress=False)
+    report.write(Path(out) if out is not None else run / "id_rate")
+    return report
+
+
+def trained_models(names: Sequence[str]) -> list[str]:
+    """The ``config.MODELS`` in ``names`` that can be loaded now: references, and checkpoints already trained."""
+    unknown = [n for n in names if n not in config.MODELS]
+    if unknown:
+        raise UsageError(f"unknown model {unknown[0]!r}; valid: {', '.join(sorted(config.MODELS))}")
+    return [n for n in names if "checkpoint" not in config.MODELS[n] or Path(config.MODELS[n]["checkpoint"]).is_file()]
+
+
+def show_faces(paths: Sequence[str | Path], cols: int = 8, per_identity: int | None = None):
+    """Equally-sized face crops (aligned faces) tiled row by row, as an image a notebook shows; with
+    ``per_identity``, only the first that many of each identity (its folder)."""
+    import io
+
+    from IPython.display import Image
+    from PIL import Image as PILImage
+
+    if per_identity is not None:
+        by_identity: dict[str, list] = {}
+        for p in paths:
+            by_identity.setdefault(Path(p).parent.name, []).append(p)
+        paths = [p for group in by_identity.values() for p in group[:per_identity]]
+    buf = io.BytesIO()
+    PILImage.fromarray(image_grid([load_image(p) for p in paths], cols=cols)).save(buf, format="PNG")
+    return Image(data=buf.getvalue())

@@ -17,7 +17,7 @@ import functools
 import sys
 from typing import Callable, Sequence
 
-from .errors import FaceKitError
+from .errors import FaceKitError, UsageError
 
 Main = Callable[..., int]
 BUG_NOTE = ("this is a bug in the toolkit, not in your input: please report it with the traceback below and the "
@@ -66,3 +66,29 @@ def command(prog: str, interrupted: str = "") -> Callable[[Main], Main]:
         return run
 
     return wrap
+
+
+def at_least(option: str, value: float | None, minimum: float) -> None:
+    """Refuse a numeric option below ``minimum`` (or NaN) with a ``UsageError`` naming it; None (unset) passes."""
+    if value is not None and not value >= minimum:
+        raise UsageError(f"{option} {value}: must be at least {minimum:g}")
+
+
+def torch_device(option: str, value: str | None) -> str | None:
+    """Refuse a ``--device`` torch cannot name ("nonsense") or this machine does not have ("cuda" without a
+    GPU) with a ``UsageError``, before any model loads; None (the default: cuda when available) passes."""
+    if value is None:
+        return None
+    import torch  # only the commands that take --device pay for it
+
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"{option} {value!r}: not a device name; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"{option} {value!r}: no CUDA GPU is available here; use cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(f"{option} {value!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"{option} {value!r}: only cpu and cuda devices are supported")
+    return value

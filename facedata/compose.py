@@ -28,7 +28,6 @@ import io
 import json
 import os
 import shutil
-import sys
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +35,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import DatasetError, FaceDataError
+from .cli import command
+from .errors import DatasetError, UsageError
 from .io import write_bytes_atomic
 
 KEY_KINDS = ("none", "name", "celeba")  # what an identity's name means: nothing, a person's name, a CelebA number
@@ -332,6 +332,8 @@ def _reference(name: str, registry: dict):
                            "install the requirements (`make venv`), or pass --reference with another model") from None
 
 
+@command("python -m facedata.compose", interrupted="nothing was put in place; embeddings already computed are cached, "
+         "so the same command goes on faster")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m facedata.compose", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -349,27 +351,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="per identity pair known to differ (default facedata.audit.DEFAULT_MAX_FALSE_FLAG_RATE)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    try:
-        from . import audit as audit_mod
-        from .project import project_config
-
-        cfg = project_config()  # the script layer: evaluation roots and models by name
-        args.out = args.out or cfg.COMPOSED
-        sources = [parse_source(s) for s in (args.source or cfg.COMPOSE_SOURCES)]
-        check_sources(sources)  # the user's own mistakes first, before the evaluation sets and the model
-        if args.max_false_flag_rate is not None and not 0 < args.max_false_flag_rate < 1:
-            raise ComposeError(f"--max-false-flag-rate {args.max_false_flag_rate} must lie in (0, 1)")
-        eval_sets = audit_mod.project_eval_sets(cfg)
-        embedder = _reference(args.reference, cfg.MODELS)
-        result = build(args.out, sources, eval_sets, embedder, args.seed, args.pack, args.keep_flagged,
-                       cfg.DATA_DIR / "cache" / "embeddings", args.max_false_flag_rate, progress=not args.no_progress)
-    except (FaceDataError, OSError) as exc:
-        print(f"compose: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: nothing was written; run the same command again (embeddings already computed are "
-              "cached)", file=sys.stderr)
-        return 130
+    from . import audit as audit_mod
+    import config as cfg  # the script layer: evaluation roots and models by name
+    args.out = args.out or cfg.COMPOSED
+    sources = [parse_source(s) for s in (args.source or cfg.COMPOSE_SOURCES)]
+    check_sources(sources)  # the user's own mistakes first, before the evaluation sets and the model
+    if args.max_false_flag_rate is not None and not 0 < args.max_false_flag_rate < 1:
+        raise UsageError(f"--max-false-flag-rate {args.max_false_flag_rate} must lie in (0, 1)")
+    if args.seed < 0:  # numpy's generator takes no negative seed
+        raise UsageError(f"--seed {args.seed}: must be a whole number >= 0")
+    eval_sets = audit_mod.project_eval_sets(cfg)
+    embedder = _reference(args.reference, cfg.MODELS)
+    result = build(args.out, sources, eval_sets, embedder, args.seed, args.pack, args.keep_flagged,
+                   cfg.DATA_DIR / "cache" / "embeddings", args.max_false_flag_rate, progress=not args.no_progress)
     print(format_counts(result))
     print(f"\n{args.out}: {result['identities']:,} identities, {result['images']:,} images; audit: "
           f"{result['audit']['flagged_identities']} identities flagged"

@@ -14,7 +14,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from .errors import DatasetError
 from .insightface_io import read_pack_image, scan_pack
 from .io import image_files, load_image
 from .preprocess import Preprocess
+from .splits import DEFAULT_SPLIT_SEED, SplitSpec
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ def _filter(root: Path, per_class: dict[str, tuple[list[Path], np.ndarray | None
                       keys=np.concatenate(keys).astype(np.int64) if is_pack else None)
 
 
-def stratified_split(folder: FaceFolder, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 42) -> list[FaceFolder]:
+def stratified_split(folder: FaceFolder, fractions: Sequence[float] = (0.8, 0.1, 0.1),
+                     seed: int = DEFAULT_SPLIT_SEED) -> list[FaceFolder]:
     """Split every identity's images by ``fractions`` (closed-set: every part sees the same identities).
 
     An identity's n images are shuffled with ``seed``; every part after the first gets
@@ -150,7 +152,8 @@ class OpenSetSplit:
     distractor: FaceFolder
 
 
-def choose_open_set_identities(labels: np.ndarray, n_query: int | None, n_distractor: int | None, seed: int = 42,
+def choose_open_set_identities(labels: np.ndarray, n_query: int | None, n_distractor: int | None,
+                               seed: int = DEFAULT_SPLIT_SEED,
                                need_query_images: int = 2, need_distractor_images: int = 1,
                                where: str = "the dataset") -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
     """Seeded, disjoint query and distractor identities from per-image ``labels`` (any label type).
@@ -175,7 +178,8 @@ def choose_open_set_identities(labels: np.ndarray, n_query: int | None, n_distra
     return query_ids, dist_ids, rng
 
 
-def identity_disjoint_split(folder: FaceFolder, n_query: int, n_distractor: int, seed: int = 42,
+def identity_disjoint_split(folder: FaceFolder, n_query: int, n_distractor: int,
+                            seed: int = DEFAULT_SPLIT_SEED,
                             query_images: int | None = None, distractor_images: int | None = None,
                             min_query_images: int = 2) -> OpenSetSplit:
     """Hold out identities for open-set evaluation; no identity is in two parts.
@@ -204,18 +208,17 @@ def identity_disjoint_split(folder: FaceFolder, n_query: int, n_distractor: int,
                         folder.subset(take(dist_ids, distractor_images)))
 
 
-def held_out_split(train_config: dict, data: str | os.PathLike | None = None) -> OpenSetSplit:
-    """The identity split a training run made, rebuilt from its config (``spec["train_config"]``): the same
-    identity filter, seed and counts give the same train / query / distractor identities. ``data``
-    replaces the config's folder (the same dataset at another path). A run without an open-set hold-out
-    gives empty query and distractor parts."""
-    tc = train_config
-    folder = scan_face_folder(data or tc["data"], tc.get("min_images_per_class", 1), tc.get("max_classes"))
-    if not (tc.get("open_set_query") or tc.get("open_set_distractor")):
+def held_out_split(split: SplitSpec | Mapping[str, Any], data: str | os.PathLike | None = None) -> OpenSetSplit:
+    """The identity split a training run made, rebuilt from its :class:`SplitSpec` (or a dict of its fields:
+    a checkpoint's ``spec["split"]`` or, older, ``spec["train_config"]``): the same identity filter, seed and
+    counts give the same train / query / distractor identities. ``data`` replaces the spec's folder (the same
+    dataset at another path). A run without an open-set hold-out gives empty query and distractor parts."""
+    s = split if isinstance(split, SplitSpec) else SplitSpec.from_dict(split)
+    folder = scan_face_folder(data or s.data, s.min_images_per_class, s.max_classes)
+    if not s.holds_out:
         return OpenSetSplit(folder, folder.subset([]), folder.subset([]))
-    return identity_disjoint_split(folder, tc.get("open_set_query", 0), tc.get("open_set_distractor", 0),
-                                   tc.get("split_seed", 42), tc.get("open_set_query_images"),
-                                   tc.get("open_set_distractor_images"))
+    return identity_disjoint_split(folder, s.open_set_query, s.open_set_distractor, s.split_seed,
+                                   s.open_set_query_images, s.open_set_distractor_images)
 
 
 class FaceDataset:

@@ -38,7 +38,6 @@ import csv
 import json
 import os
 import shutil
-import sys
 import tarfile
 import tempfile
 import zipfile
@@ -47,8 +46,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .errors import DatasetError, FaceDataError
-from .io import atomic_output
+from .cli import command
+from .errors import DatasetError, ImageReadError
+from .io import atomic_output, check_output_folder
 
 LFW_BASE_URLS = ("http://vis-www.cs.umass.edu/lfw/",)  # the LFW maintainers' site (UMass Amherst)
 LFW_ARCHIVE = "lfw-deepfunneled.tgz"
@@ -229,8 +229,10 @@ def find_root(folder: Path, is_root: Callable[[Path], bool], depth: int = 2) -> 
 
 def check_dest(dest: Path) -> None:
     """Refuse a DEST that fetch may not replace: one holding files a fetch did not put there (no
-    FETCHED_MARK). Absent, empty or fetched: fine."""
-    if not dest.exists():
+    FETCHED_MARK). Absent, empty or fetched: fine; absent, it must be a path a folder can be made at (not
+    under a file such as /dev/null, in a place this user can write)."""
+    if not os.path.lexists(dest):
+        check_output_folder(dest, "--dest")
         return
     if not dest.is_dir():
         raise FetchError(f"{dest}: is a file, not a folder; pass another --dest")
@@ -401,8 +403,18 @@ def fetch_celeba_subset(dest: Path, source: Path, subset: Path = CELEBA_SUBSET_C
     for f in todo:  # crops are written atomically: an interrupted run resumes with the rest
         target = dest / f.crop_name
         target.parent.mkdir(parents=True, exist_ok=True)
-        if built:
-            shutil.copy2(source / f.crop_name, target)
+        if built:  # a built crop is checked like a cut one: it must decode, at the subset's size
+            crop = source / f.crop_name
+            try:
+                shape = load_image(crop).shape
+            except ImageReadError as exc:
+                raise FetchError(f"{exc}; a crop of the CelebA subset must be a readable image: rebuild the subset "
+                                 "from CelebA's img_celeba photos (--from /path/to/img_celeba)") from None
+            if shape[:2] != (CELEBA_CROP_PX, CELEBA_CROP_PX):
+                raise FetchError(f"{crop}: {shape[1]}x{shape[0]} pixels, not the subset's {CELEBA_CROP_PX}x"
+                                 f"{CELEBA_CROP_PX} crops: pass a folder this fetch built, or CelebA's img_celeba")
+            with atomic_output(target) as tmp:
+                shutil.copyfile(crop, tmp)
         else:
             save_image_atomic(lfw_style_crop(load_image(source / f.source_file), f.box), target,
                               quality=CELEBA_JPEG_QUALITY)
@@ -432,6 +444,8 @@ def _report(dataset: str, r: Fetched) -> str:
     return f"CelebA aligned {state} {r.dest}: {c['images']} images of {c['identities']} identities{partial}"
 
 
+@command("python -m facedata.fetch", interrupted="finished files are kept and nothing half-built is put in place: "
+         "run the same command again")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m facedata.fetch", description=__doc__.split("\n\n")[0])
     p.add_argument("dataset", choices=DATASETS)
@@ -443,42 +457,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dest", type=Path, default=None,
                    help="default: config." + " / config.".join(DEST_SETTINGS[d] for d in DATASETS))
     args = p.parse_args(argv)
-    try:
-        if args.identities is not None and args.dataset != "celeba-aligned":
-            raise FetchError(f"--identities goes with celeba-aligned (CelebA's identity file), not {args.dataset}")
-        if args.dest is None:
-            from .project import project_config
+    if args.identities is not None and args.dataset != "celeba-aligned":
+        raise FetchError(f"--identities goes with celeba-aligned (CelebA's identity file), not {args.dataset}")
+    if args.dest is None:
+        import config  # the script layer: dataset roots (with their environment overrides)
 
-            config = project_config()  # the script layer: dataset roots (with their environment overrides)
+        args.dest = getattr(config, DEST_SETTINGS[args.dataset])
+    if args.dataset == "lfw":
+        c = fetch_lfw(args.dest, args.source)
+        print(f"LFW ready in {args.dest}: {c['people']} people, {c['images']} images, protocol files checked")
+    elif args.dataset == "celeba-subset":
+        if args.source is None:
+            done = [f for f in read_subset() if (Path(args.dest) / f.crop_name).is_file()]
+            if len(done) < len(read_subset()):  # built already: a second run needs no --from
+                raise FetchError("the CelebA subset is rebuilt from your CelebA copy (no public download of the "
+                                 "crops): pass --from /path/to/CelebA/img_celeba")
+        n = fetch_celeba_subset(args.dest, args.source or args.dest)
+        print(f"CelebA subset ready in {args.dest}: {n} crops")
+    else:
+        from .celeba_aligned import fetch_celeba_aligned
+        from .cfp import fetch_cfp
+        from .fiw import fetch_fiw
 
-            args.dest = getattr(config, DEST_SETTINGS[args.dataset])
-        if args.dataset == "lfw":
-            c = fetch_lfw(args.dest, args.source)
-            print(f"LFW ready in {args.dest}: {c['people']} people, {c['images']} images, protocol files checked")
-        elif args.dataset == "celeba-subset":
-            if args.source is None:
-                done = [f for f in read_subset() if (Path(args.dest) / f.crop_name).is_file()]
-                if len(done) < len(read_subset()):  # built already: a second run needs no --from
-                    raise FetchError("the CelebA subset is rebuilt from your CelebA copy (no public download of the "
-                                     "crops): pass --from /path/to/CelebA/img_celeba")
-            n = fetch_celeba_subset(args.dest, args.source or args.dest)
-            print(f"CelebA subset ready in {args.dest}: {n} crops")
-        else:
-            from .celeba_aligned import fetch_celeba_aligned
-            from .cfp import fetch_cfp
-            from .fiw import fetch_fiw
-
-            r = fetch_cfp(args.dest, args.source) if args.dataset == "cfp" else \
-                fetch_fiw(args.dest, args.source) if args.dataset == "fiw" else \
-                fetch_celeba_aligned(args.dest, args.source, args.identities)
-            print(_report(args.dataset, r))
-    except (FaceDataError, OSError) as exc:  # FaceDataError: also an output path refused by atomic_output
-        print(f"fetch: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: run the same command again (finished files are kept; nothing half-built is put in "
-              "place)", file=sys.stderr)
-        return 130
+        r = fetch_cfp(args.dest, args.source) if args.dataset == "cfp" else \
+            fetch_fiw(args.dest, args.source) if args.dataset == "fiw" else \
+            fetch_celeba_aligned(args.dest, args.source, args.identities)
+        print(_report(args.dataset, r))
     return 0
 
 

@@ -85,6 +85,9 @@ def load_verification_bin(path: str | os.PathLike) -> VerificationSet:
         raise VerificationFileError(f"{path}: first element must be a list of encoded image bytes")
     if not isinstance(issame, list) or not all(isinstance(b, bool) for b in issame):
         raise VerificationFileError(f"{path}: second element must be a list of booleans")
+    if not issame:
+        raise VerificationFileError(f"{path}: holds no pairs (an empty (images, issame) pair); re-download it or "
+                                    "re-create it from a pairs list")
     if len(images) != 2 * len(issame):
         raise VerificationFileError(f"{path}: {len(images)} images for {len(issame)} pairs; expected exactly two per "
                                     "pair")
@@ -147,8 +150,9 @@ class RecordIOReader:
             if not line.strip():
                 continue
             parts = line.split()
-            if len(parts) != 2:
-                raise DatasetError(f"{self.idx_path}:{n}: expected 'key<TAB>offset', got {line!r}")
+            if len(parts) != 2 or not all(p.isdigit() for p in parts):
+                raise DatasetError(f"{self.idx_path}:{n}: expected 'key<TAB>offset' (two whole numbers), got {line!r}; "
+                                   f"`python -m facedata.pack index {self.rec_path}` rebuilds the index")
             self.offsets[int(parts[0])] = int(parts[1])
         self._fh = open(self.rec_path, "rb")
 
@@ -262,6 +266,9 @@ def scan_pack(rec_path: str | os.PathLike, idx_path: str | os.PathLike | None = 
             if flag > 0:  # the class label is the first of the float labels after the header
                 fh.seek(off + 8 + _IR_SIZE)
                 label = struct.unpack("<f", fh.read(4))[0]
+            if not (np.isfinite(label) and label >= 0 and label == int(label)):  # int(NaN) would raise
+                raise DatasetError(f"{reader.rec_path}: record {key} has label {label}, not a class number (0, 1, ...): "
+                                   "the pack is damaged or not an insightface training pack")
             labels[i] = int(label)
     finally:
         reader.close()

@@ -27,7 +27,7 @@ from typing import Iterator, Literal, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageReadError, ImageTooLargeError, OutputNotSavedError, OutputPathError
+from .errors import ImageReadError, ImageTooLargeError, OutputNotSavedError, OutputPathError, UsageError
 
 ColorOrder = Literal["RGB", "BGR"]
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
@@ -185,11 +185,27 @@ def file_fingerprint(path: str | os.PathLike) -> list:
 
 # --- writing outputs: one mechanism for every file the project writes --------------------------------
 
+NAME_MAX_BYTES = 255  # the longest file name of ext4, xfs, btrfs, tmpfs and NTFS
+TEMP_SUFFIX_BYTES = 24  # room kept in a temporary name for its own suffix (".tmp.jpg", ".part", ...)
+
+
+def _temp_stem(name: str, suffix: str = "") -> str:
+    """The part of ``name`` that starts its temporary names: the whole name, or for a name too long to take
+    '.' + '.' + 8 hex digits + a suffix (a legal 250-character photo name), its start cut on a character
+    boundary so the temporary name still fits; the random digits keep it unique."""
+    room = NAME_MAX_BYTES - 10 - max(len(os.fsencode(suffix)), TEMP_SUFFIX_BYTES)
+    stem = name
+    while len(os.fsencode(stem)) > room:
+        stem = stem[:-1]
+    return stem
+
+
 def _temp_next_to(path: Path, suffix: str) -> Path:
     """Create an empty, uniquely named hidden file next to ``path`` and return it. It is created with mode
     0666 like ``open(path, "w")``, so the umask applies (mkstemp's 0600 used to leak into published files)."""
+    stem = _temp_stem(path.name, suffix)
     for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{suffix}")
+        tmp = path.with_name(f".{stem}.{secrets.token_hex(4)}{suffix}")
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
             return tmp
@@ -252,10 +268,13 @@ def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> None:
 def leftover_temps(path: str | os.PathLike) -> list[Path]:
     """Hidden temporary files of :func:`atomic_output` (and older ``.partial`` spools) for ``path`` left
     next to it by a process that was killed: they are never removed automatically (a recording's may be
-    the only copy of its frames)."""
+    the only copy of its frames). For a name cut short in its temporary names (:func:`_temp_stem`) the cut
+    start is matched, so another file's temporaries sharing that long start are listed too."""
     path = Path(path)
+    stem = _temp_stem(path.name)
+    pattern = f".{glob.escape(path.name)}.*" if stem == path.name else f".{glob.escape(stem)}*"
     try:
-        return sorted(p for p in path.parent.glob(f".{glob.escape(path.name)}.*") if p.is_file())
+        return sorted(p for p in path.parent.glob(pattern) if p.is_file())
     except OSError:
         return []
 
@@ -316,6 +335,77 @@ def check_output_folder(path: str | os.PathLike, what: str) -> Path:
     return path
 
 
+def _create_folder(folder: Path, what: str, target: Path) -> None:
+    """Create ``folder`` (and its parents) now; a place the OS refuses (``/sys``, a path under a file, a
+    read-only mount, even for root) is an :class:`OutputPathError` before any work."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputPathError(f"{what} {target}: the folder {folder} cannot be created ({exc.strerror or exc}); "
+                              "choose a writable place") from None
+
+
+def create_output_folder(path: str | os.PathLike, what: str) -> Path:
+    """:func:`check_output_folder`, then create the folder and write a test file in it: the OS's own answer,
+    before any work (``os.access`` says yes to root where the write still fails)."""
+    path = check_output_folder(path, what)
+    _create_folder(path, what, path)
+    _check_can_create(path, what, path)
+    return path
+
+
+@contextmanager
+def output_folder(path: str | os.PathLike, what: str) -> Iterator[Path]:
+    """:func:`create_output_folder` for the length of a command: the folders it had to create are removed
+    again when the command fails (an error or Ctrl+C) and they are still empty, so a refused run leaves
+    nothing behind."""
+    path = Path(path).expanduser()
+    new = [p for p in (path, *path.parents) if not os.path.lexists(p)]  # deepest first
+    create_output_folder(path, what)
+    try:
+        yield path
+    except BaseException:
+        for p in new:
+            try:
+                p.rmdir()  # only when empty
+            except OSError:
+                break
+        raise
+
+
+def create_output_file(path: str | os.PathLike, what: str, overwrite: bool = True,
+                       suffixes: tuple[str, ...] = ()) -> Path:
+    """:func:`check_output_file`, then create its folder and the hidden temporary file
+    :func:`atomic_output` will write (removed at once): a name too long for the file system, with or
+    without the temporary name's additions, is refused now, not after the work."""
+    path = Path(path).expanduser()
+    suffix = f".tmp{path.suffix}"  # atomic_output's default
+    try:
+        path = check_output_file(path, what, overwrite, suffixes)
+        _create_folder(path.parent, what, path)
+        _temp_next_to(path, suffix).unlink()
+    except OSError as exc:
+        if isinstance(exc, OutputPathError):
+            raise
+        if exc.errno != errno.ENAMETOOLONG:
+            raise OutputPathError(f"{what} {path}: cannot write in {path.parent}: {exc.strerror or exc}; choose a "
+                                  "writable place") from None
+        limit = _name_max(path.parent)
+        extra = len(f"..{'0' * 8}{suffix}")  # '.' + name + '.' + 8 hex digits + suffix (see _temp_next_to)
+        raise OutputPathError(f"{what}: the file name {path.name[:40]}... is {len(path.name)} characters; with the "
+                              f"hidden temporary name it is written under first ({extra} more) it must fit this file "
+                              f"system's {limit}: use a name of at most {limit - extra} characters") from None
+    return path
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name ``folder``'s file system allows (255 where it cannot be asked)."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
 def add_max_megapixels_option(parser: argparse.ArgumentParser) -> None:
     """``--max-megapixels``, the option the too-large-image error points to, for every command that reads images."""
     parser.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6, metavar="MP",
@@ -324,9 +414,11 @@ def add_max_megapixels_option(parser: argparse.ArgumentParser) -> None:
 
 
 def max_pixels_of(megapixels: float) -> int:
-    """The pixel limit of ``--max-megapixels``; a value that is not positive is refused."""
-    if not megapixels > 0:
-        raise ValueError(f"--max-megapixels {megapixels}: must be a positive number of megapixels")
+    """The pixel limit of ``--max-megapixels``; a value that is not a positive finite number is refused
+    (``inf`` would overflow ``int``; NaN compares false with every size)."""
+    if not (math.isfinite(megapixels) and megapixels > 0):
+        raise UsageError(f"--max-megapixels {megapixels}: must be a positive, finite number of megapixels "
+                         f"(default {DEFAULT_MAX_PIXELS / 1e6:g})")
     return int(megapixels * 1e6)
 
 

@@ -46,6 +46,9 @@ def parse_pairs(path: str | os.PathLike) -> list[Pair]:
         folds, n = nums
     else:
         raise DatasetError(f"{path}:{head_no}: header must hold one or two numbers, got {' '.join(head)!r}")
+    if folds < 1 or n < 1:  # a header alone ("10 0"): no pairs to score, never an empty table
+        raise DatasetError(f"{path}:{head_no}: header {' '.join(head)!r} promises no pairs; a pairs file needs at "
+                           "least one fold of one same-person and one different-person pair (View 2: '10 300')")
     body = lines[1:]
     if len(body) != folds * 2 * n:
         raise DatasetError(f"{path}: header promises {folds} fold(s) x {2 * n} pairs = {folds * 2 * n} lines, "

@@ -14,8 +14,10 @@ import argparse
 import contextlib
 import csv
 import io
+import itertools
 import multiprocessing as mp
 import os
+import signal
 import sys
 import time
 from collections import Counter
@@ -26,9 +28,10 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from .cli import command
 from .detect import DetectorConfig, Face
-from .errors import DatasetError, FaceDataError, ImageReadError, ImageTooLargeError
-from .io import DEFAULT_MAX_PIXELS, check_output_folder
+from .errors import DatasetError, FaceDataError, ImageReadError, ImageTooLargeError, UsageError
+from .io import DEFAULT_MAX_PIXELS, add_max_megapixels_option, create_output_folder, max_pixels_of
 
 MANIFEST_NAME = "manifest.csv"
 RUNS_LOG = "prepare_runs.jsonl"  # one line per run: images, seconds, images/s, outcome
@@ -44,6 +47,12 @@ HINT_MIN_IOU = 0.1  # a detection overlapping the hint box less than this is ano
 # CelebA subset were both cut as a square 2.2x the face box around its centre, so one template fits both.
 CENTRED_LANDMARKS_FRAC = np.array([[0.4202, 0.4543], [0.5875, 0.4503], [0.5041, 0.5496],
                                    [0.4351, 0.6367], [0.5809, 0.6333]], dtype=np.float32)
+IN_FLIGHT_PER_WORKER = 4  # images handed to each worker ahead: keeps it busy, and few are redone after a crash
+
+
+class WorkerDiedError(FaceDataError):
+    """A worker process died mid-run (the out-of-memory killer's SIGKILL, a crash in native code): the run
+    stops with the images finished so far in the manifest, so the same command resumes it."""
 
 
 @dataclass(frozen=True)
@@ -94,14 +103,27 @@ class PrepareConfig:
 
 
 def list_source_files(src: Path) -> list[Path]:
-    """Every regular, non-hidden file below ``src`` (relative paths, sorted); errors for a bad folder."""
+    """Every non-hidden file below ``src`` (relative paths, sorted); errors for a bad folder. A symbolic link
+    to a folder is followed (identity folders linked in from elsewhere are aligned like the others); one that
+    leads to a folder already listed (a loop, or one identity's images under two names) is refused."""
     if not src.exists():
         raise DatasetError(f"{src}: source folder not found; check the path")
     if not src.is_dir():
         raise DatasetError(f"{src}: is a file; pass the folder that holds <identity>/<image> files")
+
+    def unreadable(exc: OSError) -> None:  # os.walk skips a folder it cannot list without a word otherwise
+        raise exc
+
     files = []
-    for root, dirs, names in os.walk(src):
+    seen = {src.resolve(): src}  # real folder -> the path it was first reached by
+    for root, dirs, names in os.walk(src, onerror=unreadable, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for d in dirs:
+            real = Path(root, d).resolve()
+            if real in seen:
+                raise DatasetError(f"{seen[real]} and {Path(root, d)} are the same folder {real} (through a symbolic "
+                                   "link): its images would be aligned twice, or for ever in a loop; remove the link")
+            seen[real] = Path(root, d)
         for name in sorted(names):
             if not name.startswith("."):
                 files.append(Path(root, name).relative_to(src))
@@ -115,18 +137,37 @@ def output_name(rel: Path) -> Path:
 
 
 def read_manifest(path: Path) -> dict[str, dict]:
-    """Rows of an existing manifest keyed by source; a half-written last line (a crash) is dropped."""
+    """Rows of an existing manifest keyed by source; a half-written last line (a crash) is dropped. A file
+    that is not a manifest (not UTF-8, no ``source`` and ``status`` columns) is refused before it is touched."""
     if not path.exists():
         return {}
-    text = path.read_text(encoding="utf-8")
+
+    def refuse(why: str) -> DatasetError:
+        return DatasetError(f"{path}: not a manifest written by `python -m facedata.prepare` ({why}); the folder "
+                            f"holds other files: choose another output folder, or move {path.name} away")
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        header = next(csv.reader(io.StringIO(text, newline="")), []) if "\n" in text else None
+    except UnicodeDecodeError as exc:
+        raise refuse(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    except csv.Error as exc:
+        raise refuse(f"not CSV: {exc}") from None
+    if header is not None and not {"source", "status"} <= set(header):
+        raise refuse(f"its first line {text.split(chr(10), 1)[0][:60]!r} is not a header with source and status")
+    if header is None and text and not ",".join(MANIFEST_FIELDS).startswith(text):  # a crash mid-header, or not ours
+        raise refuse(f"one line {text[:60]!r}, not a header with source and status")
     if text and not text.endswith("\n"):  # interrupted mid-row: cut the partial row off
         text = text[: text.rfind("\n") + 1]
         path.write_text(text, encoding="utf-8")
     rows = {}
     # csv over the text itself, not splitlines(): a quoted file name may hold a newline
-    for row in csv.DictReader(io.StringIO(text, newline="")):
-        if row.get("source") and row.get("status"):
-            rows[row["source"]] = row
+    try:
+        for row in csv.DictReader(io.StringIO(text, newline="")):
+            if row.get("source") and row.get("status"):
+                rows[row["source"]] = row
+    except csv.Error as exc:
+        raise refuse(f"not CSV: {exc}") from None
     return rows
 
 
@@ -143,6 +184,7 @@ def _init_worker(config: PrepareConfig, threads: int, hints: dict | None = None)
 
     from .detect import FaceDetector
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C stops the driver, which stops the workers
     torch.set_num_threads(max(1, threads))
     _CONFIG = config
     _DETECTOR = FaceDetector(config.detector)
@@ -322,10 +364,43 @@ def _iter_results(jobs: list[tuple[str, str, str]], config: PrepareConfig, worke
         _init_worker(config, threads=min(2, os.cpu_count() or 1), hints=hints)
         yield from map(_process, jobs)
         return
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(config, threads, hints)) as pool:
-        yield from pool.imap_unordered(_process, jobs, chunksize=2)
+    # An executor, not multiprocessing.Pool: a Pool replaces a killed worker but never redoes its images,
+    # so the run used to wait for them for ever; the executor fails every pending image instead.
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(config, threads, hints))
+    queue = iter(jobs)
+    try:
+        pending = {pool.submit(_process, job) for job in itertools.islice(queue, IN_FLIGHT_PER_WORKER * workers)}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+                pending |= {pool.submit(_process, job) for job in itertools.islice(queue, 1)}
+    except BrokenProcessPool:
+        workers_seen = list((getattr(pool, "_processes", None) or {}).values())  # private: read for the message only
+        pool.shutdown(wait=True, cancel_futures=True)  # joins them: their exit codes are known after
+        raise WorkerDiedError(f"a worker process died ({_cause_of_death(workers_seen)})") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # the images in flight finish; their rows are redone later
+
+
+def _cause_of_death(processes: list) -> str:
+    """Why one of a broken executor's workers ended, from their exit codes (it ends the others with SIGTERM)."""
+    for code in (p.exitcode for p in processes):
+        if not code or code == -signal.SIGTERM:
+            continue
+        if code > 0:
+            return f"exit code {code}"
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by {name}" + ("; the out-of-memory killer sends it" if -code == signal.SIGKILL else "")
+    return "cause unknown"
 
 
 @contextlib.contextmanager
@@ -354,17 +429,17 @@ def folder_lock(folder: Path, what: str = "prepared", lock_name: str = ".lock") 
         fh.close()  # closing releases the lock
 
 
-def _migrate_manifest(manifest: Path) -> None:
-    """Rewrite a manifest written before a column was added (e.g. ``method``) with today's header."""
+def _migrate_manifest(manifest: Path, rows: Iterable[dict]) -> bool:
+    """Rewrite a manifest written before a column was added (e.g. ``method``) with today's header; ``rows``
+    are its rows (read_manifest). Returns whether it was rewritten."""
     from .io import write_bytes_atomic
 
     if not manifest.exists() or manifest.stat().st_size == 0:
-        return
+        return False
     with open(manifest, newline="", encoding="utf-8") as fh:
         header = next(csv.reader(fh), [])
     if header == MANIFEST_FIELDS:
-        return
-    rows = read_manifest(manifest).values()
+        return False
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=MANIFEST_FIELDS, extrasaction="ignore")
     writer.writeheader()
@@ -372,11 +447,14 @@ def _migrate_manifest(manifest: Path) -> None:
         writer.writerow({k: row.get(k) or ("mtcnn" if k == "method" and row.get("status") == "ok" else "")
                          for k in MANIFEST_FIELDS})
     write_bytes_atomic(buf.getvalue().encode("utf-8"), manifest)
+    return True
 
 
 def prepare_folder(src: Path, dst: Path, config: PrepareConfig = PrepareConfig(), workers: int = 2,
                    retry_failed: bool = False, progress: bool = True, limit: int | None = None) -> PrepareResult:
     """Align every image under ``src`` into ``dst``; see the module docstring. Returns counts by status."""
+    if limit is not None and limit < 1:  # a negative slice would align all but the last images
+        raise UsageError(f"--limit {limit}: must be a whole number of images >= 1 (at most that many new ones)")
     src, dst = Path(src).resolve(), Path(dst).resolve()
     if dst == src or src in dst.parents:
         raise DatasetError(f"{dst}: output folder is inside the source {src}; choose a folder outside it")
@@ -394,8 +472,7 @@ def prepare_folder(src: Path, dst: Path, config: PrepareConfig = PrepareConfig()
             raise DatasetError(f"{config.hints} names none of the {len(files)} files under {src} (it has e.g. "
                                f"{next(iter(hinted), '-')!r}, the folder e.g. {str(files[0])!r}); its sources must be "
                                "relative to the folder being prepared: pass the folder the hints were written for")
-    check_output_folder(dst, "output folder")  # a file, or a folder we cannot write: refused before any image
-    dst.mkdir(parents=True, exist_ok=True)
+    create_output_folder(dst, "output folder")  # a file, or a folder we cannot write: refused before any image
     with folder_lock(dst):
         return _prepare_locked(src, dst, files, config, workers, retry_failed, progress, limit, hinted)
 
@@ -409,12 +486,21 @@ def _prepare_locked(src: Path, dst: Path, files: list[Path], config: PrepareConf
 
     from .io import write_bytes_atomic
 
+    manifest = dst / MANIFEST_NAME
+    done = read_manifest(manifest)  # a file that is not a manifest is refused before anything is written
     spec_path = dst / "prepare.json"
     spec = json.loads(json.dumps(asdict(config)))  # tuples become lists, as they read back from the file
     if spec_path.exists():
         # a setting added since the folder was made reads as its default (also inside the detector's settings)
         defaults = json.loads(json.dumps(asdict(PrepareConfig())))
-        saved = json.loads(spec_path.read_text())
+        try:
+            saved = json.loads(spec_path.read_text(encoding="utf-8"))
+            why = "" if isinstance(saved, dict) else f"a JSON {type(saved).__name__}, not an object"
+        except ValueError as exc:  # UnicodeDecodeError is one too
+            why = f"not JSON: {exc}"
+        if why:
+            raise DatasetError(f"{spec_path}: not the settings file prepare writes ({why}), so what the crops here "
+                               "were made with is unknown: choose another output folder, or move it away")
         old = {**defaults, **saved}
         if isinstance(saved.get("detector"), dict):
             old["detector"] = {**defaults["detector"], **saved["detector"]}
@@ -426,9 +512,8 @@ def _prepare_locked(src: Path, dst: Path, files: list[Path], config: PrepareConf
     else:
         retry_missed = False
     write_bytes_atomic(json.dumps(spec, indent=1).encode(), spec_path)
-    manifest = dst / MANIFEST_NAME
-    _migrate_manifest(manifest)
-    done = read_manifest(manifest)
+    if _migrate_manifest(manifest, done.values()):
+        done = read_manifest(manifest)
     todo = []
     for rel in files:
         row = done.get(str(rel))
@@ -460,6 +545,10 @@ def _prepare_locked(src: Path, dst: Path, files: list[Path], config: PrepareConf
                     methods[row["method"]] += 1
                 bar.update(1)
                 bar.set_postfix(ok=counts["ok"], bad=sum(counts.values()) - counts["ok"], refresh=False)
+        except WorkerDiedError as exc:
+            raise WorkerDiedError(f"{exc}. The {sum(counts.values())} images this run finished before are in "
+                                  f"{manifest}: run the same command again to do the rest (fewer --workers use less "
+                                  "memory)") from None
         finally:
             bar.close()
     seconds = time.perf_counter() - start
@@ -472,6 +561,7 @@ def _prepare_locked(src: Path, dst: Path, files: list[Path], config: PrepareConf
     return PrepareResult(counts, skipped, seconds, manifest, methods)
 
 
+@command("python -m facedata.prepare", interrupted="finished images are kept: run the same command again to resume")
 def main(argv: Iterable[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m facedata.prepare", description=__doc__.split("\n\n")[0])
     p.add_argument("src", type=Path, help="folder of <identity>/<image> files (read only)")
@@ -488,8 +578,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     p.add_argument("--pad", type=float, default=defaults.pad_frac, metavar="FRAC",
                    help="detect on a copy with a black border of FRAC x the longer side: for photos cropped tight "
                         "around the face (CFP: 0.3), where MTCNN's landmarks otherwise go wrong")
-    p.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_PIXELS / 1e6,
-                   help=f"refuse larger images (default {DEFAULT_MAX_PIXELS / 1e6:g})")
+    add_max_megapixels_option(p)
     p.add_argument("--fallback", choices=[f for f in FALLBACKS if f], default=None,
                    help="centred: faces known to be at the image centre (LFW, CelebA crops) are never dropped: "
                         "the most central face is kept, a miss is retried with --relaxed-thresholds, then a "
@@ -505,27 +594,17 @@ def main(argv: Iterable[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(list(argv) if argv is not None else None)
     if args.detect_max_side < 64:
-        print(f"error: --detect-max-side {args.detect_max_side} must be at least 64 pixels", file=sys.stderr)
-        return 2
-    if not 0 <= args.pad <= 1:
-        print(f"error: --pad {args.pad} must be a share of the photo's longer side in [0, 1] (0.3 for tight crops)",
-              file=sys.stderr)
-        return 2
+        raise UsageError(f"--detect-max-side {args.detect_max_side} must be at least 64 pixels")
+    if not 0 <= args.pad <= 1:  # also NaN
+        raise UsageError(f"--pad {args.pad} must be a share of the photo's longer side in [0, 1] (0.3 for tight crops)")
     detector = DetectorConfig(thresholds=tuple(args.thresholds), min_face_size_px=args.min_face_size,
                               detect_max_side_px=args.detect_max_side, pad_frac=args.pad)
-    try:
-        config = PrepareConfig(method=args.method, size_px=args.size, detector=detector,
-                               max_pixels=int(args.max_megapixels * 1e6), fallback=args.fallback,
-                               relaxed_thresholds=tuple(args.relaxed_thresholds),
-                               hints=str(args.hints.resolve()) if args.hints else None)
-        result = prepare_folder(args.src, args.dst, config, workers=args.workers,
-                                retry_failed=args.retry_failed, progress=not args.no_progress, limit=args.limit)
-    except (FaceDataError, KeyError) as exc:
-        print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished images are kept; run the same command again to resume", file=sys.stderr)
-        return 130
+    config = PrepareConfig(method=args.method, size_px=args.size, detector=detector,
+                           max_pixels=max_pixels_of(args.max_megapixels), fallback=args.fallback,
+                           relaxed_thresholds=tuple(args.relaxed_thresholds),
+                           hints=str(args.hints.resolve()) if args.hints else None)
+    result = prepare_folder(args.src, args.dst, config, workers=args.workers,
+                            retry_failed=args.retry_failed, progress=not args.no_progress, limit=args.limit)
     n = sum(result.counts.values())
     rate = n / result.seconds if result.seconds > 0 else 0.0
     summary = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())) or "nothing new"

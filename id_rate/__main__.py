@@ -17,7 +17,7 @@ aligned CFP folder (``--cfp-dir``, ``--cfp-root``; see ``id_rate.evaluate.cfp_pr
 The protocols live in ``id_rate.evaluate`` (``evaluate(...) -> Report``); this is only the command line.
 Output in ``--out`` (default ``id_rate/results``): table.md, table.csv, results.json, roc.png,
 similarity.png, accuracy_threshold.png, tsne.png. ``--write-thresholds FPR`` stores each model's cosine
-threshold at that FPR, for its flip setting, in ``id_rate/thresholds.json``, which ``config.MODELS`` reads.
+threshold at that FPR, for its flip setting, in ``config.MEASURED_THRESHOLDS``, read when a model loads.
 """
 from __future__ import annotations
 
@@ -27,16 +27,18 @@ from pathlib import Path
 
 import numpy as np
 
+import config  # the script layer's settings (torch-free): models by name, data roots, the thresholds file
+from facedata.cli import at_least, command, torch_device
 from facedata.datasets import choose_open_set_identities, scan_face_folder
-from facedata.errors import FaceDataError
-from facedata.io import check_output_file, check_output_folder
+from facedata.errors import UsageError
+from facedata.io import create_output_file, output_folder
 
 from .evaluate import (Protocol, Report, bin_pairs, cfp_protocol, evaluate, evaluate_embeddings, held_out_protocol,
                        lfw_protocol, split_protocol, write_thresholds)
 from .metrics import MetricError
 
 ROOT = Path(__file__).resolve().parent
-THRESHOLDS = ROOT / "thresholds.json"
+THRESHOLDS = config.MEASURED_THRESHOLDS
 SPLIT_VALUES = ("query", "distractor", "unused")
 
 
@@ -130,6 +132,7 @@ def build_protocol(args: argparse.Namespace, specs: dict[str, dict], cfg) -> Pro
     return proto
 
 
+@command("python -m id_rate", interrupted="embeddings already cached are kept; run again to continue")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m id_rate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -165,22 +168,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    try:
-        check_output_folder(args.out, "--out")  # before any work: a result is never computed and then lost
+    check_args(args)
+    # Outputs created before any work: a result is never computed and then lost.
+    with output_folder(args.out, "--out"):
         if args.write_thresholds is not None:
-            check_output_file(args.thresholds_file, "--thresholds-file")
+            create_output_file(args.thresholds_file, "--thresholds-file")
         if args.bin is not None and not args.bin.is_file():
             raise MetricError(f"{args.bin}: verification .bin not found")
         report = run(args)
         written = report.write(args.out)
         if args.write_thresholds is not None:
             written.append(write_thresholds(report, args.write_thresholds, args.thresholds_file))
-    except (MetricError, FaceDataError, KeyError, FileNotFoundError) as exc:
-        print(f"id_rate: error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
-        return 2
     print(report.table_markdown())
     print("wrote " + ", ".join(str(w) for w in written))
     return 0
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse counts and rates no protocol can use, before anything is read."""
+    for option, minimum in (("query_ids", 1), ("distractor_ids", 1), ("query_images", 1), ("distractor_images", 1),
+                            ("bootstrap", 0)):
+        at_least("--" + option.replace("_", "-"), getattr(args, option), minimum)
+    fpr = args.write_thresholds
+    if fpr is not None and not 0 < fpr < 1:
+        raise UsageError(f"--write-thresholds {fpr}: an FPR must be between 0 and 1 (e.g. 1e-3)")
+    torch_device("--device", args.device)
 
 
 def run(args: argparse.Namespace) -> Report:
@@ -188,10 +200,7 @@ def run(args: argparse.Namespace) -> Report:
     if args.embeddings:
         sets = {path.stem: load_npz(path, args.query_ids, args.distractor_ids, args.seed) for path in args.embeddings}
         return evaluate_embeddings(sets, args.seed, args.bootstrap, args.device)
-    from facedata.project import project_config
     from models_definition.zoo import load_model
-
-    config = project_config()  # the script layer: reads config.MODELS and passes entries down
 
     unknown = [m for m in args.models if m not in config.MODELS]
     if unknown:  # before any embedding work

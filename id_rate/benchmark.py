@@ -33,10 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from facedata.errors import FaceDataError
-from facedata.io import check_output_folder, write_bytes_atomic
-from models_definition.checkpoint import CheckpointError
-from models_definition.reference import ReferenceModelError
+from facedata.cli import at_least, command, torch_device
+from facedata.io import output_folder, write_bytes_atomic
 
 from . import evaluate as ev
 from .evaluate import (PairSet, Protocol, check_not_trained_on, lfw_protocol, score_embeddings, score_pairs,
@@ -467,8 +465,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    if args.bootstrap < 0:
-        p.error(f"--bootstrap {args.bootstrap}: must be >= 0")
+    for option, minimum in (("bootstrap", 0), ("celeba_query_ids", 1), ("celeba_distractor_ids", 1),
+                            ("celeba_query_images", 1)):
+        at_least("--" + option.replace("_", "-"), getattr(args, option), minimum)
+    torch_device("--device", args.device)
     args.sets = list(dict.fromkeys(args.sets))
     args.models = list(dict.fromkeys(args.models))
     return args
@@ -476,10 +476,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> tuple[dict[str, dict[str, Cell]], dict[tuple[str, str], dict], dict[str, str]]:
     """(cells by model and set, comparisons, set descriptions); the script layer: reads config.py."""
-    from facedata.project import project_config
+    import config as cfg
     from models_definition.zoo import load_model
 
-    cfg = project_config()
     unknown = [m for m in args.models if m not in cfg.MODELS]
     if unknown:
         raise BenchmarkError(f"unknown model {unknown[0]!r}; valid: {', '.join(sorted(cfg.MODELS))}")
@@ -510,18 +509,13 @@ def _summary(c: Cell) -> str:
     return f"AUC {c.report.idrate.auc:.4f}, TPR@FPR={ANCHOR_FPR:g} {fmt(c.report.idrate.tpr(ANCHOR_FPR))}"
 
 
+@command("python -m id_rate.benchmark", interrupted="nothing written; embeddings already cached are kept, so a "
+         "rerun continues from them")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        check_output_folder(args.out, "--out")  # before any work: a result is never computed and then lost
+    with output_folder(args.out, "--out"):  # before any work: a result is never computed and then lost
         cells, comparisons, descriptions = run(args)
         written = write_outputs(args.out, cells, comparisons, descriptions, args)
-    except (MetricError, FaceDataError, KeyError, FileNotFoundError, ReferenceModelError, CheckpointError) as exc:
-        print(f"id_rate.benchmark: error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("id_rate.benchmark: interrupted; nothing written (embeddings already cached are kept)", file=sys.stderr)
-        return 130
     print((args.out / "table.md").read_text())
     print("wrote " + ", ".join(str(w) for w in written))
     return 0

@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from facedata.datasets import FaceFolder, held_out_split, identity_disjoint_split, scan_face_folder
+from facedata.splits import DEFAULT_SPLIT_SEED, SplitSpec
 from facedata.io import load_image, write_bytes_atomic
 from models_definition.thresholds import load_measured, record, upsert
 
@@ -119,8 +120,8 @@ def _from_split(name: str, description: str, query: FaceFolder, distractor: Face
     return Protocol(name, description, q, d, gallery, mated, nonmated, None, seed, settings)
 
 
-def split_protocol(root: str | Path, n_query: int, n_distractor: int, seed: int = 42, query_images: int | None = None,
-                   distractor_images: int | None = None) -> Protocol:
+def split_protocol(root: str | Path, n_query: int, n_distractor: int, seed: int = DEFAULT_SPLIT_SEED,
+                   query_images: int | None = None, distractor_images: int | None = None) -> Protocol:
     """A seeded identity-disjoint split of an aligned folder (the one the training recipes hold out for the
     same seed and counts). Open set: the first image of each query identity enrolled, the others mated,
     the distractors non-mated."""
@@ -137,20 +138,20 @@ def split_protocol(root: str | Path, n_query: int, n_distractor: int, seed: int 
 def held_out_protocol(spec: Mapping[str, Any], root: str | Path | None = None) -> Protocol:
     """The query / distractor identities a training run held out, rebuilt from its checkpoint's training
     config (the engine makes its split with the same function, so they are the same people)."""
-    tc = spec.get("train_config") or {}
-    if not (tc.get("open_set_query") or tc.get("open_set_distractor")):
+    split = SplitSpec.from_checkpoint(spec)
+    if not split.holds_out:
         raise MetricError("the checkpoint's training run held out no identities (open_set_query = 0); "
                           "evaluate it on other data (e.g. --benchmark lfw)")
-    held = held_out_split(tc, root)
-    data = root or tc["data"]
+    held = held_out_split(split, root)
+    data = root or split.data
     return _from_split("held out by training",
-                       f"the identities the training run held out of {data}: {tc.get('open_set_query')} query, "
-                       f"{tc.get('open_set_distractor')} distractor (split seed {tc.get('split_seed')})",
-                       held.query, held.distractor, tc.get("split_seed", 42),
-                       dict(data=str(data), held_out_from_checkpoint=True, n_query=tc.get("open_set_query"),
-                            n_distractor=tc.get("open_set_distractor"), seed=tc.get("split_seed"),
-                            query_images=tc.get("open_set_query_images"),
-                            distractor_images=tc.get("open_set_distractor_images")))
+                       f"the identities the training run held out of {data}: {split.open_set_query} query, "
+                       f"{split.open_set_distractor} distractor (split seed {split.split_seed})",
+                       held.query, held.distractor, split.split_seed,
+                       dict(data=str(data), held_out_from_checkpoint=True, n_query=split.open_set_query,
+                            n_distractor=split.open_set_distractor, seed=split.split_seed,
+                            query_images=split.open_set_query_images,
+                            distractor_images=split.open_set_distractor_images))
 
 
 def lfw_protocol(root: str | Path, pairs_file: str | Path | None = None, query_min_images: int = 6,
@@ -176,6 +177,9 @@ def lfw_protocol(root: str | Path, pairs_file: str | Path | None = None, query_m
     pairs = None
     if pairs_file is not None:
         parsed = parse_pairs(pairs_file)
+        if len({p.fold for p in parsed}) < 2:  # 10-fold accuracy chooses each fold's threshold on the others
+            raise MetricError(f"{pairs_file}: one fold of pairs (a View 1 file); LFW's protocol scores 10-fold "
+                               "accuracy over people-disjoint folds: use View 2's pairs.txt (header '10 300')")
         pp, bad = pair_paths(parsed, root, missing=missing)
         pairs = PairSet(Path(pairs_file).name, [x for ab in pp for x in ab], np.array([p.same for p in parsed]),
                         np.array([p.fold for p in parsed]), bad)
@@ -472,13 +476,16 @@ class Report:
 
     def write(self, out_dir: Path) -> list[Path]:
         """table.md, table.csv, results.json and the plots in ``out_dir``."""
-        from .report import plot_accuracy_vs_threshold, plot_similarity, plot_tsne, write_report
+        from .plots import plot_accuracy_vs_threshold, plot_similarity, plot_tsne
+        from .report import write_report
 
         meta = {"protocol": self.protocol.name, "description": self.protocol.description,
                 "protocol_settings": self.protocol.settings, **self.settings}
         written = write_report({k: m.idrate for k, m in self.models.items()}, out_dir, meta, self.extras())
-        written.append(plot_similarity({k: m.similarity for k, m in self.models.items()}, out_dir / "similarity.png"))
         curves = {k: m.accuracy_curve for k, m in self.models.items() if m.accuracy_curve is not None}
+        chosen = {k: 1.0 - c[2] for k, c in curves.items()}  # the verification threshold, as a cosine similarity
+        written.append(plot_similarity({k: m.similarity for k, m in self.models.items()}, out_dir / "similarity.png",
+                                       chosen))
         if curves:
             written.append(plot_accuracy_vs_threshold(curves, out_dir / "accuracy_threshold.png"))
         tsne = {k: m.tsne for k, m in self.models.items() if m.tsne is not None}

@@ -1,4 +1,4 @@
-"""Tables and plots of ID-rate results: Markdown + CSV + JSON, ROC on log-FPR, score distributions."""
+"""Tables of ID-rate results: Markdown + CSV + JSON (the figures: ``id_rate.plots``)."""
 from __future__ import annotations
 
 import csv
@@ -6,10 +6,9 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
-
 from facedata.io import write_bytes_atomic
 
+from .plots import plot_roc, plot_tpr_at_fpr
 from .protocols import IdRateResult
 
 
@@ -89,105 +88,12 @@ def markdown_table(results: dict[str, IdRateResult], extra: dict[str, dict] | No
 
 def write_report(results: dict[str, IdRateResult], out_dir: Path, meta: dict,
                  extra: dict[str, dict] | None = None) -> list[Path]:
-    """table.md, table.csv, results.json and roc.png in ``out_dir``; returns the paths."""
+    """table.md, table.csv, results.json, roc.png and tpr_at_fpr.png in ``out_dir``; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(markdown_table(results, extra).encode(), out_dir / "table.md")
     write_bytes_atomic(csv_bytes(table_rows(results, extra)), out_dir / "table.csv")
     payload = {"meta": meta, "models": {k: {**r.to_dict(), **(extra or {}).get(k, {})} for k, r in results.items()}}
     write_bytes_atomic(json.dumps(payload, indent=1).encode(), out_dir / "results.json")
     paths = [out_dir / n for n in ("table.md", "table.csv", "results.json")]
-    paths += _plots(results, out_dir)
+    paths += [plot_roc(results, out_dir / "roc.png"), plot_tpr_at_fpr(results, out_dir / "tpr_at_fpr.png")]
     return paths
-
-
-def _plots(results: dict[str, IdRateResult], out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for name, r in results.items():
-        fpr = np.maximum(r.roc_fpr, 1.0 / max(1, r.n_neg))  # log axis: FPR 0 drawn at the resolution limit
-        ax.plot(fpr, r.roc_tpr, label=f"{name} (AUC {r.auc:.3f})")
-    ax.set_xscale("log")
-    ax.set_xlabel("false positive rate (log)")
-    ax.set_ylabel("true positive rate")
-    ax.set_ylim(0, 1.01)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    write_bytes_atomic(buf.getvalue(), out_dir / "roc.png")
-    return [out_dir / "roc.png"]
-
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    write_bytes_atomic(buf.getvalue(), path)
-    return path
-
-
-def plot_similarity(scores: dict[str, dict[str, np.ndarray]], path: Path) -> Path:
-    """Per model: histograms of cosine similarity, same-identity query pairs against different-identity
-    query pairs and query x distractor pairs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(scores), figsize=(4.2 * len(scores), 3.4), squeeze=False)
-    bins = np.linspace(-1, 1, 81)
-    for ax, (name, s) in zip(axes[0], scores.items()):
-        for key, label in (("pos", "same person (query)"), ("neg_qq", "different (query)"), ("neg_qd", "query x distractor")):
-            if len(s.get(key, [])):
-                ax.hist(s[key], bins=bins, density=True, alpha=0.5, label=label)
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("cosine similarity")
-    axes[0][0].legend(fontsize=7)
-    return _save(fig, path)
-
-
-def plot_accuracy_vs_threshold(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path) -> Path:
-    """Accuracy of "cosine distance < t" on the report split, with the threshold chosen on the other split."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, (t, acc, chosen) in curves.items():
-        line, = ax.plot(t, acc, label=name)
-        ax.axvline(chosen, color=line.get_color(), linestyle=":", linewidth=1)
-    ax.set_xlabel("cosine distance threshold (dotted: chosen on the other split)")
-    ax.set_ylabel("accuracy")
-    ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-def plot_tsne(embeddings: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, seed: int = 0) -> Path:
-    """t-SNE of a few identities per model, coloured by identity."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.manifold import TSNE
-
-    fig, axes = plt.subplots(1, len(embeddings), figsize=(4 * len(embeddings), 3.8), squeeze=False)
-    for ax, (name, (emb, labels)) in zip(axes[0], embeddings.items()):
-        xy = TSNE(2, perplexity=min(30, max(2, len(emb) // 4)), init="pca", random_state=seed).fit_transform(emb)
-        for i, lab in enumerate(np.unique(labels)):
-            m = labels == lab
-            ax.scatter(xy[m, 0], xy[m, 1], s=12, label=str(lab))
-        ax.set_title(name, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0][-1].legend(fontsize=6, loc="best")
-    return _save(fig, path)

@@ -27,6 +27,14 @@ class PretrainedWeightsError(FaceKitError, RuntimeError):
     """Pretrained weights were asked for but could not be loaded (usually: no internet)."""
 
 
+class BackboneError(FaceKitError, KeyError, ValueError):
+    """An unknown backbone name, weights it does not have, or a size it cannot build; the message lists the
+    valid values (a KeyError and a ValueError too, as the plain errors it replaces were)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
 @dataclass(frozen=True)
 class BackboneEntry:
     build: Callable[[str | None, int], tuple[nn.Module, int]]  # (pretrained, input_px) -> (trunk, feature dim)
@@ -179,7 +187,7 @@ def get_backbone(name: str) -> BackboneEntry:
     try:
         return BACKBONES[name]
     except KeyError:
-        raise KeyError(f"unknown backbone {name!r}; valid: {', '.join(sorted(BACKBONES))}") from None
+        raise BackboneError(f"unknown backbone {name!r}; valid: {', '.join(sorted(BACKBONES))}") from None
 
 
 class Embedder(nn.Module):
@@ -211,9 +219,9 @@ def build_embedder(backbone: str, embedding_size: int | None = 512, pretrained: 
     entry = get_backbone(backbone)
     if pretrained is not None and pretrained not in entry.pretrained:
         valid = ", ".join(entry.pretrained) or "none (random init only)"
-        raise ValueError(f"backbone {backbone!r} has no pretrained weights {pretrained!r}; valid: {valid}")
-    if embedding_size is not None and embedding_size <= 0:
-        raise ValueError(f"embedding_size must be positive or None, got {embedding_size}")
+        raise BackboneError(f"backbone {backbone!r} has no pretrained weights {pretrained!r}; valid: {valid}")
+    if embedding_size is not None and not embedding_size > 0:
+        raise BackboneError(f"embedding_size must be positive or None, got {embedding_size!r}")
     trunk, dim = entry.build(pretrained, input_px)
     model = Embedder(trunk, dim, embedding_size, dropout)
     if entry.finish is not None:

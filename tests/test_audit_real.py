@@ -52,10 +52,10 @@ def source_from(tmp: Path, folders: dict[str, list[Path]]) -> Path:
 
 @pytest.fixture(scope="module")
 def sface():
-    from facedata.project import project_config
+    import config
     from models_definition.zoo import load_model
 
-    return load_model("sface", project_config().MODELS, device="cpu")
+    return load_model("sface", config.MODELS, device="cpu")
 
 
 def test_celeba_aligned_files_of_reserved_people_are_flagged_by_number(sface, tmp_path):

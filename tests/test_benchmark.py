@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from facedata.lfw import Pair, format_pairs
-from facedata.project import project_config
+import config
 from id_rate import benchmark
 from id_rate import evaluate as ev
 from id_rate.benchmark import TRAINED_ON, main
@@ -99,7 +99,7 @@ def _trained_checkpoint(path: Path, classes: list[str]) -> Path:
 def test_table_rows_columns_and_a_trained_on_cell(sets, tmp_path, monkeypatch, capsys):
     calls: list = []
     monkeypatch.setattr(ev, "cfp_protocol", _fake_cfp(sets, calls))
-    cfg = project_config()
+    cfg = config
     ckpt = _trained_checkpoint(tmp_path / "m.pt", ["pyfeat_man"])
     monkeypatch.setitem(cfg.MODELS, "tiny-trained", dict(checkpoint=ckpt))
     monkeypatch.setitem(cfg.MODELS, "tiny-random", dict(random_init="mobilefacenet", seed=1, embedding_size=32))

@@ -85,10 +85,10 @@ def world(sample_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sface():
-    from facedata.project import project_config
+    import config
     from models_definition.zoo import load_model
 
-    return load_model("sface", project_config().MODELS, device="cpu")
+    return load_model("sface", config.MODELS, device="cpu")
 
 
 def test_audit_finds_key_face_and_planted_overlaps(world, sface, tmp_path):

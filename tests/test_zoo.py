@@ -1,6 +1,7 @@
 """Models by name: trained checkpoints and the SFace reference, with their preprocessing and thresholds."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -9,10 +10,12 @@ import pytest
 import torch
 
 import config
+from facedata.errors import FaceKitError
 from facedata.io import load_image
 from models_definition.backbones import build_embedder
 from models_definition.checkpoint import save_checkpoint
 from models_definition.reference import SFACE_PREPROCESS, sface_onnx
+from models_definition.thresholds import ThresholdsFileError, entry_records, record
 from models_definition.zoo import ModelNotFoundError, load_model
 from facedata.preprocess import get_preset
 
@@ -29,7 +32,8 @@ def test_every_config_model_resolves():
 
 
 def test_unknown_and_untrained_models():
-    with pytest.raises(ModelNotFoundError, match="unknown model 'ce-efficient'; valid: arcface-efficientnet, ce-efficientnet"):
+    with pytest.raises(ModelNotFoundError, match="unknown model 'ce-efficient'; valid: arcface-efficientnet, "
+                                                 "arcface-efficientnet-last-epoch, ce-efficientnet"):
         load_model("ce-efficient", config.MODELS)
     registry = {"ce-efficientnet": dict(checkpoint=Path("/nonexistent/best.pt"), recipe="ce-efficientnet")}
     with pytest.raises(ModelNotFoundError, match=r"checkpoint /nonexistent/best.pt not found\. Train it with "
@@ -113,3 +117,32 @@ def test_untrained_baseline_follows_its_preprocess(small_aligned):
     faces = crops(small_aligned / "pyfeat_man", 2)
     assert small(faces).shape == (2, 128) and large(faces).shape == (2, 128)
     np.testing.assert_allclose(small(faces), load_model("a", registry, device="cpu")(faces), atol=1e-5)  # seeded
+
+
+def test_measured_thresholds_are_read_when_the_model_loads(small_aligned, tmp_path):
+    """Precedence: measured (this FPR and flip setting), then the entry's own, then the checkpoint's; the file
+    is read by load_model, so one written after the registry was built counts."""
+    measured = tmp_path / "thresholds.json"
+    registry = {"m": dict(random_init="mobilefacenet", seed=0, embedding_size=32, threshold_cos=0.3,
+                          threshold_fpr=1e-3, measured_thresholds=measured)}
+    assert load_model("m", registry, device="cpu").threshold == 0.3  # no file yet: the entry's own
+    measured.write_text(json.dumps({"m": [record(0.2, 1e-2, False), record(0.6, 1e-3, True),
+                                          record(0.5, 1e-3, False)], "other": [record(0.9, 1e-3, False)]}))
+    plain, flip = load_model("m", registry, device="cpu"), load_model("m", registry, device="cpu", flip_tta=True)
+    assert (plain.threshold, plain.threshold_fpr) == (0.5, 1e-3)  # not 0.2: measured at another FPR
+    assert (flip.threshold, flip.threshold_fpr) == (0.6, 1e-3)
+    face = crops(small_aligned / "pyfeat_man", 1)
+    assert plain(face).shape == (1, 32)
+    spec = {"metrics": {"thresholds": [record(0.42, 1e-3, False)]}}
+    entry = dict(registry["m"], thresholds=[record(0.35, 1e-3, False)])
+    assert [r["cos"] for r in entry_records(entry, spec, [record(0.5, 1e-3, False)])] == [0.5, 0.35, 0.3, 0.42]
+
+
+@pytest.mark.parametrize("text", ['{"m": [{"cos": 0.5, "fpr": 0.001, "fl', "not json", "[1, 2]", '{"m": 0.5}'])
+def test_a_broken_thresholds_file_is_named_when_the_model_loads(tmp_path, text):
+    measured = tmp_path / "thresholds.json"
+    measured.write_text(text)
+    registry = {"m": dict(checkpoint=tmp_path / "absent.pt", recipe="x", measured_thresholds=measured)}
+    with pytest.raises(ThresholdsFileError, match=f"{measured}: .*--write-thresholds") as err:
+        load_model("m", registry, device="cpu")  # before the checkpoint is looked for
+    assert isinstance(err.value, FaceKitError)

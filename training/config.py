@@ -11,8 +11,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from facedata.errors import FaceKitError, UsageError
+from facedata.splits import SplitSpec
 from models_definition.heads import check_head_options
-from facedata.errors import FaceKitError
 
 SAMPLERS = ("shuffle", "pk", "pairs")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -98,16 +99,17 @@ def _check_types_and_ranges(cfg: "TrainConfig") -> None:
 @dataclass
 class TrainConfig:
     # data
-    data: str = "data/sample_aligned"  # aligned crops, <identity>/<image>
-    min_images_per_class: int = 1
-    max_classes: int | None = None
-    val_fraction: float = 0.1  # closed-set validation: this share of each training identity's images
-    open_set_query: int = 0  # held-out identities with >= 2 images: same-identity pairs for open-set metrics
-    open_set_distractor: int = 0  # held-out identities used as negatives only
-    open_set_query_images: int | None = None  # caps per identity (seed protocol: 6 and 60)
-    open_set_distractor_images: int | None = None
-    max_train_classes: int | None = None  # after the hold-out: train on this many identities (seeded choice)
-    split_seed: int = 42
+    # the split (facedata.splits.SplitSpec, whose defaults these are: one copy)
+    data: str = SplitSpec.data  # aligned crops, <identity>/<image>
+    min_images_per_class: int = SplitSpec.min_images_per_class
+    max_classes: int | None = SplitSpec.max_classes
+    val_fraction: float = SplitSpec.val_fraction  # closed-set validation: this share of each training identity's images
+    open_set_query: int = SplitSpec.open_set_query  # held-out identities with >= 2 images: same-identity pairs
+    open_set_distractor: int = SplitSpec.open_set_distractor  # held-out identities used as negatives only
+    open_set_query_images: int | None = SplitSpec.open_set_query_images  # caps per identity (seed protocol: 6, 60)
+    open_set_distractor_images: int | None = SplitSpec.open_set_distractor_images
+    max_train_classes: int | None = SplitSpec.max_train_classes  # after the hold-out: this many identities (seeded)
+    split_seed: int = SplitSpec.split_seed
     # a composed set (facedata.compose) trains only if its identity-overlap audit covered every one of these
     # evaluation sets and dropped what it flagged: the sets this project reports on (facedata.audit)
     audit_eval_sets: list[str] = field(default_factory=lambda: ["lfw", "cfp", "celeba"])
@@ -177,9 +179,9 @@ class TrainConfig:
         for name, value, valid in (("sampler", self.sampler, SAMPLERS), ("optimizer", self.optimizer, OPTIMIZERS),
                                    ("schedule", self.schedule, SCHEDULES)):
             if value not in valid:
-                raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+                raise UsageError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
         if self.monitor is not None and self.monitor not in MONITORS and not _is_verify_metric(self.monitor):
-            raise ValueError(f"unknown monitor {self.monitor!r}; valid: {', '.join(MONITORS)}, or "
+            raise UsageError(f"unknown monitor {self.monitor!r}; valid: {', '.join(MONITORS)}, or "
                              "verify_<set>_acc for a set of verify_sets")
         if (self.head == "distill") != (self.teacher is not None):
             raise SettingError("teacher", self.teacher, "the distill head needs a teacher (a model-registry entry "
@@ -190,6 +192,12 @@ class TrainConfig:
         if self.head == "distill" and self.sampler != "shuffle":
             raise SettingError("sampler", self.sampler, "the distill head learns per image, not per identity: "
                                "use sampler='shuffle'")
+        if self.sampler == "pk" and (self.batch_size % self.pk_k or self.batch_size // self.pk_k < 2):
+            # P = batch_size // pk_k identities of pk_k images: anything else trained on another batch size
+            need = max(2, -(-self.batch_size // self.pk_k)) * self.pk_k
+            raise SettingError("batch_size", self.batch_size, f"the pk sampler fills a batch with P >= 2 identities "
+                               f"of pk_k={self.pk_k} images: set batch_size to a multiple of pk_k of at least "
+                               f"{2 * self.pk_k} (e.g. batch_size={need}), or change pk_k")
         if (self.teacher_views or self.extra_data) and self.head != "distill":
             raise SettingError("teacher_views" if self.teacher_views else "extra_data",
                                self.teacher_views or self.extra_data, "only the distill head takes it")
@@ -201,11 +209,16 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @property
+    def split(self) -> SplitSpec:
+        """The run's split settings (stored in every checkpoint as ``spec["split"]``)."""
+        return SplitSpec.from_dict(self.to_dict())
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"unknown training options {sorted(unknown)}; valid: "
+            raise UsageError(f"unknown training options {sorted(unknown)}; valid: "
                              f"{', '.join(f.name for f in dataclasses.fields(cls))}")
         return cls(**d)
 

@@ -1,0 +1,111 @@
+"""The model being trained as a :class:`models_definition.zoo.FaceEmbedder`: validation embeds through the
+same class (preprocessing, batching, flip TTA, normalisation) as evaluation and live use.
+
+One pass gives both settings: with flip the embedder calls its forward on each batch and then on its
+mirror; :class:`LiveForward` keeps those raw outputs, so the plain embedding (and the raw one, which the
+head's validation loss needs) comes with the flip-summed one without embedding anything twice.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from facedata.datasets import FaceFolder
+from facedata.preprocess import Preprocess
+from models_definition.backbones import Embedder
+from models_definition.zoo import FaceEmbedder
+
+from .errors import TrainingError
+
+BATCH = 128  # crops per forward pass (the batches every epoch's figures were measured with)
+
+
+class LiveForward:
+    """``FaceEmbedder.forward`` for the model being trained, in its current weights: no Conv+BN folding (the
+    figures are those of the weights ``last.pt`` saves); each call's raw output is kept in ``calls``."""
+
+    def __init__(self, model: Embedder, device: torch.device, amp: bool, channels_last: bool) -> None:
+        self.model, self.device, self.amp, self.channels_last = model, device, amp, channels_last
+        self.calls: list[np.ndarray] = []
+
+    @torch.no_grad()
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(x).to(self.device, non_blocking=True)
+        if self.channels_last:
+            t = t.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+            e = self.model(t).float().cpu().numpy()
+        self.calls.append(e)
+        return e
+
+
+@dataclass
+class Embedded:
+    """A set's embeddings from one pass: ``raw`` (plain crops, not normalised), ``plain`` (normalised) and,
+    when flip was asked for, ``flip`` (the normalised sum of each crop's and its mirror's)."""
+
+    raw: np.ndarray
+    plain: np.ndarray
+    flip: np.ndarray | None
+
+    def unit(self, flip: bool) -> np.ndarray:
+        if flip and self.flip is None:
+            raise ValueError("embedded without flip")
+        return self.flip if flip else self.plain
+
+
+@contextmanager
+def evaluating(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode (BatchNorm running statistics, no dropout) for the block, then the mode it had."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def live_embedder(model: Embedder, preprocess: Preprocess, device: torch.device, amp: bool,
+                  channels_last: bool, flip: bool) -> FaceEmbedder:
+    """A FaceEmbedder over the model's current weights (call it inside :func:`evaluating`)."""
+    forward = LiveForward(model, device, amp, channels_last)
+    return FaceEmbedder("training", forward, preprocess, model.embedding_size, flip_tta=flip, batch_size=BATCH)
+
+
+def embed_batches(embedder: FaceEmbedder, batches: Iterable[Sequence[np.ndarray]]) -> Embedded:
+    """Embed each batch of crops (at most ``embedder.batch_size`` each: one forward per batch and view)."""
+    forward: LiveForward = embedder.forward  # type: ignore[assignment]
+    forward.calls.clear()
+    units = []
+    for crops in batches:
+        try:
+            units.append(embedder(list(crops)))
+        except FloatingPointError as exc:
+            raise TrainingError(f"validation: {exc}; the weights have diverged (lower the learning rate, or resume "
+                                "from an earlier last.pt)") from None
+    size = embedder.embedding_size
+    if not units:
+        empty = np.zeros((0, size), np.float32)
+        return Embedded(empty, empty, empty if embedder.flip_tta else None)
+    step = 2 if embedder.flip_tta else 1  # flip: the plain batch, then its mirror
+    raw = np.concatenate(forward.calls[0::step]).astype(np.float32)
+    unit = np.concatenate(units)
+    if not embedder.flip_tta:
+        return Embedded(raw, unit, None)
+    return Embedded(raw, normalise(raw), unit)
+
+
+def folder_batches(folder: FaceFolder, size: int = BATCH) -> list[list[int]]:
+    """The folder's items in order, ``size`` a batch."""
+    idx = list(range(len(folder)))
+    return [idx[i:i + size] for i in range(0, len(idx), size)]
+
+
+def normalise(e: np.ndarray) -> np.ndarray:
+    """Rows to unit length (the rule FaceEmbedder applies)."""
+    n = np.linalg.norm(e, axis=1, keepdims=True)
+    return e / np.maximum(n, 1e-12)
