@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from facedata.detect import FaceDetector
     from facedata.errors import FaceKitError, UsageError
-    from models_definition.zoo import load_model
+    from models_definition.zoo import load_model, require_threshold
     from recognition.gallery import enrol
     from recognition.realtime import Recognizer, run
     from recognition.recorder import FaceLog, Recorder
@@ -198,11 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("--display: this OpenCV build has no window support (opencv-python-headless) or "
                              "there is no display; run with --no-display, or install opencv-python for a window")
         embedder = load_model(args.model_name, config.MODELS, device=device)
-        threshold = args.threshold if args.threshold is not None else embedder.threshold
-        if threshold is None:
-            raise UsageError(f"model {args.model_name!r} has no measured threshold; pass --threshold (cosine), or "
-                             f"measure one: python -m id_rate --models {args.model_name} --data <aligned folder> "
-                             f"--write-thresholds 1e-3")
+        threshold = require_threshold(embedder, args.threshold)
         gallery = enrol(args.people_faces or config.PEOPLE_FACES, embedder,
                         FaceDetector(dataclasses.replace(config.DATASET_DETECTOR, device=device)),
                         cache, allow_empty=args.allow_empty_gallery, say=say, max_pixels=max_pixels)

@@ -21,10 +21,11 @@ from pathlib import Path
 import torch
 
 import config
-from facedata.errors import FaceDataError
+from facedata.cli import command
+from facedata.errors import UsageError
 from facedata.io import check_output_folder
 from models_definition.checkpoint import CheckpointError, load_checkpoint
-from training import TrainConfig, Trainer, TrainingError
+from training import TrainConfig, Trainer
 
 
 def parse_set(items: list[str]) -> dict:
@@ -32,7 +33,7 @@ def parse_set(items: list[str]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--set {item!r}: expected key=value")
+            raise UsageError(f"--set {item!r}: expected key=value")
         try:
             out[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -45,13 +46,13 @@ def build_config(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
         try:
             base = json.loads(Path(args.config).read_text())
         except (OSError, ValueError) as exc:
-            raise ValueError(f"--config {args.config}: cannot be read as a run's config.json ({exc})") from None
+            raise UsageError(f"--config {args.config}: cannot be read as a run's config.json ({exc})") from None
         if not isinstance(base, dict):
-            raise ValueError(f"--config {args.config}: expected a JSON object of training options")
+            raise UsageError(f"--config {args.config}: expected a JSON object of training options")
         out = Path(args.out or Path(args.config).parent)
     else:
         if args.recipe not in config.TRAIN_RECIPES:
-            raise ValueError(f"unknown recipe {args.recipe!r}; valid: {', '.join(config.TRAIN_RECIPES)}")
+            raise UsageError(f"unknown recipe {args.recipe!r}; valid: {', '.join(config.TRAIN_RECIPES)}")
         base = dict(config.TRAIN_RECIPES[args.recipe])
         out = Path(args.out or config.CHECKPOINTS / args.recipe)
     base.update(parse_set(args.set))
@@ -63,12 +64,12 @@ def build_config(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
     return TrainConfig.from_dict(base), out
 
 
-def _interrupted(out: Path | None) -> int:
-    """Ctrl+C: say what was saved (last.pt holds the last completed epoch) and how to resume; exit 130."""
+def _say_what_was_saved(out: Path) -> None:
+    """Ctrl+C: which epoch last.pt holds (the last completed one) and the command that resumes it."""
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 speaks for the run
-        return 130
-    last = None if out is None else out / "last.pt"
-    if last is not None and last.is_file():
+        return
+    last = out / "last.pt"
+    if last.is_file():
         try:
             epoch = load_checkpoint(last, mmap=True)["spec"]["epoch"]  # mmap: the spec only, at once
         except CheckpointError:
@@ -79,9 +80,9 @@ def _interrupted(out: Path | None) -> int:
     else:
         print("train.py: interrupted (Ctrl+C) before an epoch was completed: no checkpoint was saved; run the same "
               "command again to start over", file=sys.stderr)
-    return 130
 
 
+@command("train.py", interrupted="rerun the same command with --resume to continue from last.pt")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
@@ -100,19 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    out = None
+    cfg, out = build_config(args)  # every setting checked: type, range, head options
+    check_output_folder(out, "--out")  # before the data is scanned and the model built
+    if args.resume and not (out / "last.pt").is_file():
+        print(f"train.py: nothing to resume in {out} (no last.pt): starting a new run there", file=sys.stderr)
+    trainer = Trainer(cfg, out, resume=args.resume)
     try:
-        cfg, out = build_config(args)  # every setting checked: type, range, head options
-        check_output_folder(out, "--out")  # before the data is scanned and the model built
-        if args.resume and not (out / "last.pt").is_file():
-            print(f"train.py: nothing to resume in {out} (no last.pt): starting a new run there", file=sys.stderr)
-        trainer = Trainer(cfg, out, resume=args.resume)
         trainer.fit()
     except KeyboardInterrupt:
-        return _interrupted(out)
-    except (TrainingError, FaceDataError, CheckpointError, ValueError, KeyError, OSError) as exc:
-        print(f"train.py: error: {exc}", file=sys.stderr)
-        return 2
+        _say_what_was_saved(out)
+        raise  # the runner ends it: exit 130
     if trainer.is_main:
         last = trainer.history[-1]
         shown = {k: last.get(k) for k in ("epoch", "train_loss", "val_auc", "val_tpr@1e-2", "val_acc")}

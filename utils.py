@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import config
 from facedata.align import align_face, arcface_template
 from facedata.detect import FaceDetector, pick_main_face
@@ -80,17 +82,20 @@ def trained_models(names: Sequence[str]) -> list[str]:
 
 def show_faces(paths: Sequence[str | Path], cols: int = 8, per_identity: int | None = None):
     """Equally-sized face crops (aligned faces) tiled row by row, as an image a notebook shows; with
-    ``per_identity``, only the first that many of each identity (its folder)."""
+    ``per_identity``, a row per identity (its folder) of its first that many."""
     import io
 
     from IPython.display import Image
     from PIL import Image as PILImage
 
+    faces = [load_image(p) for p in paths]
     if per_identity is not None:
         by_identity: dict[str, list] = {}
-        for p in paths:
-            by_identity.setdefault(Path(p).parent.name, []).append(p)
-        paths = [p for group in by_identity.values() for p in group[:per_identity]]
+        for p, face in zip(paths, faces):
+            by_identity.setdefault(Path(p).parent.name, []).append(face)
+        blank = [np.zeros_like(faces[0])] * per_identity if faces else []  # fills a short row
+        faces = [f for group in by_identity.values() for f in (group + blank)[:per_identity]]
+        cols = per_identity
     buf = io.BytesIO()
-    PILImage.fromarray(image_grid([load_image(p) for p in paths], cols=cols)).save(buf, format="PNG")
+    PILImage.fromarray(image_grid(faces, cols=cols)).save(buf, format="PNG")
     return Image(data=buf.getvalue())

@@ -304,6 +304,196 @@ def lock_held(folder: Path) -> Callable[[], contextlib.AbstractContextManager]:
     return hold
 
 
+# --- issue 19, the data entry points (prepare, fetch, pack, sample_data, describe): one block ------------------
+def _kill_a_prepare_worker(dst: Path) -> Callable[[], contextlib.AbstractContextManager]:
+    """Held while `prepare ... dst --workers 2` runs: once its manifest has a row, SIGKILL one of its worker
+    processes (what the out-of-memory killer does), found through /proc by the destination in its command line."""
+    import signal
+    import threading
+
+    def children_of_prepare() -> list[int]:
+        for proc in Path("/proc").iterdir():
+            try:
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")
+                if b"facedata.prepare" in cmd and str(dst).encode() in cmd:
+                    return [int(c) for c in (proc / "task" / proc.name / "children").read_text().split()]
+            except (OSError, ValueError):
+                continue
+        return []
+
+    @contextlib.contextmanager
+    def around():
+        def watch() -> None:
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                manifest = dst / "manifest.csv"
+                workers = children_of_prepare()
+                if workers and manifest.is_file() and manifest.read_text().count("\n") >= 2:
+                    os.kill(workers[0], signal.SIGKILL)
+                    return
+                time.sleep(0.1)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        yield
+    return around
+
+
+def data_entry_cases(s: Scratch) -> list[Case]:
+    """Issue 19's bad inputs to the data command lines (each also a test in tests/test_data_errors.py or
+    tests/test_pack.py)."""
+    import numpy as np
+
+    t = s.p
+    prep, fetch, pack = "python -m facedata.prepare", "python -m facedata.fetch", "python -m facedata.pack"
+    prepare = lambda src, dst, *a: ["-m", "facedata.prepare", str(src), str(dst), "--workers", "0",  # noqa: E731
+                                    "--no-progress", *map(str, a)]
+
+    def files_of(folder: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    def kept_as_is(folder: str) -> tuple[Callable[[], None], Callable[[], str]]:
+        """(before, after): the folder's files are noted before and compared after."""
+        seen: dict[str, bytes] = {}
+
+        def note() -> None:
+            seen.update(files_of(t(folder)))
+
+        def check() -> str:
+            now = {k: v for k, v in files_of(t(folder)).items() if k != ".lock"}
+            same = now == {k: v for k, v in seen.items() if k != ".lock"}
+            return f"after: {folder} {'unchanged' if same else 'CHANGED: ' + ', '.join(sorted(now))}"
+        return note, check
+
+    def absent_note(path: Path) -> str:
+        return f"after: {path.name} {'WAS CREATED' if path.exists() else 'not created'}"
+
+    def dst_with(name: str, file: str, content: bytes) -> Callable[[], None]:
+        def make() -> None:
+            t(name).mkdir()
+            t(name, file).write_bytes(content)
+        return make
+
+    def twenty_faces() -> None:
+        ids = s.data / "sample_identities"
+        for name, n in (("Barack_Obama", 5), ("pyfeat_man", 8), ("pyfeat_woman", 8)):
+            t("faces21", name).mkdir(parents=True)
+            for f in sorted((ids / name).glob("*.jpg"))[:n]:
+                shutil.copy(f, t("faces21", name, f.name))
+
+    def rows(dst: str) -> Callable[[], str]:
+        def count() -> str:
+            from facedata.prepare import read_manifest
+
+            got = read_manifest(t(dst, "manifest.csv")) if t(dst, "manifest.csv").is_file() else {}
+            return f"after: {len(got)} manifest rows, {sum(r['status'] == 'ok' for r in got.values())} ok"
+        return count
+
+    def linked_identity() -> None:
+        t("linked_src").mkdir()
+        shutil.copytree(t("photos", "Barack_Obama"), t("linked_src", "Barack_Obama"))
+        shutil.copytree(t("photos", "Joe_Biden"), t("elsewhere", "Joe_Biden"))
+        t("linked_src", "Joe_Biden").symlink_to(t("elsewhere", "Joe_Biden"), target_is_directory=True)
+
+    long_name = "o" * 246 + ".jpg"
+
+    def long_named_photo() -> None:
+        t("long_src", "Barack_Obama").mkdir(parents=True)
+        shutil.copy(s.obama, t("long_src", "Barack_Obama", long_name))
+
+    def damaged_packs() -> None:
+        import struct
+
+        for name in ("idx_abc", "label_nan"):
+            t(name).mkdir()
+            for suffix in (".rec", ".idx"):
+                shutil.copy(t("pack_ok", "train" + suffix), t(name, "train" + suffix))
+        lines = t("idx_abc", "train.idx").read_text().splitlines()
+        t("idx_abc", "train.idx").write_text("\n".join(lines[:2] + ["2\tabc"] + lines[3:]) + "\n")
+        data = bytearray(t("label_nan", "train.rec").read_bytes())
+        offset = int(lines[1].split()[1])  # image record 1: magic, length, flag, label
+        data[offset + 12: offset + 16] = struct.pack("<f", float("nan"))
+        t("label_nan", "train.rec").write_bytes(bytes(data))
+
+    def first_pack_unpacked() -> None:
+        from facedata.pack import unpack, write_pack
+
+        unpack(t("pack_ok", "train.rec"), t("unpacked"))
+        write_pack(t("photos"), t("second.rec"))
+
+    def corrupt_subset_copy() -> None:
+        import config
+        from facedata.fetch import read_subset
+
+        shutil.copytree(config.CELEBA_SUBSET_ROOT, t("subset_built"), copy_function=os.link,
+                        ignore=shutil.ignore_patterns(".*"))
+        first = t("subset_built", read_subset()[0].crop_name)
+        data = first.read_bytes()
+        first.unlink()  # a hard link: the shared copy is not touched
+        first.write_bytes(data[: len(data) // 2])
+
+    def users_lfw() -> None:
+        t("users_lfw", "lfw-deepfunneled", "Barack_Obama").mkdir(parents=True)
+        shutil.copy(s.obama, t("users_lfw", "lfw-deepfunneled", "Barack_Obama", "Barack_Obama_0001.jpg"))
+        t("users_lfw", "pairs.txt").write_text("my own pairs\n")
+
+    manifest_note, manifest_same = kept_as_is("dst_bad_manifest")
+    json_note, json_same = kept_as_is("dst_bad_json")
+    unpacked_note, unpacked_same = kept_as_is("unpacked")
+    lfw_note, lfw_same = kept_as_is("users_lfw")
+    rng = np.random.default_rng(19)
+    return [
+        Case(prep, "one of 2 workers killed (SIGKILL, as the OOM killer) once the manifest has a row (21 real photos)",
+             ["-m", "facedata.prepare", str(t("faces21")), str(t("dst_killed")), "--workers", "2", "--no-progress"],
+             before=twenty_faces, around=_kill_a_prepare_worker(t("dst_killed")), after=rows("dst_killed")),
+        Case(prep, "... and the same command again after the kill (must finish: exit 0)",
+             ["-m", "facedata.prepare", str(t("faces21")), str(t("dst_killed")), "--workers", "2", "--no-progress"],
+             expect=0, after=rows("dst_killed")),
+        Case(prep, "DST holds a manifest.csv of 3,000 random bytes",
+             prepare(t("photos"), t("dst_bad_manifest")),
+             before=lambda: (dst_with("dst_bad_manifest", "manifest.csv", rng.bytes(3000))(), manifest_note()),
+             after=manifest_same),
+        Case(prep, "DST holds a prepare.json that is not JSON (cut short)",
+             prepare(t("photos"), t("dst_bad_json")),
+             before=lambda: (dst_with("dst_bad_json", "prepare.json", b'{"method": "arcface", ')(), json_note()),
+             after=json_same),
+        *[Case(prep, f"--max-megapixels {v}", prepare(t("photos"), t("dst_mp"), "--max-megapixels", v),
+               after=lambda: absent_note(t("dst_mp"))) for v in ("nan", "inf")],
+        Case(prep, "a 300-character DST name", prepare(t("photos"), t("d" * 300))),
+        Case(prep, "DST under /sys (mkdir refused with EPERM, even for root)",
+             prepare(t("photos"), "/sys/facekit_bad_inputs")),
+        Case(prep, "--limit -1", prepare(t("photos"), t("dst_limit"), "--limit", "-1"),
+             after=lambda: absent_note(t("dst_limit"))),
+        Case(prep, "an identity folder that is a symbolic link (Joe_Biden -> elsewhere; followed: exit 0)",
+             prepare(t("linked_src"), t("dst_linked")), expect=0, before=linked_identity, after=rows("dst_linked")),
+        Case(prep, "a photo with a legal 250-character name (exit 0)", prepare(t("long_src"), t("dst_long")), expect=0,
+             before=long_named_photo, after=rows("dst_long")),
+        Case(pack, "unpack: a .idx whose third line is '2<TAB>abc'",
+             ["-m", "facedata.pack", "unpack", str(t("idx_abc", "train.rec")), str(t("unpacked_idx"))],
+             before=damaged_packs),
+        Case(pack, "unpack: image record 1's label is NaN",
+             ["-m", "facedata.pack", "unpack", str(t("label_nan", "train.rec")), str(t("unpacked_nan"))]),
+        Case(pack, "unpack a second pack into the first one's unpack folder",
+             ["-m", "facedata.pack", "unpack", str(t("second.rec")), str(t("unpacked"))],
+             before=lambda: (first_pack_unpacked(), unpacked_note()), after=unpacked_same),
+        Case("python -m facedata.sample_data", "--data-dir under a regular file",
+             ["-m", "facedata.sample_data", "--data-dir", str(t("a_file", "data"))]),
+        Case("python -m facedata.sample_data", "--gallery-dir under a regular file",
+             ["-m", "facedata.sample_data", "--gallery-dir", str(t("a_file", "people_faces"))]),
+        Case(fetch, "celeba-subset --from built crops whose first crop is cut in half (hard-linked copy of "
+                    "data/celeba-subset)",
+             ["-m", "facedata.fetch", "celeba-subset", "--from", str(t("subset_built")), "--dest",
+              str(t("subset_dest"))], before=corrupt_subset_copy),
+        Case(fetch, "lfw --dest under /dev/null",
+             ["-m", "facedata.fetch", "lfw", "--from", str(t("photos")), "--dest", "/dev/null/lfw"]),
+        Case(fetch, "lfw --from a complete LFW (data/lfw) --dest a folder of the user's own files",
+             ["-m", "facedata.fetch", "lfw", "--from", str(s.data / "lfw"), "--dest", str(t("users_lfw"))],
+             before=lambda: (users_lfw(), lfw_note()), after=lfw_same),
+        Case("python -m facedata.describe", "--max-classes 0",
+             ["-m", "facedata.describe", str(t("aligned")), "--max-classes", "0"]),
+    ]
+
+
 def cases(s: Scratch) -> list[Case]:
     t = s.p
     prep, idr, fetch = "python -m facedata.prepare", "python -m id_rate", "python -m facedata.fetch"
@@ -459,6 +649,7 @@ def cases(s: Scratch) -> list[Case]:
              compose("--source", f"a={t('photos')}"), after=absent("composed_out")),
         Case("python -m facedata.compose", "--reference nosuch (the audit's reference model)",
              compose("--source", f"a={t('aligned')}", "--reference", "nosuch"), after=absent("composed_out")),
+        *data_entry_cases(s),  # issue 19: prepare, fetch, pack, sample_data, describe
         # --- train.py
         *[Case(train, f"--set {kv}", ["train.py", "--recipe", "sample-triplet", "--set", kv, "--out", str(t("run")),
                                        "--no-progress"])
@@ -511,7 +702,200 @@ def cases(s: Scratch) -> list[Case]:
         Case(rt, "--log an existing file, no --overwrite",
              rt_base + ["-model_name=sface", "-cam", str(s.video), "--log", str(t("faces.csv"))] + rt_out),
         Case(rt, "-model_name=nope", rt_base + ["-model_name=nope", "-cam", str(s.video)] + rt_out),
+        *model_entry_cases(s),  # issue 19: id_rate, id_rate.benchmark, verify, batch, the live script
     ]
+
+
+# --- issue 19, the evaluation, recognition and live entry points: one block --------------------------------------
+# A checkpoint or a moved data folder reaches a command the way a user's config.py edit does: `python -c` sets
+# config.MODELS['my-model'] (or the reference models' data folder), then runs the command with its arguments.
+_WITH = ("import runpy, sys; from pathlib import Path; {setup}; t = sys.argv[2]; sys.argv = [t] + sys.argv[3:]; "
+         "runpy.run_path(t, run_name='__main__') if t.endswith('.py') else "
+         "runpy.run_module(t, run_name='__main__', alter_sys=True)")
+
+
+def _with_model(ckpt: Path, target: str, *argv: object) -> list[str]:
+    """`python -c`: config.MODELS['my-model'] = the checkpoint ``ckpt``, then ``target`` (a module or a .py)."""
+    setup = "import config; config.MODELS['my-model'] = dict(checkpoint=Path(sys.argv[1]), recipe='my-model')"
+    return ["-c", _WITH.format(setup=setup), str(ckpt), target, *map(str, argv)]
+
+
+def _with_data_dir(data: Path, target: str, *argv: object) -> list[str]:
+    """`python -c`: the reference models' data folder moved to ``data``, then ``target``."""
+    setup = "import models_definition.reference as r; r.DEFAULT_DATA_DIR = Path(sys.argv[1])"
+    return ["-c", _WITH.format(setup=setup), str(data), target, *map(str, argv)]
+
+
+def model_entry_cases(s: Scratch) -> list[Case]:
+    """Issue 19's bad inputs to id_rate, id_rate.benchmark, verify, batch and the live script (each also a
+    test in tests/test_cli_errors.py). Every `what` ends in "(19m)": `--only 19m` runs this block."""
+    t = s.p
+    idr, bench, ver, batch, rt = "python -m id_rate", "python -m id_rate.benchmark", "python -m recognition.verify", \
+        "python -m recognition.batch", "real-time-recognition.py"
+    offline = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""}  # pip as on a machine without the network
+    uncreatable = Path("/sys/facekit-bad-inputs")  # sysfs: even root cannot create a folder there
+
+    def checkpoints() -> None:
+        """The bad checkpoints, from a real (small) model, written once."""
+        import pickle
+
+        import torch
+
+        from facedata.preprocess import get_preset
+        from models_definition.backbones import build_embedder
+        from models_definition.checkpoint import save_checkpoint
+
+        if t("ckpt", "good.pt").exists():
+            return
+        t("ckpt").mkdir()
+        spec = {"backbone": "mobilefacenet", "embedding_size": 32, "preprocess": get_preset("arcface112").to_dict()}
+        torch.manual_seed(0)
+        model = build_embedder("mobilefacenet", 32)
+        data = save_checkpoint(t("ckpt", "good.pt"), model, spec).read_bytes()
+        t("ckpt", "random.pt").write_bytes(os.urandom(4096))
+        t("ckpt", "half.pt").write_bytes(data[: len(data) // 2])
+        t("ckpt", "empty.pt").write_bytes(b"")
+        # a pickle whose loading would create PWNED: torch.load(weights_only=True) must refuse it unrun
+        t("ckpt", "evil.pt").write_bytes(pickle.dumps({"spec": _Touch(t("ckpt", "PWNED")), "model": {}}))
+        torch.save({"spec": {**spec, "embedding_size": 64}, "model": model.state_dict()}, t("ckpt", "misfit.pt"))
+        no_pre = {k: v for k, v in spec.items() if k != "preprocess"}
+        torch.save({"spec": no_pre, "model": model.state_dict()}, t("ckpt", "no_preprocess.pt"))
+        nan = {k: v.clone() for k, v in model.state_dict().items()}
+        nan["neck.2.weight"][0, 0] = float("nan")
+        torch.save({"spec": spec, "model": nan}, t("ckpt", "nan.pt"))
+
+    def not_pwned() -> str:
+        return "after: the pickle's code " + ("RAN (PWNED created)" if t("ckpt", "PWNED").exists() else "did not run")
+
+    def data_dirs() -> None:
+        """An empty data folder (SFace's cache gone) and one whose dlib landmark model is garbage."""
+        from models_definition.reference import dlib_models
+
+        t("no_models").mkdir(exist_ok=True)
+        (t("dlib_garbage", "models")).mkdir(parents=True, exist_ok=True)
+        for f in dlib_models():
+            shutil.copy(f, t("dlib_garbage", "models", f.name))
+        t("dlib_garbage", "models", "shape_predictor_5_face_landmarks.dat").write_bytes(b"garbage" * 100)
+
+    def pairs_files() -> None:
+        import pickle
+
+        t("pairs_header_only.txt").write_text("10\t300\n")
+        t("pairs_zero.txt").write_text("10\t0\n")
+        t("pairs_one_fold.txt").write_text("2\npyfeat_man\t1\t2\npyfeat_woman\t1\t2\npyfeat_man\t1\tpyfeat_woman\t1\n"
+                                         "Barack_Obama\t1\tpyfeat_man\t2\n")
+        t("zero_pairs.bin").write_bytes(pickle.dumps(([], [])))
+        t("a_file").write_text("a file, not a folder\n")
+
+    def absent_out(*parts: str) -> Callable[[], str]:
+        def check() -> str:
+            return f"after: {'/'.join(parts)} {'WAS LEFT' if t(*parts).exists() else 'not left'}"
+        return check
+
+    ckpt = lambda name, target, *a: _with_model(t("ckpt", name), target, *a)  # noqa: E731
+    idr_data = lambda *a: ["--models", "my-model", "--data", str(t("aligned")), "--query-ids", "2",  # noqa: E731
+                           "--distractor-ids", "4", "--no-cache", "--no-progress", "--out", str(t("idr19_out")), *a]
+    lfw = lambda pairs, *a: ["-m", "id_rate", "--models", "sface", "--benchmark", "lfw", "--lfw-dir",  # noqa: E731
+                             str(t("lfw_mini")), "--lfw-pairs", str(t(pairs)), "--no-cache", "--no-progress", "--out",
+                             str(t("idr19_out")), *a]
+    bench_lfw = lambda pairs, *a: ["-m", "id_rate.benchmark", "--models", "sface", "--sets", "lfw",  # noqa: E731
+                                   "--lfw-dir", str(t("lfw_mini")), "--lfw-pairs", str(t(pairs)), "--no-cache",
+                                   "--no-progress", "--out", str(t("bench19_out")), *a]
+    ver_a = lambda *a: [str(s.obama), str(s.obama.with_name("obama2.jpg")), *a]  # noqa: E731
+    batch_a = lambda *a: [str(t("photos")), "--people-faces", str(ROOT / "people_faces"), "--out",  # noqa: E731
+                          str(t("batch19.csv")), "--gallery-cache", "none", *a]
+    rt_a = lambda *a: ["--no-display", "--gallery-cache", "none", "-cam", str(s.video), "-output_path",  # noqa: E731
+                       str(t("rt19.gif")), *a]
+    cases_ = []
+    for name, what in (("random.pt", "4 KB of random bytes"), ("half.pt", "cut in half"), ("empty.pt", "empty"),
+                       ("evil.pt", "a pickle that runs code"), ("misfit.pt", "weights that do not fit its spec"),
+                       ("no_preprocess.pt", "a spec without 'preprocess'"), ("nan.pt", "NaN weights")):
+        cases_.append(Case(idr, f"config.MODELS entry -> a checkpoint: {what} (19m)", ckpt(name, "id_rate", *idr_data()),
+                           before=checkpoints, after=not_pwned if name == "evil.pt" else absent_out("idr19_out")))
+    cases_ += [
+        Case(bench, "config.MODELS entry -> a checkpoint of random bytes (19m)",
+             ckpt("random.pt", "id_rate.benchmark", "--models", "my-model", "--sets", "celeba", "--celeba-dir",
+                  t("aligned"), "--no-cache", "--no-progress", "--out", t("bench19_out")), before=checkpoints),
+        Case(ver, "config.MODELS entry -> a checkpoint cut in half (19m)",
+             ckpt("half.pt", "recognition.verify", *ver_a("--model", "my-model")), before=checkpoints),
+        Case(batch, "config.MODELS entry -> a checkpoint with NaN weights (19m)",
+             ckpt("nan.pt", "recognition.batch", *batch_a("--model", "my-model")), before=checkpoints),
+        Case(rt, "config.MODELS entry -> a checkpoint whose spec lacks 'preprocess' (19m)",
+             ckpt("no_preprocess.pt", "real-time-recognition.py", *rt_a("-model_name=my-model")), before=checkpoints),
+        Case(ver, "SFace offline with its cached weights gone (data folder without models/, PIP_NO_INDEX) (19m)",
+             _with_data_dir(t("no_models"), "recognition.verify", *ver_a("--model", "sface")), before=data_dirs,
+             env=offline),
+        Case(ver, "dlib's landmark model overwritten with garbage, offline (19m)",
+             _with_data_dir(t("dlib_garbage"), "recognition.verify", *ver_a("--model", "dlib", "--threshold", "0.5")),
+             before=data_dirs, env=offline),
+        Case(idr, "--query-ids -3 (19m)", ["-m", "id_rate", "--models", "sface", "--data", str(t("aligned")),
+                                           "--query-ids", "-3", "--no-cache", "--out", str(t("idr19_out"))]),
+        Case(idr, "--bootstrap -5 (19m)", ["-m", "id_rate", "--models", "sface", "--data", str(t("aligned")),
+                                           "--bootstrap", "-5", "--no-cache", "--out", str(t("idr19_out"))]),
+        Case(bench, "--bootstrap -5 (19m)", ["-m", "id_rate.benchmark", "--models", "sface", "--bootstrap", "-5",
+                                             "--out", str(t("bench19_out"))]),
+        Case(idr, "--lfw-pairs: a header and no pairs ('10 300' alone) (19m)", lfw("pairs_header_only.txt"),
+             before=pairs_files, after=absent_out("idr19_out")),
+        Case(idr, "--lfw-pairs: header '10 0' (no pairs promised) (19m)", lfw("pairs_zero.txt"), before=pairs_files),
+        Case(idr, "--lfw-pairs: a one-fold (View 1) pairs file (19m)", lfw("pairs_one_fold.txt"), before=pairs_files),
+        Case(bench, "--lfw-pairs: a one-fold (View 1) pairs file (19m)", bench_lfw("pairs_one_fold.txt"),
+             before=pairs_files, after=absent_out("bench19_out")),
+        Case(idr, "--bin: a .bin with zero pairs (19m)",
+             ["-m", "id_rate", "--models", "sface", "--data", str(t("aligned")), "--query-ids", "2", "--distractor-ids",
+              "4", "--no-cache", "--bin", str(t("zero_pairs.bin")), "--out", str(t("idr19_out"))], before=pairs_files),
+        Case(idr, "--out under /sys (cannot be created, even by root) (19m)",
+             ["-m", "id_rate", "--models", "sface", "--data", str(t("aligned")), "--query-ids", "2",
+              "--distractor-ids", "4", "--no-cache", "--out", str(uncreatable / "out")]),
+        Case(idr, "--out under a regular file (19m)",
+             ["-m", "id_rate", "--models", "sface", "--data", str(t("aligned")), "--query-ids", "2",
+              "--distractor-ids", "4", "--no-cache", "--out", str(t("a_file", "out"))], before=pairs_files),
+        Case(bench, "--out under /sys (19m)", ["-m", "id_rate.benchmark", "--models", "sface", "--sets", "celeba",
+                                               "--celeba-dir", str(t("aligned")), "--out", str(uncreatable / "out")]),
+        Case(batch, "--out under /sys (19m)", ["-m", "recognition.batch", *batch_a("--model", "sface", "--out",
+                                                                                 uncreatable / "r.csv")]),
+        Case(batch, "--gallery-cache under /sys (19m)",
+             ["-m", "recognition.batch", *batch_a("--model", "sface", "--gallery-cache", uncreatable / "cache")]),
+        Case(rt, "-output_path under /sys (19m)",
+             ["real-time-recognition.py", *rt_a("-model_name=sface", "-output_path", uncreatable / "o.gif")]),
+        Case(rt, "--gallery-cache under /sys (19m)",
+             ["real-time-recognition.py", *rt_a("-model_name=sface", "--gallery-cache", uncreatable / "cache")]),
+        Case(rt, "-output_path a 300-character name (19m)",
+             ["real-time-recognition.py", *rt_a("-model_name=sface", "-output_path", t("o" * 296 + ".gif"))]),
+        Case(rt, "-output_path a legal 250-character name, --max-frames 2 (must be 0, recording written) (19m)",
+             ["real-time-recognition.py", *rt_a("-model_name=sface", "-output_path", t("o" * 246 + ".gif"),
+                                                "--max-frames", "2", "--record-max-side", "64")],
+             expect=0, after=lambda: "after: the 250-character recording " + (
+                 "exists" if t("o" * 246 + ".gif").is_file() else "IS MISSING")),
+        Case(rt, "-device nonsense (19m)", ["real-time-recognition.py", *rt_a("-model_name=sface", "-device",
+                                                                               "nonsense")]),
+        Case(rt, "--threads -1 (19m)", ["real-time-recognition.py", *rt_a("-model_name=sface", "--threads", "-1")]),
+        Case(rt, "--record-max-side -100 (19m)",
+             ["real-time-recognition.py", *rt_a("-model_name=sface", "--record-max-side", "-100")],
+             after=absent_out("rt19.gif")),
+        Case(rt, "--max-frames -1 (19m)", ["real-time-recognition.py", *rt_a("-model_name=sface", "--max-frames", "-1")],
+             after=absent_out("rt19.gif")),
+        *[Case(entry, f"--max-megapixels {v} (19m)", argv)
+          for v in ("inf", "nan")
+          for entry, argv in ((ver, ["-m", "recognition.verify", *ver_a("--model", "sface", "--max-megapixels", v)]),
+                              (batch, ["-m", "recognition.batch", *batch_a("--model", "sface", "--max-megapixels", v)]),
+                              (rt, ["real-time-recognition.py", *rt_a("-model_name=sface", "--max-megapixels", v)]))],
+        *[Case(entry, "--threshold nan (19m)", argv)
+          for entry, argv in ((ver, ["-m", "recognition.verify", *ver_a("--model", "sface", "--threshold", "nan")]),
+                              (batch, ["-m", "recognition.batch", *batch_a("--model", "sface", "--threshold", "nan")]),
+                              (rt, ["real-time-recognition.py", *rt_a("-model_name=sface", "--threshold", "nan")]))],
+    ]
+    return cases_
+
+
+class _Touch:
+    """Pickles as a call to Path.touch(marker): a checkpoint that would run code if it were loaded unsafely."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+# --- end of issue 19's evaluation, recognition and live block -------------------------------------------------
 
 
 def child_env(home: Path | None = None) -> dict[str, str]:

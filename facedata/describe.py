@@ -5,13 +5,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from .cli import command
 from .datasets import identity_disjoint_split, scan_face_folder, stratified_split
-from .errors import DatasetError
+from .errors import UsageError
 
 
 def describe(root: Path, min_images: int = 1, max_classes: int | None = None, seed: int = 42) -> str:
@@ -33,6 +33,7 @@ def describe(root: Path, min_images: int = 1, max_classes: int | None = None, se
     return "\n".join(lines)
 
 
+@command("python -m facedata.describe")
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m facedata.describe", description="Describe a face folder.")
     p.add_argument("root", type=Path)
@@ -40,11 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-classes", type=int, default=None, help="keep the N identities with most images")
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args(argv)
-    try:
-        print(describe(args.root, args.min_images, args.max_classes, args.seed))
-    except DatasetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    # checked here, where the options' names are known (the folder scan would blame its own parameters)
+    for option, value in (("--min-images", args.min_images), ("--max-classes", args.max_classes)):
+        if value is not None and value < 1:
+            raise UsageError(f"{option} {value}: must be a whole number >= 1")
+    if args.seed < 0:  # numpy's generator takes no negative seed
+        raise UsageError(f"--seed {args.seed}: must be a whole number >= 0")
+    print(describe(args.root, args.min_images, args.max_classes, args.seed))
     return 0
 
 

@@ -157,17 +157,35 @@ def _to_faces(boxes, probs, points, scale: float, min_score: float) -> list[Face
     return faces
 
 
-def pick_main_face(faces: Sequence[Face], image_shape: tuple[int, ...]) -> Face | None:
-    """The largest, most central face: among faces at least half the area of the largest, the one
-    whose box centre is nearest the image centre. None for no faces."""
+# "The" face of a photo is chosen among faces at least this share of the largest one's area: a face
+# somewhat smaller but central (the subject) wins over a larger one at the edge, a small central face in
+# the background does not.
+MAIN_FACE_AREA_SHARE = 0.5
+
+
+def faces_near_largest(faces: Sequence[Face], share: float) -> list[Face]:
+    """The faces whose area is at least ``share`` of the largest one's ([] for no faces)."""
     if not faces:
-        return None
-    h, w = image_shape[:2]
+        return []
     biggest = max(f.area for f in faces)
-    candidates = [f for f in faces if f.area >= 0.5 * biggest]
+    return [f for f in faces if f.area >= share * biggest]
 
-    def centre_distance(f: Face) -> float:
-        cx, cy = (f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2
-        return float(np.hypot(cx - w / 2, cy - h / 2))
 
-    return min(candidates, key=centre_distance)
+def centre_distance(face: Face, image_shape: tuple[int, ...]) -> float:
+    """Pixels from the face box's centre to the image centre."""
+    h, w = image_shape[:2]
+    return float(np.hypot((face.box[0] + face.box[2]) / 2 - w / 2, (face.box[1] + face.box[3]) / 2 - h / 2))
+
+
+def pick_main_face(faces: Sequence[Face], image_shape: tuple[int, ...]) -> Face | None:
+    """The face a photo is of, the one rule of every place that chooses one (gallery enrolment, verify,
+    dataset preparation): among faces at least MAIN_FACE_AREA_SHARE of the largest one's area, the one whose
+    box centre is nearest the image centre. None for no faces."""
+    candidates = faces_near_largest(faces, MAIN_FACE_AREA_SHARE)
+    return min(candidates, key=lambda f: centre_distance(f, image_shape)) if candidates else None
+
+
+def pick_centred_face(faces: Sequence[Face], image_shape: tuple[int, ...]) -> Face | None:
+    """The face whose box centre is nearest the image centre, whatever its size (a dataset image cut around
+    its labelled face, detected with relaxed thresholds). None for no faces."""
+    return min(faces, key=lambda f: centre_distance(f, image_shape)) if faces else None

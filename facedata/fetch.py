@@ -400,6 +400,8 @@ def fetch_celeba_subset(dest: Path, source: Path, subset: Path = CELEBA_SUBSET_C
         raise _missing_report(missing, source, "crops" if built else "img_celeba photos")
     done = [f for f in faces if (dest / f.crop_name).is_file()]
     todo = [f for f in faces if not (dest / f.crop_name).is_file()]
+    if todo:  # a complete copy may lie where nothing can be written
+        check_output_folder(dest, "--dest")
     for f in todo:  # crops are written atomically: an interrupted run resumes with the rest
         target = dest / f.crop_name
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -376,8 +376,8 @@ def output_folder(path: str | os.PathLike, what: str) -> Iterator[Path]:
 def create_output_file(path: str | os.PathLike, what: str, overwrite: bool = True,
                        suffixes: tuple[str, ...] = ()) -> Path:
     """:func:`check_output_file`, then create its folder and the hidden temporary file
-    :func:`atomic_output` will write (removed at once): a name too long for the file system, with or
-    without the temporary name's additions, is refused now, not after the work."""
+    :func:`atomic_output` will write (removed at once): a name too long for the file system is refused
+    now, not after the work."""
     path = Path(path).expanduser()
     suffix = f".tmp{path.suffix}"  # atomic_output's default
     try:
@@ -391,10 +391,8 @@ def create_output_file(path: str | os.PathLike, what: str, overwrite: bool = Tru
             raise OutputPathError(f"{what} {path}: cannot write in {path.parent}: {exc.strerror or exc}; choose a "
                                   "writable place") from None
         limit = _name_max(path.parent)
-        extra = len(f"..{'0' * 8}{suffix}")  # '.' + name + '.' + 8 hex digits + suffix (see _temp_next_to)
-        raise OutputPathError(f"{what}: the file name {path.name[:40]}... is {len(path.name)} characters; with the "
-                              f"hidden temporary name it is written under first ({extra} more) it must fit this file "
-                              f"system's {limit}: use a name of at most {limit - extra} characters") from None
+        raise OutputPathError(f"{what} {path.parent / path.name[:40]}...: the file name is {len(path.name)} characters; "
+                              f"this file system allows at most {limit}: choose a shorter name") from None
     return path
 
 

@@ -6,7 +6,8 @@ Works on CASIA-WebFace (``<id>/<n>.jpg``) and LFW (``<name>/<name>_0001.jpg``) l
 under SRC becomes ``DST/<same relative path>.jpg`` and one row of ``DST/manifest.csv`` (source, status,
 reason, face count, score, box, landmarks). A bad file (unreadable, empty, not an image, no face, too
 large) is a row with its reason, never a crash. Re-running resumes: files with a manifest row are
-skipped, so an interrupted run loses nothing. The source folder is only read.
+skipped, so an interrupted run (Ctrl+C, a killed worker process) loses nothing. Identity folders that are
+symbolic links are followed. The source folder is only read.
 """
 from __future__ import annotations
 
@@ -184,7 +185,6 @@ def _init_worker(config: PrepareConfig, threads: int, hints: dict | None = None)
 
     from .detect import FaceDetector
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C stops the driver, which stops the workers
     torch.set_num_threads(max(1, threads))
     _CONFIG = config
     _DETECTOR = FaceDetector(config.detector)
@@ -193,12 +193,10 @@ def _init_worker(config: PrepareConfig, threads: int, hints: dict | None = None)
     _HINTS = hints or {}  # read and checked once by prepare_folder
 
 
-def pick_centred_face(faces: list[Face], image_shape: tuple[int, ...]) -> Face | None:
-    """The face whose box centre is nearest the image centre (datasets cut around their labelled face)."""
-    if not faces:
-        return None
-    h, w = image_shape[:2]
-    return min(faces, key=lambda f: float(np.hypot((f.box[0] + f.box[2]) / 2 - w / 2, (f.box[1] + f.box[3]) / 2 - h / 2)))
+def _init_pool_worker(config: PrepareConfig, threads: int, hints: dict | None = None) -> None:
+    """A worker process's start: Ctrl+C is left to the driver, which lets the images in flight finish."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(config, threads, hints)
 
 
 def centred_template_face(image_shape: tuple[int, ...]) -> Face:
@@ -279,7 +277,7 @@ def hint_template_face(hint: np.ndarray, landmarks: np.ndarray | None = None) ->
 
 def find_face(rgb: np.ndarray, rel: str = "") -> tuple[Face | None, int, str]:
     """(face, faces found, method): MTCNN, then (centred or hinted datasets) relaxed MTCNN, then the template."""
-    from .detect import pick_main_face
+    from .detect import pick_centred_face, pick_main_face  # the project's face-choice rules live in detect
 
     fallback = _CONFIG.fallback
     hint, hint_lm = _HINTS.get(rel, (None, None)) if fallback == "hints" else (None, None)
@@ -371,7 +369,8 @@ def _iter_results(jobs: list[tuple[str, str, str]], config: PrepareConfig, worke
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     # An executor, not multiprocessing.Pool: a Pool replaces a killed worker but never redoes its images,
     # so the run used to wait for them for ever; the executor fails every pending image instead.
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(config, threads, hints))
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_pool_worker,
+                               initargs=(config, threads, hints))
     queue = iter(jobs)
     try:
         pending = {pool.submit(_process, job) for job in itertools.islice(queue, IN_FLIGHT_PER_WORKER * workers)}

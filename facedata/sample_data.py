@@ -35,9 +35,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .cli import command
 from .draw import letterbox
 from .errors import SampleDataError
-from .io import _to_uint8, atomic_output, save_image_atomic, write_bytes_atomic
+from .io import _to_uint8, atomic_output, check_output_folder, save_image_atomic, write_bytes_atomic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO_ROOT / "data"
@@ -331,17 +332,16 @@ def prepare_sample_data(data_dir: Path = DEFAULT_DATA_DIR, gallery_dir: Path = D
     return identities
 
 
+@command("python -m facedata.sample_data", interrupted="archives already downloaded are kept: run it again")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m facedata.sample_data", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where data/ goes (git-ignored)")
     parser.add_argument("--gallery-dir", type=Path, default=DEFAULT_GALLERY_DIR, help="sample people_faces/ folder")
     parser.add_argument("--force", action="store_true", help="rebuild even when the stamp says it is up to date")
     args = parser.parse_args(argv)
-    try:
-        prepare_sample_data(args.data_dir, args.gallery_dir, force=args.force)
-    except SampleDataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    for folder, option in ((args.data_dir, "--data-dir"), (args.gallery_dir, "--gallery-dir")):
+        check_output_folder(folder, option)  # under a file, or not writable: said before any download
+    prepare_sample_data(args.data_dir, args.gallery_dir, force=args.force)
     return 0
 
 

@@ -33,7 +33,7 @@ from facedata.datasets import choose_open_set_identities, scan_face_folder
 from facedata.errors import UsageError
 from facedata.io import create_output_file, output_folder
 
-from .evaluate import (Protocol, Report, bin_pairs, cfp_protocol, evaluate, evaluate_embeddings, held_out_protocol,
+from .evaluate import (PairSet, Protocol, Report, bin_pairs, cfp_protocol, evaluate, evaluate_embeddings, held_out_protocol,
                        lfw_protocol, split_protocol, write_thresholds)
 from .metrics import MetricError
 
@@ -173,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     with output_folder(args.out, "--out"):
         if args.write_thresholds is not None:
             create_output_file(args.thresholds_file, "--thresholds-file")
-        if args.bin is not None and not args.bin.is_file():
-            raise MetricError(f"{args.bin}: verification .bin not found")
-        report = run(args)
+        # a .bin is read before any model loads: a damaged or empty one costs nothing yet
+        bin_set = bin_pairs(args.bin) if args.bin is not None else None
+        report = run(args, bin_set)
         written = report.write(args.out)
         if args.write_thresholds is not None:
             written.append(write_thresholds(report, args.write_thresholds, args.thresholds_file))
@@ -195,7 +195,7 @@ def check_args(args: argparse.Namespace) -> None:
     torch_device("--device", args.device)
 
 
-def run(args: argparse.Namespace) -> Report:
+def run(args: argparse.Namespace, bin_set: PairSet | None = None) -> Report:
     """The report the arguments ask for (the script layer: reads config.MODELS and passes entries down)."""
     if args.embeddings:
         sets = {path.stem: load_npz(path, args.query_ids, args.distractor_ids, args.seed) for path in args.embeddings}
@@ -208,8 +208,8 @@ def run(args: argparse.Namespace) -> Report:
     embedders = [load_model(name, config.MODELS, device=args.device, flip_tta=args.flip) for name in args.models]
     specs = {e.name: e.spec for e in embedders if e.checkpoint is not None}
     protocol = build_protocol(args, specs, config)
-    if args.bin:
-        protocol.pairs = bin_pairs(args.bin)
+    if bin_set is not None:
+        protocol.pairs = bin_set
     cache = None if args.no_cache else config.DATA_DIR / "cache" / "embeddings"
     return evaluate(embedders, protocol, bootstrap=args.bootstrap, cache_dir=cache, progress=not args.no_progress,
                     device=args.device)

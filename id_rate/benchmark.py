@@ -43,7 +43,7 @@ from .metrics import SEED_FPRS, MetricError
 from .paired import (PairedDiff, bootstrap_pair_set, kfold_correct, mcnemar_exact, pair_folds, paired_bootstrap_idrate,
                      paired_bootstrap_pair_set, resampling_unit, verdict, verification_distance)
 from .protocols import PairVerificationResult
-from .report import csv_bytes, fmt, markdown_rows
+from .report import at_rate, csv_bytes, fmt, markdown_rows
 
 SETS = ("lfw", "cfp-ff", "cfp-fp", "celeba")
 PAIR_SETS = ("lfw", "cfp-ff", "cfp-fp")
@@ -300,7 +300,8 @@ def _ci(iv: tuple[float | None, float | None] | None, digits: int = 3, scale: fl
 def pair_columns(t: str, c: PairCell) -> dict[str, str]:
     r, iv = c.result, c.interval or {}
     row = {f"{t} acc % (10-fold)": f"{100 * r.accuracy_mean:.2f} ± {100 * r.accuracy_std:.2f}",
-           f"{t} acc 95% CI": _ci(iv.get("accuracy"), 2, 100.0), f"{t} TAR@FAR=1e-3": fmt(r.tar_at_far_1e3, 3),
+           f"{t} acc 95% CI": _ci(iv.get("accuracy"), 2, 100.0),
+           f"{t} TAR@FAR=1e-3": at_rate(fmt(r.tar_at_far_1e3, 3), r.achieved_far_1e3),
            f"{t} AUC": fmt(r.auc), f"{t} AUC 95% CI": _ci(iv.get("auc"), 4)}
     if c.missing:
         row[f"{t} pairs missing (counted wrong)"] = str(c.missing)
@@ -309,7 +310,7 @@ def pair_columns(t: str, c: PairCell) -> dict[str, str]:
 
 def idrate_columns(t: str, c: IdRateCell) -> dict[str, str]:
     r, bs = c.report.idrate, c.report.bootstrap95 or {}
-    row = {f"{t} TPR@FPR={p.target_fpr:g}": fmt(p.tpr) for p in r.points}
+    row = {f"{t} TPR@FPR={p.target_fpr:g}": at_rate(fmt(p.tpr), p.fpr) for p in r.points}
     row[f"{t} AUC"] = fmt(r.auc) + (f" ±{r.auc_error:.1g}" if r.auc_error else "")
     row[f"{t} AUC 95% CI"] = _ci(bs.get("auc"))
     row[f"{t} TPR@FPR={ANCHOR_FPR:g} 95% CI"] = _ci(bs.get(f"tpr@{ANCHOR_FPR:g}"))
@@ -424,7 +425,8 @@ def write_outputs(out: Path, cells: dict[str, dict[str, Cell]], comparisons: dic
            else "no 95% CIs (--bootstrap 0)")
     md = ["# Benchmark", "", *[f"- **{TITLE[k]}**: {v}" for k, v in descriptions.items()], "", *markdown_rows(rows), "",
           f"acc: 10-fold accuracy (%), each fold's threshold chosen on the other 9, mean ± std over folds. CelebA: "
-          f"the seed's ID-rate table. {cis}. n/r: not resolvable. \"{TRAINED_ON}\": a checkpoint that trained on "
+          f"the seed's ID-rate table. {cis}. In brackets: the FPR (FAR) each rate was reached at, never above the "
+          f"column's target. n/r: not resolvable. \"{TRAINED_ON}\": a checkpoint that trained on "
           "people this set scores, not scored.", "", anchor_text(args.flip), "", "## Paired comparisons", ""]
     md += markdown_rows(crows) if crows else ["(none: pass --compare A B, or list random-init)"]
     md += ["", verdict_rule(n)]

@@ -1,14 +1,13 @@
 """Embeddings of an aligned face folder by a named model, cached on disk.
 
-The cache key covers everything that changes an embedding: the model name, its spec (a random-init
-model's backbone, seed and size; a checkpoint's spec), its checkpoint file (size, mtime, sha256 of the
-first MiB), its preprocessing (size, colour order, normalisation, alignment), flip TTA, and every image's
-path, size and mtime. A change to any of them makes a new key, so stale embeddings are never reused.
+The cache key covers everything that changes an embedding: the model's fingerprint
+(``models_definition.fingerprint``: its weights or checkpoint content, preprocessing, flip TTA, ...), and
+every image's resolved path, size and mtime. A change to any of them makes a new key, so stale embeddings are
+never reused; the same folder named by a relative, an absolute or a linked path is the same key.
 """
 from __future__ import annotations
 
 import hashlib
-import os
 import io
 import json
 import shutil
@@ -17,19 +16,33 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from facedata.io import file_fingerprint, load_image, write_bytes_atomic
+from facedata.io import load_image, write_bytes_atomic
+from models_definition.fingerprint import model_fingerprint
 from models_definition.zoo import FaceEmbedder
 
 
-def cache_key(embedder: FaceEmbedder, paths: Sequence[Path], checkpoint: Path | None, extra: Any = None) -> str:
-    """``extra``: anything else the embeddings depend on (the views of distillation), JSON-serialisable."""
+def resolved_paths(paths: Sequence[Path]) -> list[Path]:
+    """Each path with its folder resolved (links, ``..``, relative spellings), each folder resolved once: a
+    CASIA-size list has few folders and many files."""
+    folders: dict[Path, Path] = {}
+    out = []
+    for p in paths:
+        parent = folders.get(p.parent)
+        if parent is None:
+            parent = folders[p.parent] = p.parent.resolve()
+        out.append(parent / p.name)
+    return out
+
+
+def cache_key(embedder: FaceEmbedder, paths: Sequence[Path], extra: Any = None) -> str:
+    """The model's fingerprint and every image's resolved path, size and mtime; ``extra``: anything else the
+    embeddings depend on (the views of distillation), JSON-serialisable."""
     h = hashlib.sha256()
-    h.update(json.dumps([embedder.name, embedder.spec, embedder.preprocess.to_dict(), embedder.flip_tta,
-                         file_fingerprint(checkpoint) if checkpoint and checkpoint.exists() else None]
-                        + ([extra] if extra is not None else []), sort_keys=True, default=str).encode())
-    for p in paths:  # absolute: the same folder named as data/x or /repo/data/x is the same cache entry
+    h.update(json.dumps([model_fingerprint(embedder)] + ([extra] if extra is not None else []),
+                        sort_keys=True, default=str).encode())
+    for p in resolved_paths([Path(p) for p in paths]):
         st = p.stat()
-        h.update(f"{os.path.abspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:20]
 
 
@@ -40,7 +53,8 @@ def embed_paths(embedder: FaceEmbedder, paths: Sequence[Path], cache_dir: Path |
     """(N, D) L2-normalised embeddings of aligned crops, from the cache when nothing changed.
 
     ``views`` > 1: (N * views, D), row ``i * views + v`` the embedding of ``view_fn(crop_i, i, v)``;
-    ``view_key`` (what the views depend on: augmentation, seed) joins the cache key. With a cache folder,
+    ``checkpoint`` is not read (the key takes the weights from the embedder's fingerprint; kept for the
+    callers that pass it). ``view_key`` (what the views depend on: augmentation, seed) joins the cache key. With a cache folder,
     the embeddings are saved in parts of about ``part_crops`` crops as they are done (a few minutes of a CPU),
     so an interrupted run picks up where it was."""
     paths = [Path(p) for p in paths]
@@ -50,7 +64,7 @@ def embed_paths(embedder: FaceEmbedder, paths: Sequence[Path], cache_dir: Path |
     target = parts = None
     if cache_dir is not None:
         extra = None if views == 1 else {"views": views, "view": view_key}
-        target = Path(cache_dir) / f"{embedder.name}-{cache_key(embedder, paths, checkpoint, extra)}.npy"
+        target = Path(cache_dir) / f"{embedder.name}-{cache_key(embedder, paths, extra)}.npy"
         if target.exists():
             return np.load(target)
         parts = target.with_suffix(".parts")

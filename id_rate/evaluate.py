@@ -25,13 +25,14 @@ import numpy as np
 
 from facedata.datasets import FaceFolder, held_out_split, identity_disjoint_split, scan_face_folder
 from facedata.splits import DEFAULT_SPLIT_SEED, SplitSpec
-from facedata.io import load_image, write_bytes_atomic
+from facedata.io import write_bytes_atomic
 from models_definition.thresholds import load_measured, record, upsert
 
 from .embeddings import embed_paths
-from .metrics import MetricError, accuracy_curve, best_threshold, pair_distance, verification_at_threshold
+from .metrics import MetricError, accuracy_curve, best_threshold, verification_at_threshold
 from .protocols import (IdRateResult, OpenSetResult, PairVerificationResult, bootstrap_idrate, check_embeddings,
                         idrate, open_set_identification, pair_verification)
+from .scoring import similarity_matrix, upper_pair_scores
 
 OPEN_SET_FPIR = (0.1, 0.01, 0.001)
 
@@ -179,7 +180,7 @@ def lfw_protocol(root: str | Path, pairs_file: str | Path | None = None, query_m
         parsed = parse_pairs(pairs_file)
         if len({p.fold for p in parsed}) < 2:  # 10-fold accuracy chooses each fold's threshold on the others
             raise MetricError(f"{pairs_file}: one fold of pairs (a View 1 file); LFW's protocol scores 10-fold "
-                               "accuracy over people-disjoint folds: use View 2's pairs.txt (header '10 300')")
+                              "accuracy over people-disjoint folds: use View 2's pairs.txt (header '10 300')")
         pp, bad = pair_paths(parsed, root, missing=missing)
         pairs = PairSet(Path(pairs_file).name, [x for ab in pp for x in ab], np.array([p.same for p in parsed]),
                         np.array([p.fold for p in parsed]), bad)
@@ -351,7 +352,7 @@ def _embed_all(embedder, protocol: Protocol, cache_dir: Path | None, progress: b
     pair_paths = protocol.pairs.paths if protocol.pairs and protocol.pairs.images is None else []
     paths = sorted({p for part in protocol.parts() for p in part.paths}
                    | {p for p in pair_paths if p is not None and p.is_file()})  # a missing one: its pair counts wrong
-    emb = embed_paths(embedder, paths, cache_dir, embedder.checkpoint, progress=progress)
+    emb = embed_paths(embedder, paths, cache_dir, progress=progress)
     return dict(zip(paths, emb))
 
 
@@ -375,9 +376,8 @@ def fixed_threshold(query: np.ndarray, labels: np.ndarray, seed: int) -> tuple[d
             in_a[rows[::2]] = True
 
     def pairs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        e, lab = q[mask], labels[mask]
-        i, j = np.triu_indices(len(e), 1)
-        return pair_distance(e[i], e[j], "cosine"), lab[i] == lab[j]
+        sim, same, _ = upper_pair_scores(q[mask], labels[mask])
+        return 1.0 - sim.astype(np.float64), same  # cosine distance
 
     da, ya = pairs(in_a)
     db, yb = pairs(~in_a)
@@ -392,13 +392,11 @@ def similarity_sample(query: np.ndarray, labels: np.ndarray, distractors: np.nda
     """Score samples for the similarity histogram: every query pair, and query x the first distractors
     (about 200,000 scores: a plot needs no 10^10 scores in memory)."""
     q = check_embeddings(query, "query")
-    i, j = np.triu_indices(len(q), 1)
-    sim = (q @ q.T)[i, j]
-    same = labels[i] == labels[j]
+    sim, same, _ = upper_pair_scores(q, labels)
     out = {"pos": sim[same], "neg_qq": sim[~same]}
     if len(distractors):
         d = check_embeddings(distractors, "distractors")
-        out["neg_qd"] = (q @ d[: max(1, 200_000 // len(q))].T).ravel()
+        out["neg_qd"] = similarity_matrix(q, d[: max(1, 200_000 // len(q))]).ravel()
     return out
 
 

@@ -2,20 +2,20 @@
 
 Scores are similarities (higher = more alike). ``pos`` are same-identity pair scores, ``neg``
 different-identity ones. Everything here is exact (no FPR grid): the ROC has one point per distinct
-score and the AUC is the Mann-Whitney statistic, ties counted one half.
+score and the AUC is the Mann-Whitney statistic, ties counted one half. TPR at a target FPR is the largest
+TPR any threshold reaches without exceeding that FPR (:func:`operating_point`: the one rule of every
+TPR@FPR, TAR@FAR and DIR@FPIR of the project), reported with the FPR it reached.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from facedata.errors import FaceKitError
+
+# MetricError lives in .scoring (the embeddings' own checks raise it) and is imported from here as it always was
+from .scoring import MetricError, l2_normalize, paired_scores, similarity_matrix, upper_pair_scores
 
 SEED_FPRS: tuple[float, ...] = (0.5, 0.25, 0.1, 0.05, 0.01, 0.005, 0.001)  # the seed project's ID-rate grid
-
-
-class MetricError(FaceKitError, ValueError):
-    """Scores or labels that no metric can be computed from; the message says which and why."""
 
 
 def _check_scores(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,49 +64,68 @@ def roc_curve(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 
 @dataclass(frozen=True)
 class OperatingPoint:
-    """TPR at a target FPR. ``threshold`` is None (and ``tpr`` NaN) when FPR < 1 / N_neg: not resolvable."""
+    """TPR at a target FPR and the FPR actually reached (never above the target). ``threshold`` is None (and
+    ``tpr``, ``fpr`` NaN) when FPR < 1 / N_neg: not resolvable."""
 
     target_fpr: float
-    threshold: float | None
+    threshold: float | None  # accept a pair when its score >= threshold
     tpr: float
-    fpr: float  # the FPR actually reached on these negatives
+    fpr: float  # the FPR reached on these negatives, <= target_fpr
 
     @property
     def resolvable(self) -> bool:
         return self.threshold is not None
 
 
+def allowed_negatives(target_fpr: float, n_neg: float) -> int:
+    """k = int(FPR * N_neg): how many negatives (or how much negative weight) a threshold may accept; the
+    1e-9 keeps 1e-3 x 6000 at 6 despite binary floating point."""
+    return int(target_fpr * n_neg + 1e-9)
+
+
+def operating_point(pos_sorted: np.ndarray, neg_top: np.ndarray, n_neg: int, target_fpr: float) -> OperatingPoint:
+    """The largest TPR whose FPR does not exceed ``target_fpr``, at the smallest FPR that reaches it: the
+    operating point scikit-learn's ROC curve gives at that FPR.
+
+    At most k = int(FPR * N_neg) negatives may be accepted, so only scores strictly above the (k+1)-th largest
+    negative can be: negatives tied across the k-th place are rejected together (accepting them would exceed
+    the FPR), and positives between the k-th and (k+1)-th negatives are kept. The threshold is the lowest
+    positive score above that boundary (nothing is accepted when there is none). k = 0 means the FPR is below
+    what N_neg negatives can resolve: reported as not resolvable rather than as a number.
+
+    ``pos_sorted``: the positive scores, ascending; ``neg_top``: the largest negative scores, ascending, at
+    least min(k + 1, ``n_neg``) of them (streaming keeps only those). Accept a pair when score >= threshold."""
+    k = allowed_negatives(target_fpr, n_neg)
+    if k < 1:
+        return OperatingPoint(target_fpr, None, float("nan"), float("nan"))
+    if len(neg_top) < min(k + 1, n_neg):
+        raise MetricError(f"the operating point at FPR {target_fpr:g} needs the {k + 1} largest negatives, "
+                          f"got {len(neg_top)}")
+    boundary = float(neg_top[len(neg_top) - k - 1]) if k < n_neg else -np.inf  # the (k+1)-th largest negative
+    first = int(np.searchsorted(pos_sorted, boundary, "right"))  # the lowest positive above the boundary
+    if first < len(pos_sorted):
+        threshold = float(pos_sorted[first])
+    else:  # no positive above it: accept nothing
+        threshold = float(np.nextafter(max(float(pos_sorted[-1]), float(neg_top[-1])), np.inf))
+    neg_accepted = len(neg_top) - int(np.searchsorted(neg_top, threshold, "left"))
+    return OperatingPoint(target_fpr, threshold, (len(pos_sorted) - first) / len(pos_sorted), neg_accepted / n_neg)
+
+
 def tpr_at_fpr(pos: np.ndarray, neg: np.ndarray, fprs: tuple[float, ...] = SEED_FPRS) -> list[OperatingPoint]:
-    """The seed protocol: threshold = the k-th largest negative score, k = int(FPR * N_neg);
-    TPR = share of positives scoring >= threshold. k = 0 means the FPR is below what N_neg negatives
-    can resolve, reported as not resolvable rather than as a number."""
+    """The :func:`operating_point` at each FPR of ``fprs``."""
     pos, neg = _check_scores(pos, neg)
-    neg_desc = np.sort(neg)[::-1]
-    out = []
-    for f in fprs:
-        k = int(f * len(neg) + 1e-9)
-        if k < 1:
-            out.append(OperatingPoint(f, None, float("nan"), float("nan")))
-            continue
-        thr = float(neg_desc[k - 1])
-        out.append(OperatingPoint(f, thr, float(np.mean(pos >= thr)), float(np.mean(neg >= thr))))
-    return out
+    pos_sorted, neg_sorted = np.sort(pos), np.sort(neg)
+    return [operating_point(pos_sorted, neg_sorted, len(neg), f) for f in fprs]
 
 
 def pair_scores(emb: np.ndarray, labels: np.ndarray, other: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cosine similarities of (L2-normalised) embeddings: all same-identity pairs i < j as positives,
     all cross-identity pairs i < j as negatives, plus every row x ``other`` (distractors) as negatives."""
     emb = np.asarray(emb, dtype=np.float32)
-    labels = np.asarray(labels)
-    if len(emb) != len(labels):
-        raise MetricError(f"{len(emb)} embeddings but {len(labels)} labels")
-    sim = emb @ emb.T
-    iu = np.triu_indices(len(emb), k=1)
-    same = labels[iu[0]] == labels[iu[1]]
-    s = sim[iu]
+    s, same, _ = upper_pair_scores(emb, labels)
     pos, neg = s[same], s[~same]
     if other is not None and len(other):
-        neg = np.concatenate([neg, (emb @ np.asarray(other, dtype=np.float32).T).ravel()])
+        neg = np.concatenate([neg, similarity_matrix(emb, np.asarray(other, dtype=np.float32)).ravel()])
     return pos, neg
 
 
@@ -114,9 +133,8 @@ def nearest_mean_accuracy(emb: np.ndarray, labels: np.ndarray, ref_emb: np.ndarr
     """Closed-set accuracy of metric-learning models: each row gets the class whose mean reference
     embedding (normalised) is most cosine-similar."""
     classes = np.unique(ref_labels)
-    means = np.stack([ref_emb[ref_labels == c].mean(0) for c in classes])
-    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
-    pred = classes[np.argmax(emb @ means.T, axis=1)]
+    means = l2_normalize(np.stack([ref_emb[ref_labels == c].mean(0) for c in classes]), "class means")
+    pred = classes[np.argmax(similarity_matrix(np.asarray(emb, np.float32), means), axis=1)]
     return float(np.mean(pred == labels))
 
 
@@ -127,18 +145,16 @@ DISTANCES = ("euclidean", "euclidean_l2", "cosine")  # the seed comparison's thr
 def pair_distance(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
     """Row-wise distance between paired embeddings: 'euclidean' on the raw vectors, 'euclidean_l2' after
     L2 normalisation, 'cosine' = 1 - cosine similarity. Smaller means more alike."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.shape != b.shape:
-        raise MetricError(f"paired embeddings differ in shape: {a.shape} vs {b.shape}")
+    if metric not in DISTANCES:
+        raise MetricError(f"unknown distance {metric!r}; valid: {', '.join(DISTANCES)}")
+    if np.shape(a) != np.shape(b):
+        raise MetricError(f"paired embeddings differ in shape: {np.shape(a)} vs {np.shape(b)}")
     if metric == "euclidean":
-        return np.linalg.norm(a - b, axis=1)
-    na = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    nb = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+        return np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64), axis=1)
+    na, nb = l2_normalize(a, "first embeddings of the pairs"), l2_normalize(b, "second embeddings of the pairs")
     if metric == "euclidean_l2":
-        return np.linalg.norm(na - nb, axis=1)
-    if metric == "cosine":
-        return 1.0 - (na * nb).sum(1)
-    raise MetricError(f"unknown distance {metric!r}; valid: {', '.join(DISTANCES)}")
+        return np.linalg.norm(na.astype(np.float64) - nb, axis=1)
+    return 1.0 - paired_scores(na, nb)
 
 
 def _ratio(num: float, den: float) -> float | None:

@@ -80,7 +80,7 @@ def plot_tpr_at_fpr(results: dict[str, IdRateResult], path: Path) -> Path:
         if rows:
             sns.barplot(pd.DataFrame(rows), x="FPR", y="TPR", hue="model", order=[f"{f:g}" for f in fprs],
                         hue_order=list(results), palette=_palette(results), ax=ax)
-            ax.legend(fontsize=8, loc="upper right")
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the bars, never over them
         ax.set_xlabel("target false positive rate (no bar: not resolvable on these negatives)")
         ax.set_ylabel("true positive rate")
         ax.set_ylim(0, 1.01)

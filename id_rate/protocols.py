@@ -2,9 +2,10 @@
 
 Query identities (several images each) and distractor identities (never trained on). Positive pairs:
 same-identity query pairs. Negative pairs: cross-identity query pairs and every query x distractor pair.
-Scores are cosine similarities of L2-normalised embeddings. For each FPR the threshold is the k-th
-largest negative score, k = int(FPR * N_neg), and TPR is the share of positives at or above it; k = 0
-is reported as not resolvable.
+Scores are cosine similarities of L2-normalised embeddings (``scoring``). For each FPR, at most
+k = int(FPR * N_neg) negatives may be accepted: the TPR is that of the scores above the (k+1)-th largest
+negative (``metrics.operating_point``: ties there are rejected together, so the FPR reached, reported beside
+the TPR, never exceeds the target); k = 0 is reported as not resolvable.
 
 Up to ``exact_limit`` negatives everything is exact (all scores kept). Beyond it, negatives stream:
 the smallest FPRs stay exact through a streaming top-k (up to ``topk_budget`` scores), the others and
@@ -18,7 +19,9 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .metrics import SEED_FPRS, MetricError, kfold_accuracy, pair_distance, roc_auc, roc_curve, tpr_at_fpr
+from .metrics import (SEED_FPRS, MetricError, allowed_negatives, kfold_accuracy, operating_point, pair_distance,
+                      roc_auc, roc_curve, tpr_at_fpr)
+from .scoring import l2_normalize, similarity_matrix, upper_pair_scores
 from .streaming import ScoreHistogram, StreamingTopK, histogram_auc
 
 
@@ -29,6 +32,7 @@ class RatePoint:
     threshold: float | None
     exact: bool
     tpr_error: float = 0.0  # largest possible |reported - exact| (histogram path only)
+    fpr: float | None = None  # the FPR reached at ``threshold``, never above target_fpr; None: not resolvable
 
 
 @dataclass
@@ -57,19 +61,12 @@ class IdRateResult:
 
 
 def check_embeddings(emb: np.ndarray, name: str) -> np.ndarray:
-    """Float32 L2-normalised copy; NaN, inf or zero-norm rows are an error naming the first such row."""
+    """A non-empty (N, D) set, L2-normalised by ``scoring.l2_normalize`` (NaN, inf or zero rows: an error naming
+    the first)."""
     emb = np.asarray(emb, dtype=np.float32)
     if emb.ndim != 2 or len(emb) == 0:
         raise MetricError(f"{name}: expected a non-empty (N, D) array, got shape {emb.shape}")
-    bad = ~np.isfinite(emb).all(axis=1)
-    if bad.any():
-        raise MetricError(f"{name}: row {int(np.flatnonzero(bad)[0])} has NaN or inf ({int(bad.sum())} such rows)")
-    norms = np.linalg.norm(emb, axis=1)
-    if (norms == 0).any():
-        raise MetricError(f"{name}: row {int(np.flatnonzero(norms == 0)[0])} is all zeros (no direction to compare)")
-    if np.abs(norms - 1).max() < 1e-4:  # already unit length: no copy (distractor sets can be gigabytes)
-        return emb
-    return emb / norms[:, None]
+    return l2_normalize(emb, name)
 
 
 def check_query_labels(labels: np.ndarray, n: int, names: list[str] | None = None,
@@ -113,8 +110,9 @@ def idrate(query: np.ndarray, query_labels: np.ndarray, distractors: np.ndarray 
     exact = n_neg <= exact_limit
     pos_parts: list[np.ndarray] = []
     neg_parts: list[np.ndarray] = []
-    ks = {f: int(f * n_neg + 1e-9) for f in fprs}
-    k_top = max([k for k in ks.values() if k <= topk_budget], default=0)
+    ks = {f: allowed_negatives(f, n_neg) for f in fprs}
+    needed = {f: min(k + 1, n_neg) for f, k in ks.items() if k >= 1}  # the rule reads the (k+1)-th largest
+    k_top = max([n for n in needed.values() if n <= topk_budget], default=0)
     top = StreamingTopK(k_top)
     hist = ScoreHistogram(hist_bins)
 
@@ -128,20 +126,20 @@ def idrate(query: np.ndarray, query_labels: np.ndarray, distractors: np.ndarray 
     with torch.inference_mode():
         rows = max(1, min(nq, chunk * 64 // max(1, nq)))  # query-vs-query block: rows x nq scores
         for i in range(0, nq, rows):
-            s = qt[i:i + rows] @ qt.T
+            s = similarity_matrix(qt[i:i + rows], qt)
             r = torch.arange(i, min(i + rows, nq), device=dev)[:, None]
             upper = torch.arange(nq, device=dev)[None, :] > r
             same = lt[i:i + rows, None] == lt[None, :]
             pos_parts.append(s[upper & same].cpu().numpy())
             take_neg(s[upper & ~same])
         for j in range(0, nd, chunk):
-            take_neg(qt @ dt[j:j + chunk].T)
+            take_neg(similarity_matrix(qt, dt[j:j + chunk]))
 
     pos = np.concatenate(pos_parts) if pos_parts else np.zeros(0, np.float32)
     if exact:
         neg = np.concatenate(neg_parts) if neg_parts else np.zeros(0, np.float32)
-        pts = [RatePoint(p.target_fpr, p.tpr if p.resolvable else None, p.threshold, True)
-               for p in tpr_at_fpr(pos, neg, fprs)]
+        pts = [RatePoint(p.target_fpr, p.tpr if p.resolvable else None, p.threshold, True,
+                         fpr=p.fpr if p.resolvable else None) for p in tpr_at_fpr(pos, neg, fprs)]
         fpr_c, tpr_c, _ = roc_curve(pos, neg)
         return IdRateResult(nq, len(counts), nd, n_pos, n_neg, roc_auc(pos, neg), 0.0, pts, fpr_c, tpr_c, pos)
 
@@ -149,7 +147,7 @@ def idrate(query: np.ndarray, query_labels: np.ndarray, distractors: np.ndarray 
     pos_h.update(torch.from_numpy(pos))
     pos_hist = pos_h.counts
     auc, auc_err = histogram_auc(pos_hist, hist.counts)
-    top_desc = top.sorted_desc()
+    top_asc = top.sorted_desc()[::-1].copy()
     neg_from_top = np.cumsum(hist.counts[::-1])  # negatives in the top b bins
     pos_sorted = np.sort(pos)
     pts = []
@@ -157,15 +155,18 @@ def idrate(query: np.ndarray, query_labels: np.ndarray, distractors: np.ndarray 
         k = ks[f]
         if k < 1:
             pts.append(RatePoint(f, None, None, True))
-        elif k <= len(top_desc):
-            thr = float(top_desc[k - 1])
-            pts.append(RatePoint(f, float(np.mean(pos >= thr)), thr, True))
+        elif needed[f] <= len(top_asc):
+            p = operating_point(pos_sorted, top_asc, n_neg, f)
+            pts.append(RatePoint(f, p.tpr, p.threshold, True, fpr=p.fpr))
         else:
-            b = hist.bins - 1 - int(np.searchsorted(neg_from_top, k))  # bin holding the k-th largest
+            # The (k+1)-th largest negative lies in bin b: accepting every bin above it (threshold = b's upper edge)
+            # is a real operating point at FPR <= target; the exact one accepts part of bin b at most.
+            b = hist.bins - 1 - int(np.searchsorted(neg_from_top, k + 1))
             lo, hi = hist.edge(b), hist.edge(b + 1)
             at_lo = 1 - np.searchsorted(pos_sorted, lo, "left") / len(pos)
             at_hi = 1 - np.searchsorted(pos_sorted, hi, "left") / len(pos)
-            pts.append(RatePoint(f, float((at_lo + at_hi) / 2), float((lo + hi) / 2), False, float((at_lo - at_hi) / 2)))
+            neg_above = int(neg_from_top[hist.bins - 2 - b]) if b < hist.bins - 1 else 0
+            pts.append(RatePoint(f, float(at_hi), float(hi), False, float(at_lo - at_hi), fpr=neg_above / n_neg))
     # ROC from the histograms: accept bins from the top down.
     tp = np.r_[0, np.cumsum(pos_hist[::-1])] / len(pos)
     fp = np.r_[0, neg_from_top] / n_neg
@@ -183,6 +184,7 @@ class PairVerificationResult:
     fold_threshold: list[float]  # cosine distance thresholds
     tar_at_far_1e3: float | None  # None: fewer than 1,000 different-person pairs
     auc: float
+    achieved_far_1e3: float | None = None  # the FAR reached at that TAR's threshold, <= 1e-3
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -227,9 +229,10 @@ def pair_verification(emb1: np.ndarray, emb2: np.ndarray, issame: np.ndarray, fo
         raise MetricError("pairs must include both same-person and different-person pairs")
     k = kfold_accuracy(d, y, pair_folds(len(y), folds, n_folds))
     sim = 1.0 - d
-    pts = tpr_at_fpr(sim[y], sim[~y], (1e-3,))
+    pt = tpr_at_fpr(sim[y], sim[~y], (1e-3,))[0]
     return PairVerificationResult(len(y), k.mean, k.std, k.fold_accuracy, k.fold_threshold,
-                                  pts[0].tpr if pts[0].resolvable else None, roc_auc(sim[y], sim[~y]))
+                                  pt.tpr if pt.resolvable else None, roc_auc(sim[y], sim[~y]),
+                                  pt.fpr if pt.resolvable else None)
 
 
 # --- open-set identification (NIST FRVT definitions) --------------------------------------------------
@@ -253,7 +256,9 @@ def open_set_identification(gallery: np.ndarray, gallery_labels: np.ndarray, pro
 
     FPIR(T): share of non-mated searches whose top score >= T (per search, not per comparison).
     FNIR(T): share of mated searches whose mate is not rank 1 with score >= T. DIR = 1 - FNIR.
-    T for a target FPIR is the k-th largest non-mated top score, k = int(FPIR * N_nonmated)."""
+    T for a target FPIR: ``metrics.operating_point`` with the non-mated top scores as negatives and the rank-1
+    mates' scores as positives (at most int(FPIR * N_nonmated) non-mated searches accepted, ties rejected
+    together); ``fpir`` is the FPIR reached."""
     g = check_embeddings(gallery, "gallery embeddings")
     p = check_embeddings(probes, "probe embeddings")
     gl, pl = np.asarray(gallery_labels), np.asarray(probe_labels)
@@ -262,7 +267,7 @@ def open_set_identification(gallery: np.ndarray, gallery_labels: np.ndarray, pro
     ids = np.unique(gl)
     if len(ids) < 2:
         raise MetricError(f"the gallery needs >= 2 identities, got {len(ids)}")
-    sim = p @ g.T
+    sim = similarity_matrix(p, g)
     per_id = np.stack([sim[:, gl == i].max(1) for i in ids], axis=1)  # (probes, identities)
     mated = np.isin(pl, ids)
     if not mated.any() or mated.all():
@@ -273,17 +278,19 @@ def open_set_identification(gallery: np.ndarray, gallery_labels: np.ndarray, pro
     mate_rank = np.array([int(np.flatnonzero(ids[order[i]] == pl[i])[0]) if mated[i] else -1 for i in range(len(p))])
     rank1 = float(np.mean(mate_rank[mated] == 0))
     rank5 = float(np.mean(mate_rank[mated] < 5))
-    nonmated_top = np.sort(top_score[~mated])[::-1]
+    nonmated_top = np.sort(top_score[~mated])
+    hits = np.sort(top_score[mated][top_id[mated] == pl[mated]])  # mated searches with their mate at rank 1
     points = []
     for f in fpir:
-        k = int(f * len(nonmated_top) + 1e-9)
-        if k < 1:
+        if allowed_negatives(f, len(nonmated_top)) < 1:
             points.append({"target_fpir": f, "threshold": None, "fpir": None, "dir": None})
             continue
-        t = float(nonmated_top[k - 1])
-        hit = (top_id[mated] == pl[mated]) & (top_score[mated] >= t)
-        points.append({"target_fpir": f, "threshold": t, "fpir": float(np.mean(top_score[~mated] >= t)),
-                       "dir": float(np.mean(hit))})
+        if not len(hits):  # no mate found at rank 1: DIR 0 whatever the threshold, and none need accept anything
+            points.append({"target_fpir": f, "threshold": None, "fpir": 0.0, "dir": 0.0})
+            continue
+        pt = operating_point(hits, nonmated_top, len(nonmated_top), f)
+        points.append({"target_fpir": f, "threshold": pt.threshold, "fpir": pt.fpr,
+                       "dir": pt.tpr * len(hits) / int(mated.sum())})
     return OpenSetResult(len(ids), int(mated.sum()), int((~mated).sum()), rank1, rank5, points)
 
 
@@ -313,16 +320,19 @@ class _SortedNegatives:
         return float((wp * (below + 0.5 * tie)).sum() / (wp.sum() * cw[-1]))
 
     def tpr(self, wp: np.ndarray, wn_sorted: np.ndarray, fpr: float, cw: np.ndarray | None = None) -> float | None:
-        """The seed rule on integer-weighted scores: as if each score were repeated ``weight`` times."""
+        """``metrics.operating_point``'s TPR on integer-weighted scores, as if each score were repeated ``weight``
+        times: at most k = int(FPR x total weight) of negative weight accepted, so only scores above the
+        (k+1)-th largest negative (counted by weight) are."""
         cw = np.r_[0.0, np.cumsum(wn_sorted)] if cw is None else cw
         total = cw[-1]
-        k = int(fpr * total + 1e-9)
+        k = allowed_negatives(fpr, total)
         if k < 1:
             return None
-        # the k-th largest: the first position (from the top) where the weight above reaches k
-        i = int(np.searchsorted(cw, total - k, "right")) - 1  # cw[i] <= total - k < cw[i + 1]
-        thr = self.ns[min(max(i, 0), len(self.ns) - 1)]
-        return float(wp[self.pos >= thr].sum() / wp.sum())
+        # the lowest cut that leaves at most k of weight above it: ns[i:] weighs total - cw[i] <= k
+        i = int(np.searchsorted(cw, total - k, "left"))
+        if i == 0:  # k covers every negative: everything is accepted
+            return 1.0
+        return float(wp[self.pos > self.ns[i - 1]].sum() / wp.sum())
 
 
 def idrate_pairs(q: np.ndarray, qi: np.ndarray, d: np.ndarray, di: np.ndarray,
@@ -331,11 +341,9 @@ def idrate_pairs(q: np.ndarray, qi: np.ndarray, d: np.ndarray, di: np.ndarray,
     ``di`` identity indices). Positives: same-identity query pairs; negatives: cross-identity query pairs, then
     query x distractor pairs, whose right identity is the distractor's index offset by ``n_qids`` (one weight
     table serves both). Returns the sorted negatives and each positive's query identity."""
-    iu = np.triu_indices(len(q), 1)
-    s_qq = (q @ q.T)[iu]
+    s_qq, same, iu = upper_pair_scores(q, qi)
     a, b = qi[iu[0]], qi[iu[1]]
-    same = a == b
-    neg = np.concatenate([s_qq[~same], (q @ d.T).ravel()])
+    neg = np.concatenate([s_qq[~same], similarity_matrix(q, d).ravel()])
     left = np.concatenate([a[~same], np.repeat(qi, len(d))])
     right = np.concatenate([b[~same], n_qids + np.tile(di, len(q))])
     return _SortedNegatives(s_qq[same], neg, left, right), a[same]

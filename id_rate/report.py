@@ -17,6 +17,11 @@ def fmt(v: float | None, digits: int = 4) -> str:
     return "n/r" if v is None else f"{v:.{digits}f}"
 
 
+def at_rate(cell: str, reached: float | None) -> str:
+    """A rate with the false-positive rate it was reached at, in brackets: "0.5400 (0.00093)"."""
+    return cell if reached is None else f"{cell} ({reached:.2g})"
+
+
 def table_rows(results: dict[str, IdRateResult], extra: dict[str, dict] | None = None) -> list[dict[str, str]]:
     rows = []
     extra = extra or {}
@@ -26,7 +31,7 @@ def table_rows(results: dict[str, IdRateResult], extra: dict[str, dict] | None =
             cell = fmt(p.tpr)
             if not p.exact and p.tpr is not None:
                 cell += f" ±{p.tpr_error:.1g}"
-            row[f"TPR@FPR={p.target_fpr:g}"] = cell
+            row[f"TPR@FPR={p.target_fpr:g}"] = at_rate(cell, p.fpr)
         row["ROC-AUC"] = fmt(r.auc) + (f" ±{r.auc_error:.1g}" if r.auc_error else "")
         e = extra.get(name, {})
         if "bootstrap95" in e:
@@ -35,14 +40,14 @@ def table_rows(results: dict[str, IdRateResult], extra: dict[str, dict] | None =
         if "open_set" in e:
             row["rank-1"] = fmt(e["open_set"]["rank1"], 3)
             for pt in e["open_set"]["points"]:
-                row[f"DIR@FPIR={pt['target_fpir']:g}"] = fmt(pt["dir"], 3)
+                row[f"DIR@FPIR={pt['target_fpir']:g}"] = at_rate(fmt(pt["dir"], 3), pt["fpir"])
         ft = e.get("fixed_threshold", {})
         if "accuracy" in ft:
             row["verif. acc / F1"] = f"{ft['accuracy']:.3f} / {fmt(ft['f1'], 3)}"
         if "lfw" in e:
             lfw = e["lfw"]
             row["pairs acc (10-fold)"] = f"{100 * lfw['accuracy_mean']:.2f} ± {100 * lfw['accuracy_std']:.2f}"
-            row["pairs TAR@FAR=1e-3"] = fmt(lfw["tar_at_far_1e3"], 3)
+            row["pairs TAR@FAR=1e-3"] = at_rate(fmt(lfw["tar_at_far_1e3"], 3), lfw.get("achieved_far_1e3"))
             row["pairs AUC"] = fmt(lfw["auc"], 4)
             if lfw.get("missing_pairs_counted_wrong"):
                 row["pairs missing (counted wrong)"] = str(lfw["missing_pairs_counted_wrong"])
@@ -79,7 +84,9 @@ def markdown_table(results: dict[str, IdRateResult], extra: dict[str, dict] | No
     """The report's table as Markdown, with a legend."""
     md = markdown_rows(table_rows(results, extra))
     md.append("")
-    md.append("n/r: not resolvable (the FPR is below 1 / negative pairs, or the FPIR below 1 / non-mated searches). "
+    md.append("In brackets: the FPR (FPIR, FAR) each rate was reached at, never above the column's target (negatives "
+              "tied at the threshold are rejected together when accepting them would exceed it). "
+              "n/r: not resolvable (the FPR is below 1 / negative pairs, or the FPIR below 1 / non-mated searches). "
               "rank-1 and DIR: open-set identification. verif. acc / F1: cosine-distance threshold chosen on half "
               "of the query images, reported on the other half. pairs acc: 10-fold accuracy (%), each fold's "
               "threshold chosen on the other 9; a pair with a missing image counts as wrong.")

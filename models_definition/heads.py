@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facedata.errors import FaceKitError
+
 
 class SoftmaxHead(nn.Module):
     """Linear classifier + cross-entropy (the seed's CE models)."""
@@ -269,12 +271,16 @@ def check_head_options(name: str, options: dict) -> None:
                              f"default {default!r}, got {value!r}")
 
 
+class UnknownHeadError(FaceKitError, KeyError):
+    """A head name that is not in HEADS; the message lists the valid ones."""
+
+
 def build_head(name: str, embedding_size: int, num_classes: int, **kwargs) -> nn.Module:
     """A head by name; classifier heads get the sizes, metric heads only their keyword options."""
     try:
         cls = HEADS[name]
     except KeyError:
-        raise KeyError(f"unknown head {name!r}; valid: {', '.join(sorted(HEADS))}") from None
+        raise UnknownHeadError(f"unknown head {name!r}; valid: {', '.join(sorted(HEADS))}") from None
     check_head_options(name, kwargs)
     if name in CLASSIFIER_HEADS:
         return cls(embedding_size, num_classes, **kwargs)

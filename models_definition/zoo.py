@@ -22,7 +22,8 @@ from .backbones import fuse_conv_bn
 from .checkpoint import model_from_checkpoint
 from .reference import DLIB_PREPROCESS, SFACE_PREPROCESS, DlibNet, SFaceNet
 from .thresholds import entry_records, load_measured, pick_threshold
-from facedata.errors import FaceKitError
+from facedata.errors import FaceKitError, UsageError
+from id_rate.scoring import l2_normalize  # numpy only: the one normalisation of every embedding
 
 
 class ModelNotFoundError(FaceKitError, KeyError):
@@ -47,6 +48,14 @@ class FaceEmbedder:
     flip_tta: bool = False
     batch_size: int = 64
     checkpoint: Path | None = None  # the file the weights came from (caches key on it); None otherwise
+    # (size, mtime_ns) of ``checkpoint`` when the weights were read: the cache key hashes the file later, and
+    # must not take a file rewritten since (other weights) for these
+    checkpoint_stamp: tuple[int, int] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.checkpoint is not None and self.checkpoint_stamp is None and Path(self.checkpoint).is_file():
+            st = Path(self.checkpoint).stat()
+            self.checkpoint_stamp = (st.st_size, st.st_mtime_ns)
 
     def __call__(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         if len(crops) == 0:
@@ -58,11 +67,24 @@ class FaceEmbedder:
             if self.flip_tta:
                 e = e + self.forward(np.ascontiguousarray(x[:, :, :, ::-1]))
             out.append(e)
-        e = np.concatenate(out).astype(np.float32)
-        norms = np.linalg.norm(e, axis=1, keepdims=True)
-        if not np.all(np.isfinite(e)) or np.any(norms == 0):
-            raise FloatingPointError(f"model {self.name!r} gave NaN or zero embeddings")
-        return e / norms
+        source = f" (weights {self.checkpoint})" if self.checkpoint is not None else ""
+        return l2_normalize(np.concatenate(out), f"model {self.name!r}{source}: its embeddings")
+
+
+class NoThresholdError(UsageError):
+    """A model with no measured unknown-face threshold, used where a threshold is needed and none was given."""
+
+
+def require_threshold(embedder: FaceEmbedder, given: float | None = None) -> float:
+    """The threshold to compare similarities with: ``given`` when set, else the model's measured one; neither
+    is a :class:`NoThresholdError` that says how to measure one."""
+    if given is not None:
+        return float(given)
+    if embedder.threshold is None:
+        raise NoThresholdError(f"model {embedder.name!r} has no measured threshold; pass --threshold (a cosine "
+                               f"similarity), or measure one: python -m id_rate --models {embedder.name} "
+                               f"--data <aligned folder> --write-thresholds 1e-3")
+    return float(embedder.threshold)
 
 
 def _torch_forward(model: torch.nn.Module, device: torch.device) -> Callable[[np.ndarray], np.ndarray]:

@@ -17,12 +17,12 @@ from typing import Callable
 
 from facedata.cli import command, torch_device
 from facedata.detect import FaceDetector
-from facedata.errors import ImageReadError, UsageError
+from facedata.errors import ImageReadError
 from facedata.io import (
     DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, add_max_megapixels_option, create_output_file, create_output_folder,
     image_files, load_image, max_pixels_of, write_bytes_atomic,
 )
-from models_definition.zoo import load_model
+from models_definition.zoo import load_model, require_threshold
 
 from .gallery import enrol
 from .realtime import Recognizer, SpeedOptions
@@ -98,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.folder.is_dir():  # nor a missing input folder
         raise SourceError(f"{args.folder}: not a folder; pass a folder of photos")
     embedder = load_model(args.model, config.MODELS, device=args.device)
-    threshold = args.threshold if args.threshold is not None else embedder.threshold
-    if threshold is None:
-        raise UsageError(f"model {args.model!r} has no measured threshold; pass --threshold (cosine)")
+    threshold = require_threshold(embedder, args.threshold)
     gallery = enrol(args.people_faces, embedder, FaceDetector(config.DATASET_DETECTOR), cache, say=say,
                     max_pixels=max_pixels)
     say(gallery.summary())

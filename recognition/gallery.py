@@ -5,8 +5,9 @@ image goes through the live path (detector -> alignment -> the model's preproces
 gallery and live faces cannot be processed differently. A person keeps all their images; a live face
 takes the best similarity over each person's images.
 
-Embeddings are cached per gallery folder and model (name, preprocessing, checkpoint file, detector
-settings) in one JSON file, and only new or changed images are embedded again. Images that cannot be read, show no face or
+Embeddings are cached per gallery folder and model (the model's fingerprint: weights or checkpoint content,
+seed, preprocessing, flip TTA, ...; and the detector settings) in one JSON file, and only new or changed images
+are embedded again. Images that cannot be read, show no face or
 show several faces are reported and skipped; they are remembered too, so they are not retried until
 they change.
 """
@@ -20,11 +21,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from facedata.detect import Face, FaceDetector
+from facedata.detect import Face, FaceDetector, faces_near_largest, pick_main_face
 from facedata.errors import FaceDataError, ImageReadError, ImageTooLargeError
 from facedata.io import (
-    DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, file_fingerprint, image_files, is_image_file, load_image, write_bytes_atomic,
+    DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, image_files, is_image_file, load_image, write_bytes_atomic,
 )
+from id_rate.scoring import similarity_matrix
+from models_definition.fingerprint import model_fingerprint
 from models_definition.zoo import FaceEmbedder
 
 from .embed import embed_faces
@@ -95,7 +98,7 @@ class Gallery:
         embeddings = np.atleast_2d(np.asarray(embeddings, np.float32))
         if len(self) == 0:
             return [Match(UNKNOWN, float("-inf"), None) for _ in range(len(embeddings))]
-        sims = embeddings @ self.embeddings.T  # (M, N)
+        sims = similarity_matrix(embeddings, self.embeddings)  # (M, N)
         best_per_person = np.maximum.reduceat(sims[:, self._order], self._starts, axis=1)  # (M, people)
         people = self._people
         top = best_per_person.argmax(axis=1)
@@ -126,22 +129,21 @@ def scan_gallery(folder: str | Path) -> list[tuple[str, Path]]:
 
 
 def model_key(embedder: FaceEmbedder, detector: FaceDetector) -> str:
-    """What the cached embeddings depend on besides the images: model, preprocessing, weights, detector."""
-    ckpt = embedder.checkpoint
-    parts = [embedder.name, embedder.preprocess.to_dict(), embedder.flip_tta, embedder.spec.get("random_init"),
-             file_fingerprint(ckpt) if ckpt is not None and Path(ckpt).is_file() else None,
-             asdict(detector.config)]
-    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+    """What the cached embeddings depend on besides the images: the model's fingerprint (the same key as the
+    evaluation's embedding cache) and the detector's settings (they place the landmarks the crop is aligned on)."""
+    parts = [model_fingerprint(embedder), asdict(detector.config)]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _main_face(faces: Sequence[Face]) -> tuple[Face | None, str]:
+def _main_face(faces: Sequence[Face], image_shape: tuple[int, ...]) -> tuple[Face | None, str]:
+    """The photo's face (``pick_main_face``), or None and why: no face, or a second face too large to be
+    background (a portrait of two people is ambiguous)."""
     if not faces:
         return None, "no face found (use a photo where the face is visible and at least 20 px wide)"
-    biggest = max(f.area for f in faces)
-    big = [f for f in faces if f.area >= SECOND_FACE_AREA_SHARE * biggest]
+    big = faces_near_largest(faces, SECOND_FACE_AREA_SHARE)
     if len(big) > 1:
         return None, f"{len(big)} faces found; a gallery image must show one person (crop it)"
-    return max(faces, key=lambda f: f.area), ""
+    return pick_main_face(faces, image_shape), ""
 
 
 def enrol(folder: str | Path, embedder: FaceEmbedder, detector: FaceDetector, cache_dir: str | Path | None = None,
@@ -211,7 +213,7 @@ def _enrol_one(path: Path, embedder: FaceEmbedder, detector: FaceDetector,
     except ImageReadError as exc:
         return {"embedding": None, "reason": f"cannot read the image: {exc.detail}",
                 "too_large": isinstance(exc, ImageTooLargeError)}
-    face, why = _main_face(detector.detect_rgb(rgb))
+    face, why = _main_face(detector.detect_rgb(rgb), rgb.shape)
     if face is None:
         return {"embedding": None, "reason": why}
     return {"embedding": embed_faces(rgb, [face], embedder)[0].tolist()}

@@ -21,7 +21,8 @@ from facedata.cli import command
 from facedata.detect import FaceDetector, pick_main_face
 from facedata.errors import FaceDataError, UsageError
 from facedata.io import DEFAULT_MAX_PIXELS, add_max_megapixels_option, load_image, max_pixels_of
-from models_definition.zoo import FaceEmbedder, load_model
+from id_rate.scoring import paired_scores
+from models_definition.zoo import FaceEmbedder, load_model, require_threshold
 
 from .embed import embed_faces
 
@@ -72,14 +73,11 @@ def verify(img1: str | Path | np.ndarray, img2: str | Path | np.ndarray, model_n
         if registry is None:
             raise UsageError("verify needs an embedder, or a registry (e.g. config.MODELS) to load model_name from")
         embedder = load_model(model_name, registry)
-    thr = check_threshold(threshold if threshold is not None else embedder.threshold,
+    thr = check_threshold(require_threshold(embedder, threshold),
                           "--threshold" if threshold is not None else f"model {model_name!r}'s threshold")
-    if thr is None:
-        raise UsageError(f"model {model_name!r} has no measured threshold; pass one (cosine), or measure it with "
-                         f"`python -m id_rate --models {model_name} --data <aligned folder> --write-thresholds 1e-3`")
     detector = detector or FaceDetector()
     a, b = (embed_photo(rgb, embedder, detector, name=n) for rgb, n in zip(rgbs, names))
-    sim = float(a @ b)
+    sim = float(paired_scores([a], [b])[0])
     return Verdict(sim, float(thr), embedder.threshold_fpr if threshold is None else None, sim >= thr)
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,7 @@ from id_rate.metrics import MetricError
 from id_rate.protocols import pair_verification
 from models_definition.backbones import build_embedder
 from models_definition.checkpoint import save_checkpoint
+from models_definition.fingerprint import StaleModelError
 from models_definition.thresholds import pick_threshold, record
 from models_definition.zoo import load_model
 from training import TrainConfig, make_splits
@@ -100,9 +99,62 @@ def test_random_init_seed_and_flip_change_the_cache_key(tmp_path):
            "r1": dict(random_init="mobilefacenet", seed=1, embedding_size=16)}
     a, b = load_model("r0", reg, device="cpu"), load_model("r1", reg, device="cpu")
     b.name = a.name  # same name, other seed: must still miss
-    assert cache_key(a, paths, None) != cache_key(b, paths, None)
-    assert cache_key(a, paths, None) == cache_key(load_model("r0", reg, device="cpu"), paths, None)
-    assert cache_key(a, paths, None) != cache_key(load_model("r0", reg, device="cpu", flip_tta=True), paths, None)
+    assert cache_key(a, paths) != cache_key(b, paths)
+    assert cache_key(a, paths) == cache_key(load_model("r0", reg, device="cpu"), paths)
+    assert cache_key(a, paths) != cache_key(load_model("r0", reg, device="cpu", flip_tta=True), paths)
+
+
+class CountingEmbedder:
+    """An embedder wrapper counting the crops it embeds (a cache hit embeds none)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.crops = inner, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __call__(self, crops):
+        self.crops += len(crops)
+        return self.inner(crops)
+
+
+def test_embedding_cache_hits_for_every_spelling_of_the_same_folder(small_aligned, tmp_path, monkeypatch):
+    """Relative, absolute, through a link or with ``..``: one folder, one cache entry (image paths are resolved)."""
+    from id_rate.embeddings import embed_paths
+
+    folder = tmp_path / "aligned" / "Barack_Obama"
+    folder.mkdir(parents=True)
+    for f in sorted((small_aligned / "Barack_Obama").glob("*.jpg"))[:3]:
+        shutil.copy(f, folder / f.name)
+    (tmp_path / "link").symlink_to(tmp_path / "aligned")
+    monkeypatch.chdir(tmp_path)
+    names = sorted(p.name for p in folder.iterdir())
+    model = CountingEmbedder(load_model("r", {"r": dict(random_init="mobilefacenet", seed=0, embedding_size=16)},
+                                        device="cpu"))
+    first = embed_paths(model, [Path("aligned/Barack_Obama") / n for n in names], tmp_path / "cache", progress=False)
+    assert model.crops == 3
+    for spelling in (folder, tmp_path / "link" / "Barack_Obama", Path("link/../aligned/Barack_Obama")):
+        again = embed_paths(model, [spelling / n for n in names], tmp_path / "cache", progress=False)
+        assert model.crops == 3 and np.array_equal(again, first), spelling  # from the cache: nothing embedded
+
+
+def test_checkpoint_path_spelling_keeps_the_cache_key_and_new_weights_change_it(tmp_path, monkeypatch):
+    from facedata.preprocess import get_preset
+
+    torch.manual_seed(0)
+    spec = {"backbone": "mobilefacenet", "embedding_size": 16, "preprocess": get_preset("arcface112").to_dict()}
+    save_checkpoint(tmp_path / "best.pt", build_embedder("mobilefacenet", 16).eval(), spec)
+    paths = [tmp_path / "a.jpg"]
+    save_image_atomic(np.zeros((112, 112, 3), np.uint8), paths[0])
+    monkeypatch.chdir(tmp_path)
+    relative = load_model("m", {"m": dict(checkpoint=Path("best.pt"))}, device="cpu")
+    absolute = load_model("m", {"m": dict(checkpoint=tmp_path / "best.pt")}, device="cpu")
+    key = cache_key(absolute, paths)
+    assert cache_key(relative, paths) == key
+    save_checkpoint(tmp_path / "best.pt", build_embedder("mobilefacenet", 16).eval(), spec)  # retrained: same path
+    assert cache_key(load_model("m", {"m": dict(checkpoint=tmp_path / "best.pt")}, device="cpu"), paths) != key
+    with pytest.raises(StaleModelError, match="best.pt: rewritten since model 'm' was loaded from it"):
+        cache_key(absolute, paths)  # holds the old weights: the new file's hash is not theirs
 
 
 def test_pairs_with_a_missing_image_counted_wrong_by_hand():
@@ -135,7 +187,7 @@ def _mini_lfw(small_aligned: Path, root: Path) -> tuple[Path, list[Pair]]:
     return root, pairs
 
 
-def test_lfw_protocol_and_missing_pairs_on_real_faces(small_aligned, tmp_path):
+def test_lfw_protocol_and_missing_pairs_on_real_faces(small_aligned, tmp_path, capsys):
     root, pairs = _mini_lfw(small_aligned, tmp_path / "lfw")
     (tmp_path / "pairs.txt").write_text(format_pairs(pairs, folds=2, n=2))
     n = {p: len(list((root / p).iterdir())) for p in ("pyfeat_man", "pyfeat_woman", "Barack_Obama")}
@@ -150,18 +202,22 @@ def test_lfw_protocol_and_missing_pairs_on_real_faces(small_aligned, tmp_path):
     (root / "pyfeat_man" / "pyfeat_man_0004.jpg").unlink()
     with pytest.raises(DatasetError, match=r"1 image\(s\) named by the pairs are missing[\s\S]*pyfeat_man_0004"):
         lfw_protocol(root, tmp_path / "pairs.txt")
+    from id_rate.__main__ import main
+
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "id_rate", "--models", "sface", "--benchmark", "lfw", "--lfw-dir", str(root),
-            "--lfw-pairs", str(tmp_path / "pairs.txt"), "--query-images", "3", "--out", str(out), "--no-progress",
-            "--no-cache"]
-    r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "pyfeat_man_0004.jpg" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run(args + ["--missing-pairs", "wrong"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
+    args = ["--models", "sface", "--benchmark", "lfw", "--lfw-dir", str(root), "--lfw-pairs",
+            str(tmp_path / "pairs.txt"), "--query-images", "3", "--out", str(out), "--no-progress", "--no-cache"]
+    capsys.readouterr()
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert rc == 2 and "pyfeat_man_0004.jpg" in err and "Traceback" not in err
+    rc = main(args + ["--missing-pairs", "wrong"])
+    r = capsys.readouterr()
+    assert rc == 0, r.err[-2000:]
     lfw = json.loads((out / "results.json").read_text())["models"]["sface"]["lfw"]
     assert lfw["missing_pairs_counted_wrong"] == 2 and lfw["n_pairs"] == 8  # two pairs name the image
     assert lfw["fold_accuracy"][1] <= 0.5  # both are wrong whatever SFace scores
-    assert "pairs missing (counted wrong)" in r.stdout
+    assert "pairs missing (counted wrong)" in r.out
 
 
 def test_pair_paths_policy_is_checked(tmp_path):

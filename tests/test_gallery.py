@@ -143,3 +143,28 @@ def test_match_equals_brute_force_on_unsorted_names():
         who = max(best, key=best.get)
         assert m.best == who and m.similarity == pytest.approx(best[who], abs=1e-6)
         assert m.name == (who if best[who] >= 0.5 else UNKNOWN)
+
+
+def test_a_changed_random_init_seed_is_not_served_from_the_gallery_cache(raw, detector, tmp_path):
+    """The gallery cache keys on the model's fingerprint: an entry whose seed changed, under the same name, is
+    other weights, so its gallery is embedded again (it used to come back from the cache, stale)."""
+    from models_definition.zoo import load_model
+
+    folder = tmp_path / "people"
+    folder.mkdir()
+    shutil.copy(raw / "face_recognition" / "obama.jpg", folder / "Barack_Obama.jpg")
+    shutil.copy(raw / "face_recognition" / "biden.jpg", folder / "Joe_Biden.jpg")
+    cache = tmp_path / "cache"
+
+    def baseline(seed: int):
+        return load_model("baseline", {"baseline": dict(random_init="mobilefacenet", seed=seed, embedding_size=16)},
+                          device="cpu")
+
+    first = enrol(folder, baseline(0), detector, cache)
+    same = Counting(baseline(0))
+    assert enrol(folder, same, detector, cache).from_cache == 2 and same.crops == 0
+    reseeded = Counting(baseline(1))
+    g = enrol(folder, reseeded, detector, cache)
+    assert reseeded.crops == 2 and g.from_cache == 0
+    assert not np.allclose(g.embeddings, first.embeddings)
+    np.testing.assert_allclose(g.embeddings, enrol(folder, baseline(1), detector, None).embeddings, atol=1e-6)

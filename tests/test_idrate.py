@@ -26,12 +26,12 @@ def brute_force(q, labels, d, fprs):
     for i, j in itertools.combinations(range(len(q)), 2):
         (pos if labels[i] == labels[j] else neg).append(float(qn[i] @ qn[j]))
     neg += [float(x) for x in (qn @ dn.T).ravel()]
-    neg_sorted = sorted(neg, reverse=True)
+    neg_sorted = np.sort(neg)
     out = {}
-    for f in fprs:
+    for f in fprs:  # the definition: the largest TPR of any threshold (a positive's score) whose FPR <= f
+        fpr_of = lambda t: (len(neg) - np.searchsorted(neg_sorted, t, "left")) / len(neg)  # noqa: E731
         k = int(f * len(neg) + 1e-9)
-        out[f] = None if k < 1 else sum(p >= neg_sorted[k - 1] for p in pos) / len(pos)
-    auc = np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg[:4000]])  # subset: speed
+        out[f] = None if k < 1 else max([np.mean(np.array(pos) >= t) for t in pos if fpr_of(t) <= f], default=0.0)
     return out, len(pos), len(neg), pos, neg
 
 
@@ -57,9 +57,9 @@ def test_streaming_path_within_stated_error():
     assert stream.auc_error > 0 and abs(stream.auc - exact.auc) <= stream.auc_error + 1e-9
     for e, s in zip(exact.points, stream.points):
         if s.exact:
-            assert s.tpr == e.tpr and s.threshold == pytest.approx(e.threshold)
-        else:
-            assert abs(s.tpr - e.tpr) <= s.tpr_error + 1e-9
+            assert s.tpr == e.tpr and s.threshold == pytest.approx(e.threshold) and s.fpr == e.fpr
+        else:  # the histogram's point accepts whole bins: a real operating point, at FPR <= target too
+            assert abs(s.tpr - e.tpr) <= s.tpr_error + 1e-9 and s.fpr <= s.target_fpr
     assert any(p.exact for p in stream.points) and any(not p.exact for p in stream.points)
 
 
@@ -92,20 +92,16 @@ def test_bad_inputs_named():
         idrate(q, labels[:5], d)
 
 
-def test_cli_from_embeddings_file(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
+def test_cli_from_embeddings_file(tmp_path, capsys):
+    from id_rate.__main__ import main
 
     q, labels, d = synthetic(n_ids=6, per_id=3, n_dist=40)
     emb = np.concatenate([q, d])
     lab = np.concatenate([labels, 100 + np.arange(len(d))])
     split = np.array(["query"] * len(q) + ["distractor"] * len(d))
     np.savez(tmp_path / "mine.npz", embeddings=emb, labels=lab, split=split)
-    root = Path(__file__).resolve().parents[1]
-    r = subprocess.run([sys.executable, "-m", "id_rate", "--embeddings", str(tmp_path / "mine.npz"),
-                        "--out", str(tmp_path / "out")], cwd=root, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+    rc = main(["--embeddings", str(tmp_path / "mine.npz"), "--out", str(tmp_path / "out")])
+    assert rc == 0, capsys.readouterr().err
     direct = idrate(q, labels, d)
     table = (tmp_path / "out" / "table.md").read_text()
     assert f"{direct.auc:.4f}" in table and "| mine |" in table
@@ -113,25 +109,22 @@ def test_cli_from_embeddings_file(tmp_path):
     assert (tmp_path / "out" / "roc.png").stat().st_size > 1000
     # bad file: a clear message, exit 2
     np.savez(tmp_path / "bad.npz", embeddings=emb, labels=lab[:-1])
-    r = subprocess.run([sys.executable, "-m", "id_rate", "--embeddings", str(tmp_path / "bad.npz"),
-                        "--out", str(tmp_path / "out2")], cwd=root, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "bad.npz: 58 embeddings but 57 labels" in r.stderr
+    capsys.readouterr()
+    rc = main(["--embeddings", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "out2")])
+    assert rc == 2 and "bad.npz: 58 embeddings but 57 labels" in capsys.readouterr().err
 
 
-def test_cli_models_on_real_faces(small_aligned, tmp_path):
+def test_cli_models_on_real_faces(small_aligned, tmp_path, capsys):
     """Random init and SFace on held-out real faces: every output written; SFace separates people."""
     import json
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    from id_rate.__main__ import main
+
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "id_rate", "--models", "random-init", "sface", "--data", str(small_aligned),
-                        "--query-ids", "3", "--distractor-ids", "12", "--bootstrap", "30", "--out", str(out),
-                        "--write-thresholds", "0.01", "--thresholds-file", str(tmp_path / "thr.json"),
-                        "--no-progress", "--no-cache"], cwd=root, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
+    rc = main(["--models", "random-init", "sface", "--data", str(small_aligned), "--query-ids", "3",
+               "--distractor-ids", "12", "--bootstrap", "30", "--out", str(out), "--write-thresholds", "0.01",
+               "--thresholds-file", str(tmp_path / "thr.json"), "--no-progress", "--no-cache"])
+    assert rc == 0, capsys.readouterr().err[-2000:]
     res = json.loads((out / "results.json").read_text())["models"]
     assert res["sface"]["auc"] > 0.95 and res["sface"]["auc"] > res["random-init"]["auc"]
     lo, hi = res["sface"]["bootstrap95"]["auc"]
@@ -142,6 +135,24 @@ def test_cli_models_on_real_faces(small_aligned, tmp_path):
     thr = json.loads((tmp_path / "thr.json").read_text())
     assert set(thr) == {"random-init", "sface"}
     assert [(r["fpr"], r["flip"]) for r in thr["sface"]] == [(0.01, False)]  # one record per (FPR, flip)
-    bad = subprocess.run([sys.executable, "-m", "id_rate", "--models", "nope", "--data", str(small_aligned)],
-                         cwd=root, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "unknown model 'nope'; valid:" in bad.stderr
+    capsys.readouterr()
+    rc = main(["--models", "nope", "--data", str(small_aligned), "--out", str(tmp_path / "out_nope")])
+    assert rc == 2 and "unknown model 'nope'; valid:" in capsys.readouterr().err
+
+
+def test_table_and_json_give_the_fpr_each_tpr_was_reached_at(tmp_path):
+    """Rounded scores tie: the reached FPR is stated beside each TPR, and is never above its target."""
+    import json
+
+    from id_rate.report import table_rows, write_report
+
+    q, labels, d = synthetic(n_ids=10, per_id=4, n_dist=400, seed=3)
+    q, d = np.round(q / np.linalg.norm(q, axis=1, keepdims=True), 1), np.round(d, 0)  # coarse: many tied scores
+    r = idrate(q, labels, d, fprs=(0.01, 0.001, 1e-6), device="cpu")
+    at_01, at_001, unresolved = r.points
+    assert at_01.fpr <= 0.01 and at_001.fpr <= 0.001 and unresolved.fpr is None
+    row = table_rows({"m": r})[0]
+    assert row["TPR@FPR=0.01"] == f"{at_01.tpr:.4f} ({at_01.fpr:.2g})" and row["TPR@FPR=1e-06"] == "n/r"
+    write_report({"m": r}, tmp_path, {})
+    points = json.loads((tmp_path / "results.json").read_text())["models"]["m"]["points"]
+    assert [(p["target_fpr"], p["fpr"]) for p in points] == [(0.01, at_01.fpr), (0.001, at_001.fpr), (1e-6, None)]

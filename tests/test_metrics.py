@@ -36,22 +36,50 @@ def test_tpr_at_fpr_hand_computed():
     neg = np.arange(10) / 10.0  # 0.0 .. 0.9
     pos = np.array([0.95, 0.85, 0.75, 0.1])
     pts = tpr_at_fpr(pos, neg, (0.1, 0.3, 0.05))
-    # FPR 0.1: k=1, threshold 0.9 -> only 0.95 passes
-    assert pts[0].threshold == 0.9 and pts[0].tpr == 0.25 and pts[0].fpr == 0.1
-    # FPR 0.3: k=3, threshold 0.7 -> 0.95, 0.85, 0.75
-    assert pts[1].threshold == pytest.approx(0.7) and pts[1].tpr == 0.75
+    # FPR 0.1: k=1 negative may pass, so everything above the 2nd largest (0.8): 0.95 and 0.85 with 0.9 alone
+    assert pts[0].threshold == 0.85 and pts[0].tpr == 0.5 and pts[0].fpr == 0.1
+    # FPR 0.3: k=3, above the 4th largest (0.6): 0.95, 0.85, 0.75; from 0.75 up only 0.8 and 0.9 pass
+    assert pts[1].threshold == 0.75 and pts[1].tpr == 0.75 and pts[1].fpr == pytest.approx(0.2)
     # FPR 0.05 < 1/10: not resolvable, not a number
-    assert not pts[2].resolvable and math.isnan(pts[2].tpr)
+    assert not pts[2].resolvable and math.isnan(pts[2].tpr) and math.isnan(pts[2].fpr)
 
 
-def test_tpr_at_fpr_brute_force():
+def test_tpr_at_fpr_never_accepts_a_tie_that_exceeds_the_fpr():
+    """10 negatives, 3 tied at the top. At FPR 0.1 one negative may pass; taking the tied three (the k-th largest
+    as threshold) would be FPR 0.3 and TPR 0.5, so the threshold moves above the tie."""
+    neg = np.array([0.9, 0.9, 0.9, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0])
+    pos = np.array([0.95, 0.9, 0.7, 0.2])
+    at_01, at_02, at_03 = tpr_at_fpr(pos, neg, (0.1, 0.2, 0.3))
+    assert (at_01.threshold, at_01.tpr, at_01.fpr) == (0.95, 0.25, 0.0)
+    assert (at_02.threshold, at_02.tpr, at_02.fpr) == (0.95, 0.25, 0.0)  # two may pass: still not three
+    assert (at_03.threshold, at_03.tpr, at_03.fpr) == (0.7, 0.75, pytest.approx(0.3))  # now the tie fits
+
+
+def sklearn_operating_point(pos: np.ndarray, neg: np.ndarray, target: float) -> tuple[float, float, float]:
+    """(threshold, TPR, FPR) of scikit-learn's ROC: the largest TPR whose FPR <= target, at its smallest FPR."""
+    fpr, tpr, thr = sk_roc_curve(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg],
+                                 drop_intermediate=False)
+    ok = np.flatnonzero(fpr <= target)
+    i = ok[np.argmax(tpr[ok])]
+    return thr[i], tpr[i], fpr[i]
+
+
+def test_tpr_at_fpr_equals_sklearn_operating_point_on_rounded_scores():
     rng = np.random.default_rng(1)
-    pos, neg = rng.normal(1, 1, 200), rng.normal(0, 1, 1000)
-    for p in tpr_at_fpr(pos, neg):
-        k = int(p.target_fpr * 1000 + 1e-9)
-        thr = sorted(neg, reverse=True)[k - 1]
-        assert p.tpr == sum(x >= thr for x in pos) / 200
-        assert p.fpr <= p.target_fpr + 1e-12
+    checked = 0
+    for trial in range(40):
+        decimals = trial % 3  # 0, 1 or 2 decimals: many ties, some, few
+        pos = np.round(rng.normal(1.5, 1, rng.integers(20, 300)), decimals)
+        neg = np.round(rng.normal(0, 1, rng.integers(200, 4000)), decimals)
+        for p in tpr_at_fpr(pos, neg, (0.5, 0.1, 0.01, 0.003)):
+            if not p.resolvable:
+                continue
+            thr, tpr, fpr = sklearn_operating_point(pos, neg, p.target_fpr)
+            assert (p.tpr, p.fpr) == (tpr, pytest.approx(fpr, abs=1e-15)) and p.fpr <= p.target_fpr
+            assert p.threshold == thr or (np.isinf(thr) and p.tpr == 0)  # sklearn's +inf: accept nothing
+            assert np.mean(pos >= p.threshold) == p.tpr and np.mean(neg >= p.threshold) == p.fpr
+            checked += 1
+    assert checked > 100
 
 
 def test_pair_scores_and_nearest_mean():

@@ -69,7 +69,7 @@ def test_notebook_runs_and_is_thin(path, sample_data, small_aligned, tmp_path, m
         out = tmp_path / "out"
         assert (out / "best.pt").is_file() and (out / "log.csv").is_file()
         for name in ("table.md", "similarity.png", "tpr_at_fpr.png", "roc.png"):
-            assert (out / "id_rate" / name).stat().st_size > 1000, name
+            assert (out / "id_rate" / name).stat().st_size > 500, name
         assert f"| {TRAINING[rel]} |" in shown and "| random-init |" in shown
     elif params:
         assert "| random-init |" in shown and "| sface |" in shown

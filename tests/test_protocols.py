@@ -7,9 +7,9 @@ import pytest
 from facedata.lfw import format_pairs, parse_pairs
 from id_rate.metrics import (MetricError, accuracy_curve, best_threshold, kfold_accuracy, pair_distance,
                              verification_at_threshold)
-from id_rate.protocols import (_SortedNegatives, bootstrap_idrate, idrate, open_set_identification,
-                               pair_verification)
-from id_rate.metrics import roc_auc
+from id_rate.protocols import (_SortedNegatives, bootstrap_idrate, identity_draws, idrate, idrate_figures,
+                               idrate_pairs, open_set_identification, pair_verification)
+from id_rate.metrics import roc_auc, tpr_at_fpr
 
 
 def test_verification_at_threshold_by_hand_and_undefined():
@@ -79,10 +79,13 @@ def test_open_set_by_hand():
     r = open_set_identification(g, np.array([10, 20]), probes, labels, fpir=(0.5, 0.1))
     assert (r.n_mated, r.n_nonmated) == (3, 2)
     assert r.rank1 == pytest.approx(2 / 3) and r.rank5 == 1.0
-    p = r.points[0]  # k = int(0.5 * 2) = 1: threshold = the larger non-mated top score
-    nm_top = max(np.array([0.6, 0.6, 0.5]) / np.linalg.norm([0.6, 0.6, 0.5]))
-    assert p["threshold"] == pytest.approx(nm_top) and p["fpir"] == 0.5
-    assert p["dir"] == pytest.approx(2 / 3)  # both rank-1 mates score ~0.99 >= 0.69
+    # FPIR 0.5: k = int(0.5 * 2) = 1 non-mated search may pass, so everything above the smaller non-mated top
+    # score (0: probe [0, 0, 1] is orthogonal to both) may be accepted; the threshold is the lower of the two
+    # rank-1 mates' scores (0.98), which no non-mated search (0.61 at most) reaches
+    p = r.points[0]
+    lower_mate = 1 / np.linalg.norm([0.2, 1, 0])  # probe 2 against identity 20
+    assert p["threshold"] == pytest.approx(lower_mate) and p["fpir"] == 0.0
+    assert p["dir"] == pytest.approx(2 / 3)  # probes 1 and 2 found at rank 1; probe 3 is not
     assert r.points[1]["dir"] is None  # 0.1 x 2 non-mated searches < 1: not resolvable
 
 
@@ -92,17 +95,15 @@ def test_weighted_metrics_with_unit_weights_are_the_plain_ones():
     s = _SortedNegatives(pos, neg, np.zeros(500, int), np.arange(500))
     ones = s.weights(np.ones(1), np.ones(500))
     assert s.auc(np.ones(50), ones) == pytest.approx(roc_auc(pos, neg))
-    k = int(0.01 * 500)
-    thr = np.sort(neg)[::-1][k - 1]
-    assert s.tpr(np.ones(50), ones, 0.01) == np.mean(pos >= thr)
+    for f in (0.004, 0.01, 0.05, 0.2):  # rounded scores tie: the rule that rejects a tie as a whole, weighted too
+        assert s.tpr(np.ones(50), ones, f) == tpr_at_fpr(pos, neg, (f,))[0].tpr
     # weight 2 == the score repeated
     w = np.ones(500)
     w[:10] = 2
     rep = np.r_[neg, neg[:10]]
     assert s.auc(np.ones(50), s.weights(np.ones(1), w)) == pytest.approx(roc_auc(pos, rep))
-    for f in (0.01, 0.05, 0.2):
-        thr2 = np.sort(rep)[::-1][int(f * 510) - 1]
-        assert s.tpr(np.ones(50), s.weights(np.ones(1), w), f) == np.mean(pos >= thr2)
+    for f in (0.004, 0.01, 0.05, 0.2):
+        assert s.tpr(np.ones(50), s.weights(np.ones(1), w), f) == tpr_at_fpr(pos, rep, (f,))[0].tpr
 
 
 def test_bootstrap_interval_contains_the_estimate():
@@ -123,9 +124,25 @@ def test_bootstrap_threads_give_the_same_intervals():
     q = np.repeat(rng.normal(size=(12, 8)), 3, axis=0) + rng.normal(scale=0.8, size=(36, 8))
     labels, d = np.repeat(np.arange(12), 3), rng.normal(size=(50, 8))
     one = bootstrap_idrate(q, labels, d, n=40, fprs=(1e-2, 1e-3), workers=1)
-    # what the one-loop version before threads (commit 823d618) gave on these inputs
-    old = {"auc": (0.8634888509461031, 0.9591848544973545), "tpr@0.01": (0.13819444444444448, 0.47361111111111104),
-           "tpr@0.001": (0.0, 0.1694444444444443)}
-    assert all(np.allclose(one[k], old[k], rtol=0, atol=1e-12) for k in old)
     assert bootstrap_idrate(q, labels, d, n=40, fprs=(1e-2, 1e-3), workers=2) == one
     assert bootstrap_idrate(q, labels, d, n=40, fprs=(1e-2, 1e-3), workers=8) == one
+
+
+def test_bootstrap_resample_scores_like_the_resampled_set():
+    """A resample weighs a pair by how often its identities were drawn: its figures are those of the plain
+    metrics on the pair scores repeated that many times (same rule for TPR@FPR, ties included)."""
+    rng = np.random.default_rng(6)
+    q = np.round(np.repeat(rng.normal(size=(10, 4)), 3, axis=0) + rng.normal(scale=0.7, size=(30, 4)), 1)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    d = rng.normal(size=(40, 4))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    labels = np.repeat(np.arange(10), 3)
+    pairs = idrate_pairs(q.astype(np.float32), labels, d.astype(np.float32), np.arange(40), 10)
+    sn, pos_id = pairs
+    for wq, wd in list(identity_draws(10, 40, 5, seed=3)):
+        got = idrate_figures(pairs, wq, wd, (0.01, 0.05))
+        pos = np.repeat(sn.pos, wq[pos_id].astype(int))
+        neg = np.repeat(sn.ns, sn.weights(wq, np.r_[wq, wd]).astype(int))
+        assert got["auc"] == pytest.approx(roc_auc(pos, neg), abs=1e-12)
+        for f, p in zip((0.01, 0.05), tpr_at_fpr(pos, neg, (0.01, 0.05))):
+            assert got[f"tpr@{f:g}"] == pytest.approx(p.tpr, abs=1e-12)

@@ -70,7 +70,7 @@ def test_gif_log_and_summary_are_written(demo_run):
 
 def test_video_without_a_face_runs_through(raw, tmp_path):
     mod = load_script()
-    rc = mod.main([f"-model_name=sface", f"-cam={raw / 'pyfeat' / 'no_face.mp4'}", f"-output_path={tmp_path / 'o.mp4'}",
+    rc = mod.main(["-model_name=sface", f"-cam={raw / 'pyfeat' / 'no_face.mp4'}", f"-output_path={tmp_path / 'o.mp4'}",
                    f"-people_faces={ROOT / 'people_faces'}", "--no-display", "--max-frames", "40", "--quiet",
                    "--summary", str(tmp_path / "s.json"), "--gallery-cache", "none"])
     s = json.loads((tmp_path / "s.json").read_text())
@@ -192,7 +192,9 @@ def test_gallery_images_without_a_face_are_reported_not_fatal(raw, sample_data, 
     assert "pyfeat_man: named in 6 frames" in out.out
 
 
-def test_batch_mode_writes_a_csv(raw, tmp_path):
+def test_batch_mode_writes_a_csv(raw, tmp_path, capsys):
+    from recognition.batch import main
+
     photos = tmp_path / "photos"
     photos.mkdir()
     fr = raw / "face_recognition"
@@ -203,16 +205,16 @@ def test_batch_mode_writes_a_csv(raw, tmp_path):
     people = tmp_path / "people"
     people.mkdir()
     shutil.copy(fr / "obama.jpg", people / "Barack_Obama.jpg")
-    r = subprocess.run([sys.executable, "-m", "recognition.batch", str(photos), "--model", "sface", "--people-faces",
-                        str(people), "--out", str(tmp_path / "r.csv"), "--gallery-cache", str(tmp_path / "cache")], cwd=ROOT, capture_output=True, text=True,
-                       timeout=300)
-    assert r.returncode == 0, r.stderr
+    rc = main([str(photos), "--model", "sface", "--people-faces", str(people), "--out", str(tmp_path / "r.csv"),
+               "--gallery-cache", str(tmp_path / "cache")])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
     with open(tmp_path / "r.csv") as f:
         rows = {row["file"]: row for row in csv.DictReader(f)}
     assert rows["a.jpg"]["name"] == "Barack_Obama" and float(rows["a.jpg"]["similarity"]) > 0.363
     assert rows["b.jpg"]["name"] == UNKNOWN
     assert rows["c.jpg"]["status"] == "no_face" and rows["d.jpg"]["status"].startswith("unreadable")
-    assert "a.jpg,Barack_Obama" in r.stdout
+    assert "a.jpg,Barack_Obama" in out.out
 
 
 def test_threaded_reader_drops_stale_live_frames_and_keeps_every_file_frame():

@@ -4,7 +4,6 @@ with the same permissions, and one detector can be shared by threads. Images are
 from __future__ import annotations
 
 import contextlib
-import csv
 import importlib.util
 import json
 import os
@@ -23,7 +22,6 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from facedata.errors import DatasetError, ImageReadError, OutputPathError, VerificationFileError
@@ -138,6 +136,7 @@ def test_recording_and_log_are_kept_when_they_cannot_be_renamed_into_place(video
     assert f"its data is kept at {kept_log}" in report
 
 
+@pytest.mark.slow  # a process that kills itself: it must be a process of its own
 def test_a_killed_run_leaves_spools_that_the_next_run_reports(raw, tmp_path, capsys):
     gif, log = tmp_path / "run.gif", tmp_path / "faces.csv"
     code = (f"import os, signal, sys, time; sys.path.insert(0, {str(ROOT)!r})\n"
@@ -181,7 +180,8 @@ def test_a_killed_run_leaves_spools_that_the_next_run_reports(raw, tmp_path, cap
 
 
 def test_gif_is_encoded_while_recording(video_frames, tmp_path):
-    """Frames reach the gif as they come; closing waits only for the few still queued."""
+    """Frames reach the gif as they come: most are in the file before it is closed (closing waits only for
+    the few still queued; how long that takes is benchmarks/bench_recorder.py's to measure, not a test's)."""
     from recognition.recorder import Recorder
 
     rec = Recorder(tmp_path / "r.gif")
@@ -190,9 +190,7 @@ def test_gif_is_encoded_while_recording(video_frames, tmp_path):
         time.sleep(0.02)  # a 50 FPS stream
     (spool,) = leftover_temps(tmp_path / "r.gif")
     encoded = spool.stat().st_size
-    t = time.perf_counter()
     assert rec.close() == tmp_path / "r.gif"
-    assert time.perf_counter() - t < 1.0
     assert encoded > 0.5 * (tmp_path / "r.gif").stat().st_size  # most frames were in the file before the end
     with Image.open(tmp_path / "r.gif") as g:
         assert g.n_frames == 60 and g.size == (640, 480) and g.info["duration"] == 100 and g.info["loop"] == 0
@@ -252,6 +250,7 @@ def test_resume_with_nothing_to_resume_says_a_new_run_starts(make, tmp_path, cap
     assert started == [(out, True)]
 
 
+@pytest.mark.slow  # Ctrl+C to a whole process group (the loader's workers too): a process of its own
 def test_ctrl_c_says_what_was_saved_and_how_to_resume(small_aligned, tmp_path):
     from training import TrainConfig
 

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -275,3 +277,146 @@ def test_distillation_extra_faces_are_refused_where_they_would_lie(small_aligned
         Trainer(tiny(small_aligned, head_kwargs={}, extra_data=[str(pack / "train.rec")], **kw), tmp_path / "d")
     with pytest.raises(TrainingError, match=r"^\S*train.rec: distillation embeds image files .*unpack"):
         Trainer(tiny(pack / "train.rec", head_kwargs={}, **kw), tmp_path / "e")  # the training data itself
+
+
+# --- the run folder's lock, split settings, bad inputs ------------------------------------------------------
+
+
+def test_a_second_run_into_a_folder_at_work_is_refused_naming_the_holder(small_aligned, tmp_path, capsys):
+    import train
+    from training import Callback
+
+    out = tmp_path / "run"
+    (tmp_path / "cfg.json").write_text(json.dumps(tiny(small_aligned, epochs=1).to_dict()))
+    seen = {}
+
+    class SecondRun(Callback):  # runs while the first run validates epoch 0, holding its folder
+        def on_epoch_end(self, trainer, metrics):
+            if metrics["epoch"] == 0:
+                with pytest.raises(DatasetError, match=re.escape(f"{out} is being trained in by another run (pid {os.getpid()} ")):
+                    Trainer(tiny(small_aligned, epochs=1), out)
+                seen["rc"] = train.main(["--config", str(tmp_path / "cfg.json"), "--out", str(out), "--no-progress"])
+                seen["err"] = capsys.readouterr().err
+
+    Trainer(tiny(small_aligned, epochs=1), out, callbacks=[SecondRun()]).fit()
+    assert seen["rc"] == 2 and seen["err"].startswith(f"train.py: error: {out} is being trained in by another run "
+                                                      f"(pid {os.getpid()} on ") and "Traceback" not in seen["err"]
+    # the first run was not disturbed, and once it is done its folder is free to be resumed
+    assert load_checkpoint(out / "last.pt")["spec"]["epoch"] == 1
+    assert Trainer(tiny(small_aligned, epochs=1), out, resume=True).epoch == 1
+
+
+def test_the_split_is_one_typed_spec_stored_in_the_checkpoint(small_aligned, tmp_path):
+    from facedata.datasets import held_out_split
+    from facedata.splits import DEFAULT_SPLIT_SEED, SplitSpec
+
+    import config
+
+    cfg = tiny(small_aligned)
+    assert TrainConfig().split_seed == DEFAULT_SPLIT_SEED == config.SPLIT_SEED == 42
+    t = Trainer(cfg, tmp_path / "run")
+    spec = t.spec({})
+    assert spec["split"] == cfg.split.to_dict() and SplitSpec.from_checkpoint(spec) == cfg.split
+    assert spec["split"]["open_set_query"] == 1 and spec["split"]["split_seed"] == 42
+    # a checkpoint from before spec["split"]: its train_config's split fields, an absent one at its default
+    old = {k: v for k, v in cfg.to_dict().items() if k != "split_seed"}
+    assert SplitSpec.from_checkpoint({"train_config": old}) == cfg.split
+    held = held_out_split(SplitSpec.from_dict(old))
+    assert held.query.paths == held_out_split(cfg.to_dict()).query.paths == t.splits.query.paths
+    with pytest.raises(dataclasses.FrozenInstanceError):  # frozen: a split cannot drift after it was made
+        cfg.split.split_seed = 7  # type: ignore[misc]
+
+
+def test_pk_batch_size_that_is_not_p_times_k_is_refused():
+    from training import SettingError
+
+    with pytest.raises(SettingError, match=r"batch_size=3: the pk sampler fills a batch with P >= 2 identities of "
+                                           r"pk_k=4 images: .* \(e.g. batch_size=8\)"):
+        TrainConfig(sampler="pk", pk_k=4, batch_size=3)
+    with pytest.raises(SettingError, match=r"batch_size=10: .*e.g. batch_size=12"):
+        TrainConfig(sampler="pk", pk_k=4, batch_size=10)
+    assert TrainConfig(sampler="pk", pk_k=4, batch_size=8).batch_size == 8
+    assert TrainConfig(sampler="shuffle", pk_k=4, batch_size=3).batch_size == 3  # pk_k is the pk sampler's only
+
+
+def _one_batch_config(data: Path, tmp_path: Path, n_images: int) -> Path:
+    """Every image in one training batch, read by a loader worker process: the bad one is certainly read."""
+    cfg = tiny(data, head="softmax", head_kwargs={}, sampler="shuffle", batch_size=n_images, open_set_query=0,
+               open_set_distractor=0, val_fraction=0.0, workers=1, epochs=1)
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg.to_dict()))
+    return tmp_path / "cfg.json"
+
+
+def test_a_corrupt_jpeg_stops_training_with_an_error_naming_it(small_aligned, tmp_path, capsys):
+    import shutil
+
+    import train
+
+    from facedata.datasets import scan_face_folder
+
+    data = tmp_path / "faces"
+    shutil.copytree(small_aligned, data)
+    files = scan_face_folder(data).paths
+    bad = files[len(files) // 2]
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this JPEG was cut short")
+    rc = train.main(["--config", str(_one_batch_config(data, tmp_path, len(files))), "--out", str(tmp_path / "run"),
+                     "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith(f"train.py: error: {bad}: cannot be read (") and "Traceback" not in err, err
+    assert "training (epoch 1) stopped" in err and err.count("\n") == 1
+
+
+def test_a_pack_record_that_is_not_an_image_stops_training_with_an_error_naming_it(small_aligned, tmp_path, capsys):
+    import shutil
+
+    import train
+    from facedata.pack import write_pack
+
+    from facedata.datasets import scan_face_folder
+
+    data = tmp_path / "faces"
+    shutil.copytree(small_aligned, data)
+    files = scan_face_folder(data).paths
+    files[3].write_bytes(b"not an image at all")  # record key 4: record 0 is the pack's header
+    write_pack(data, tmp_path / "train.rec")
+    rc = train.main(["--config", str(_one_batch_config(tmp_path / "train.rec", tmp_path, len(files))),
+                     "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith(f"train.py: error: {tmp_path / 'train.rec'}#4: cannot be read (") and \
+        "image bytes cannot be decoded" in err and "Traceback" not in err, err
+
+
+def test_command_line_errors_are_toolkit_errors_at_their_source(tmp_path, capsys):
+    import train
+    from facedata.errors import FaceKitError
+
+    for argv, message in ((["--recipe", "sample-arcface", "--set", "lr"], "--set 'lr': expected key=value"),
+                          (["--recipe", "nope"], "unknown recipe 'nope'; valid: "),
+                          (["--recipe", "sample-arcface", "--set", "sampler='px'"], "unknown sampler 'px'"),
+                          (["--config", str(tmp_path / "none.json")], f"--config {tmp_path / 'none.json'}: cannot be read"),
+                          (["--recipe", "sample-arcface", "--data", str(tmp_path / "nowhere"), "--out",
+                            str(tmp_path / "run")], f"{tmp_path / 'nowhere'}: dataset folder not found")):
+        with pytest.raises(FaceKitError, match=re.escape(message)):
+            train.main.__wrapped__(argv)  # the undecorated main: what it raises, before the runner prints it
+        assert train.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"train.py: error: {message}") and err.count("\n") == 1, err
+
+
+def test_ctrl_c_through_the_runner_says_what_was_saved(tmp_path, capsys, monkeypatch):
+    import train
+
+    class Interrupted:
+        is_main, history = True, []
+
+        def __init__(self, cfg, out, resume):
+            pass
+
+        def fit(self):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "Trainer", Interrupted)
+    assert train.main(["--recipe", "sample-arcface", "--out", str(tmp_path / "run")]) == 130
+    err = capsys.readouterr().err
+    assert "before an epoch was completed: no checkpoint was saved" in err
+    assert "interrupted (Ctrl+C)" in err and "--resume to continue from last.pt" in err and "Traceback" not in err

@@ -1,18 +1,12 @@
 """Verification of two real photos with SFace: same person, different people, no face, bad file."""
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 import config
 
 from facedata.errors import ImageReadError
 from recognition.verify import NoFaceError, verify
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +38,12 @@ def test_no_face_and_bad_file(raw, sface, detector, tmp_path):
         verify(broken, raw / "face_recognition" / "obama.jpg", embedder=sface, detector=detector)
 
 
-def test_cli(raw):
+def test_cli(raw, capsys):
+    from recognition.verify import main
+
     fr = raw / "face_recognition"
-    r = subprocess.run([sys.executable, "-m", "recognition.verify", str(fr / "obama.jpg"), str(fr / "obama3.jpg")],
-                       cwd=ROOT, capture_output=True, text=True, timeout=180)
-    assert r.returncode == 0 and r.stdout.startswith("same person: cosine similarity"), r.stdout + r.stderr
-    r = subprocess.run([sys.executable, "-m", "recognition.verify", str(fr / "obama.jpg"), str(fr / "biden.jpg"),
-                        "--model", "nope"], cwd=ROOT, capture_output=True, text=True, timeout=180)
-    assert r.returncode == 2 and "unknown model 'nope'" in r.stderr
+    rc = main([str(fr / "obama.jpg"), str(fr / "obama3.jpg")])
+    out = capsys.readouterr()
+    assert rc == 0 and out.out.startswith("same person: cosine similarity"), out.out + out.err
+    rc = main([str(fr / "obama.jpg"), str(fr / "biden.jpg"), "--model", "nope"])
+    assert rc == 2 and "unknown model 'nope'" in capsys.readouterr().err

@@ -146,3 +146,52 @@ def test_a_broken_thresholds_file_is_named_when_the_model_loads(tmp_path, text):
     with pytest.raises(ThresholdsFileError, match=f"{measured}: .*--write-thresholds") as err:
         load_model("m", registry, device="cpu")  # before the checkpoint is looked for
     assert isinstance(err.value, FaceKitError)
+
+
+def test_fingerprint_covers_what_changes_an_embedding_and_nothing_else():
+    from dataclasses import replace
+
+    from models_definition.fingerprint import model_fingerprint
+    from models_definition.zoo import FaceEmbedder
+
+    base = FaceEmbedder("x", lambda x: x, get_preset("arcface112"), 16,
+                        spec={"random_init": "mobilefacenet", "seed": 0, "embedding_size": 16})
+    key = model_fingerprint(base)
+    # not: the registry name, the threshold, the batch size
+    assert model_fingerprint(replace(base, name="y", threshold=0.3, threshold_fpr=1e-3, batch_size=7)) == key
+    changed = [replace(base, spec={**base.spec, "seed": 1}), replace(base, spec={**base.spec, "random_init": "r18"}),
+               replace(base, spec={**base.spec, "embedding_size": 32}), replace(base, preprocess=get_preset("sface112")),
+               replace(base, flip_tta=True), replace(base, spec={"reference": "dlib", "num_jitters": 100}),
+               replace(base, spec={"reference": "dlib"})]
+    keys = [model_fingerprint(e) for e in changed]
+    assert key not in keys and len(set(keys)) == len(keys)
+
+
+def test_embeddings_are_normalised_by_the_one_l2_normalize(tmp_path):
+    from id_rate.scoring import EmbeddingValueError, l2_normalize
+    from models_definition.zoo import FaceEmbedder
+
+    np.testing.assert_allclose(l2_normalize(np.array([[3.0, 4.0], [0.0, 2.0]])), [[0.6, 0.8], [0.0, 1.0]])
+    with pytest.raises(EmbeddingValueError, match="probe: row 1 is all zeros"):
+        l2_normalize(np.array([[1.0, 0.0], [0.0, 0.0]]), "probe")
+    broken = FaceEmbedder("broken", lambda x: np.full((len(x), 4), np.nan, np.float32), get_preset("arcface112"), 4,
+                          checkpoint=tmp_path / "best.pt")
+    face = np.zeros((112, 112, 3), np.uint8)
+    with pytest.raises(EmbeddingValueError, match=r"model 'broken' \(weights .*best.pt\): its embeddings: row 0 has "
+                                                  r"NaN or inf \(2 such rows\)") as err:
+        broken([face, face])
+    assert isinstance(err.value, FaceKitError) and isinstance(err.value, FloatingPointError)
+
+
+def test_require_threshold_names_how_to_measure_one():
+    from models_definition.zoo import FaceEmbedder, NoThresholdError, require_threshold
+
+    model = FaceEmbedder("mine", lambda x: x, get_preset("arcface112"), 4)
+    with pytest.raises(NoThresholdError, match="model 'mine' has no measured threshold; pass --threshold .*"
+                                               "python -m id_rate --models mine --data <aligned folder> "
+                                               "--write-thresholds 1e-3") as err:
+        require_threshold(model)
+    assert isinstance(err.value, FaceKitError)
+    assert require_threshold(model, 0.25) == 0.25
+    model.threshold = 0.4
+    assert require_threshold(model) == 0.4 and require_threshold(model, -0.1) == -0.1

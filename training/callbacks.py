@@ -30,7 +30,7 @@ from models_definition.heads import CLASSIFIER_HEADS
 from models_definition.thresholds import record
 
 from .data import make_sampler
-from .embedding import normalise
+from .embedding import embed_crops, embed_folder, normalise
 from .errors import TrainingError
 from .log import write_log
 
@@ -72,7 +72,7 @@ class Validation(Callback):
     @torch.no_grad()
     def closed_set(trainer: "Trainer") -> dict[str, Any]:
         s, head = trainer.splits, trainer.head
-        val = trainer.embed_folder(s.val)
+        val = embed_folder(trainer, s.val)
         raw, labels = torch.from_numpy(val.raw), torch.from_numpy(s.val.labels)
         out: dict[str, Any] = {"val_loss": val_loss(trainer, raw, labels)}
         if trainer.cfg.head in CLASSIFIER_HEADS and hasattr(head, "logits"):
@@ -80,14 +80,14 @@ class Validation(Callback):
             out["val_acc"] = float((logits.argmax(1) == labels).float().mean())
         else:  # a metric head: the nearest training-class mean
             ref = s.train.subset(per_class_subset(s.train, 20))
-            out["val_acc"] = nearest_mean_accuracy(val.plain, s.val.labels, trainer.embed_folder(ref).plain,
+            out["val_acc"] = nearest_mean_accuracy(val.plain, s.val.labels, embed_folder(trainer, ref).plain,
                                                    ref.labels)
         return out
 
     @staticmethod
     def open_set(trainer: "Trainer") -> dict[str, Any]:
         s = trainer.splits
-        q, d = trainer.embed_folder(s.query, flip=True), trainer.embed_folder(s.distractor, flip=True)
+        q, d = embed_folder(trainer, s.query, flip=True), embed_folder(trainer, s.distractor, flip=True)
         try:  # the evaluation package's ID-rate protocol, on the held-out identities
             r = idrate(q.plain, s.query.labels, d.plain, fprs=(1e-3, 1e-2), device="cpu")
             # thresholds per FPR and flip setting, for load_model: a flip-TTA embedder never uses a
@@ -113,11 +113,11 @@ class PairVerification(Callback):
         flip, size = trainer.cfg.verify_flip, trainer.model.embedding_size
         for ps in trainer.verify_sets:
             if ps.images is not None:
-                e = trainer.embed_crops(ps.images, flip=flip).unit(flip)
+                e = embed_crops(trainer, ps.images, flip=flip).unit(flip)
             else:  # a pair with a missing image is counted wrong: embed each image that exists once
                 unique = sorted({p for p in ps.paths if p is not None and p.is_file()})
                 folder = FaceFolder(Path("."), ["pairs"], unique, np.zeros(len(unique), np.int64))
-                table = dict(zip(unique, trainer.embed_folder(folder, flip=flip).unit(flip)))
+                table = dict(zip(unique, embed_folder(trainer, folder, flip=flip).unit(flip)))
                 missing = normalise(np.ones((1, size), np.float32))[0]
                 e = np.stack([table.get(p, missing) for p in ps.paths]) if ps.paths else np.zeros(
                     (0, size), np.float32)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from facedata.datasets import FaceDataset, FaceFolder, held_out_split, stratified_split
-from facedata.errors import DatasetError, ImageReadError
+from facedata.errors import DatasetError, FaceDataError, ImageReadError
 from facedata.preprocess import Preprocess
 from facedata.samplers import PairSampler, PKSampler, ShuffleSampler
 
@@ -114,10 +114,11 @@ class ReadFailure:
 
 
 class _Items:
-    """A dataset whose unreadable items come back as :class:`ReadFailure` instead of raising."""
+    """A dataset over ``folder`` whose unreadable items come back as :class:`ReadFailure` instead of raising
+    (a file's ImageReadError, or a pack record that is not an image)."""
 
-    def __init__(self, dataset) -> None:
-        self.dataset = dataset
+    def __init__(self, dataset, folder: FaceFolder) -> None:
+        self.dataset, self.folder = dataset, folder
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -125,10 +126,12 @@ class _Items:
     def __getitem__(self, key):
         try:
             return self.dataset[key]
-        except ImageReadError as exc:
-            return ReadFailure(exc.path, exc.detail)
+        except FaceDataError as exc:
+            i = key[0] if isinstance(key, tuple) else key
+            detail = exc.detail if isinstance(exc, ImageReadError) else str(exc)
+            return ReadFailure(str(self.folder.paths[i]), detail)
 
-    def __getattr__(self, name: str) -> Any:  # the wrapped dataset's attributes (folder, preprocess, ...)
+    def __getattr__(self, name: str) -> Any:  # the wrapped dataset's attributes (preprocess, augment, ...)
         if name == "dataset" or name.startswith("__"):  # not set yet (unpickling in a spawned worker)
             raise AttributeError(name)
         return getattr(self.dataset, name)
@@ -163,10 +166,10 @@ def make_loader(cfg: TrainConfig, folder: FaceFolder, preprocess: Preprocess | N
     and (with ``augment``) augmented; with ``preprocess`` None, lists of raw RGB crops. A batch holding an
     unreadable image comes as its :class:`ReadFailure` (see :func:`checked`)."""
     if preprocess is None:
-        ds, collate = _Items(_Crops(folder)), _collate_crops
+        ds, collate = _Items(_Crops(folder), folder), _collate_crops
     else:
         ds = _Items(FaceDataset(folder, preprocess, augment, views=cfg.teacher_views if augment else 0,
-                                view_seed=cfg.seed))
+                                view_seed=cfg.seed), folder)
         collate = _collate_tensors
     workers = cfg.workers
     # the loader's own generator: its worker seeds must not draw from (and so move) the global torch RNG

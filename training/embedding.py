@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,11 @@ from facedata.preprocess import Preprocess
 from models_definition.backbones import Embedder
 from models_definition.zoo import FaceEmbedder
 
+from .data import checked, make_loader
 from .errors import TrainingError
+
+if TYPE_CHECKING:
+    from .engine import Trainer
 
 BATCH = 128  # crops per forward pass (the batches every epoch's figures were measured with)
 
@@ -99,9 +103,29 @@ def embed_batches(embedder: FaceEmbedder, batches: Iterable[Sequence[np.ndarray]
     return Embedded(raw, normalise(raw), unit)
 
 
-def folder_batches(folder: FaceFolder, size: int = BATCH) -> list[list[int]]:
-    """The folder's items in order, ``size`` a batch."""
-    idx = list(range(len(folder)))
+def embed_folder(trainer: "Trainer", folder: FaceFolder, flip: bool = False) -> Embedded:
+    """The trainer's current model's embeddings of a folder's crops, in folder order (read by its loader
+    workers; an unreadable image stops validation naming it): raw, normalised, and with ``flip`` flip-summed."""
+    batches = folder_batches(folder)
+    loader = make_loader(trainer.cfg, folder, None, batches) if batches else []
+    return _embed(trainer, checked(loader, "validation"), flip)
+
+
+def embed_crops(trainer: "Trainer", crops: list[np.ndarray], flip: bool = False) -> Embedded:
+    """As :func:`embed_folder`, for decoded crops (a .bin's images)."""
+    return _embed(trainer, ([crops[i] for i in b] for b in folder_batches(crops)), flip)
+
+
+def _embed(trainer: "Trainer", batches: Iterable[Sequence[np.ndarray]], flip: bool) -> Embedded:
+    embedder = live_embedder(trainer.model, trainer.preprocess, trainer.device, trainer.amp, trainer.channels_last,
+                             flip)
+    with evaluating(trainer.model):
+        return embed_batches(embedder, batches)
+
+
+def folder_batches(items: Sequence, size: int = BATCH) -> list[list[int]]:
+    """Indices of the items (a folder's, a list's) in order, ``size`` a batch."""
+    idx = list(range(len(items)))
     return [idx[i:i + size] for i in range(0, len(idx), size)]
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -37,8 +36,8 @@ from . import checkpoints, distributed, teacher
 from .callbacks import Callback, default_callbacks, load_verify_sets
 from .config import TrainConfig, monitor_mode
 from .data import KeyedBatches, checked, make_loader, make_sampler, make_splits
-from .embedding import Embedded, embed_batches, evaluating, folder_batches, live_embedder
 from .errors import TrainingError
+from .log import progress_bar
 from .objective import TrainModule, make_optimizer, make_scheduler, per_epoch_schedule, set_bn_momentum
 
 
@@ -123,28 +122,10 @@ class Trainer:
         """The checkpoint spec for the current weights (``training.checkpoints.run_spec``)."""
         return checkpoints.run_spec(self, metrics)
 
-    # --- data and embeddings ------------------------------------------------------------------------
+    # --- data ------------------------------------------------------------------------------------------
     def _loader(self, folder: FaceFolder, batches, augment: bool, persistent: bool = False):
         return make_loader(self.cfg, folder, self.preprocess, batches, self.augment if augment else None,
                            persistent, pin_memory=self.cuda)
-
-    def embed_folder(self, folder: FaceFolder, flip: bool = False) -> Embedded:
-        """The current model's embeddings of a folder's crops, in folder order, through a FaceEmbedder
-        (``training.embedding``): raw, normalised, and with ``flip`` flip-summed too."""
-        batches = folder_batches(folder)
-        loader = make_loader(self.cfg, folder, None, batches) if batches else []
-        return self._embed(checked(loader, "validation"), flip)
-
-    def embed_crops(self, crops: list[np.ndarray], flip: bool = False) -> Embedded:
-        """As :meth:`embed_folder`, for decoded crops (a .bin's images)."""
-        return self._embed(folder_batches(crops), flip, crops)  # type: ignore[arg-type]
-
-    def _embed(self, batches, flip: bool, crops: list[np.ndarray] | None = None) -> Embedded:
-        embedder = live_embedder(self.model, self.preprocess, self.device, self.amp, self.channels_last, flip)
-        if crops is not None:
-            batches = ([crops[i] for i in b] for b in batches)
-        with evaluating(self.model):
-            return embed_batches(embedder, batches)
 
     # --- the loop ------------------------------------------------------------------------------------
     def train_epoch(self) -> dict[str, float]:
@@ -164,7 +145,7 @@ class Trainer:
         params = [p for p in self.module.parameters() if p.requires_grad]
         total, count, seen = 0.0, 0, 0
         start = time.perf_counter()
-        bar = self._progress_bar(len(batches))
+        bar = progress_bar(cfg.progress and self.is_main, len(batches), f"epoch {self.epoch}/{cfg.epochs}")
         for step, (x, y) in enumerate(checked(loader, f"training (epoch {self.epoch})")):
             x, y = self._to_device(x), y.to(self.device, non_blocking=True)
             with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp) if self.cuda else nullcontext():
@@ -239,14 +220,6 @@ class Trainer:
             method = getattr(cb, hook, None)
             if method is not None and (self.is_main or getattr(cb, "every_rank", False)):
                 method(self, *args)
-
-    def _progress_bar(self, total: int):
-        if not (self.cfg.progress and self.is_main):
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=f"epoch {self.epoch}/{self.cfg.epochs}", unit="batch", file=sys.stderr,
-                    dynamic_ncols=True)
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)

@@ -1,8 +1,9 @@
-"""Per-run outputs written every epoch: ``log.csv`` and the ``loss.png`` curves (atomically)."""
+"""Per-run outputs written every epoch: ``log.csv`` and the ``loss.png`` curves (atomically); the progress bar."""
 from __future__ import annotations
 
 import csv
 import io
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,12 @@ def plot_history(history: list[dict[str, Any]]) -> bytes:
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     return buf.getvalue()
+
+
+def progress_bar(enabled: bool, total: int, desc: str):
+    """A tqdm bar on stderr for ``total`` batches, or None when progress is off (logs, CI, other ranks)."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", file=sys.stderr, dynamic_ncols=True)
