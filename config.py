@@ -61,7 +61,7 @@ CROP_SIZE_PX = 112  # ArcFace-family input side; InceptionResnetV1 models use 16
 # --- datasets -----------------------------------------------------------------------------------------
 # CASIA-WebFace identities with >= 75 images: 1,292 identities, the seed project's training set.
 CASIA_MIN_IMAGES_PER_CLASS = 75
-SPLIT_SEED = 42  # the seed project's split seed; fixed so every model sees the same split
+from facedata.splits import DEFAULT_SPLIT_SEED as SPLIT_SEED  # noqa: E402  (one default: facedata/splits.py)
 
 # --- training recipes (python train.py --recipe NAME) ---------------------------------------------------
 # Fields are training.config.TrainConfig's. The seed project's models train on CASIA-WebFace aligned crops

@@ -35,6 +35,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from id_rate.scoring import l2_normalize, similarity_matrix  # numpy only: the project's one cosine scoring
+
 from .errors import DatasetError
 from .io import image_files, write_bytes_atomic
 
@@ -244,8 +246,7 @@ def identity_means(emb: np.ndarray, groups: Sequence[str]) -> tuple[list[str], n
         order[g].append(i)
     names = list(order)
     means = np.stack([emb[order[n]].mean(0) for n in names]) if names else np.zeros((0, emb.shape[1]), np.float32)
-    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
-    return names, means.astype(np.float32)
+    return names, l2_normalize(means, "identity means")
 
 
 def calibrate(different: Mapping[str, np.ndarray], same: Sequence[tuple[np.ndarray, np.ndarray]], max_rate: float,
@@ -254,7 +255,7 @@ def calibrate(different: Mapping[str, np.ndarray], same: Sequence[tuple[np.ndarr
     differently keyed identities, and every pair within a set counts. ``same``: pairs of means of one person
     under two sets' names (the recall). Returns the threshold record the report states, with each set's own
     share of known-different pairs at the threshold (``rate_by_set``: populations differ)."""
-    scores = {name: (m @ m.T)[np.triu_indices(len(m), 1)] for name, m in different.items()}
+    scores = {name: similarity_matrix(m, m)[np.triu_indices(len(m), 1)] for name, m in different.items()}
     n_pairs = sum(len(v) for v in scores.values())
     if n_pairs == 0:
         raise AuditError("no identities known to differ to set the face threshold from (no evaluation faces)")
@@ -265,7 +266,7 @@ def calibrate(different: Mapping[str, np.ndarray], same: Sequence[tuple[np.ndarr
     reached = {name: int((v >= cos).sum()) for name, v in scores.items()}
     recall = None
     if same:
-        hits = [float(a @ b) >= cos for a, b in same]
+        hits = [float(similarity_matrix(a, b)) >= cos for a, b in same]
         recall = f"{sum(hits)}/{len(hits)} ({sum(hits) / len(hits):.3f})"
     return {"cosine": cos, "max_false_flag_rate": max_rate, "known_different_pairs": n_pairs,
             "false_flag_rate": sum(reached.values()) / n_pairs,
@@ -356,7 +357,7 @@ def audit(items: Sequence[Any], source_keys: Mapping[str, str], eval_sets: Seque
         if es.name not in ev_means or not len(tr_names):
             continue
         names, m = ev_means[es.name]
-        sims = tr_means @ m.T
+        sims = similarity_matrix(tr_means, m)
         by_key = {(f.identity, f.eval_identity) for f in flags if f.by == "key" and f.eval_set == es.name}
         for a, b in zip(*np.nonzero(sims >= threshold["cosine"])):
             if (tr_names[a], names[b]) not in by_key:  # found by key already (and matching its own lent faces)
@@ -385,7 +386,7 @@ def _across_named_sets(eval_sets: Sequence[EvalSet], ev_means: Mapping[str, tupl
             ka, kb = np.array([a.keys[n] for n in na]), np.array([b.keys[n] for n in nb])
             idx_b = {k: j for j, k in enumerate(kb)}
             same += [(ma[j], mb[idx_b[k]]) for j, k in enumerate(ka) if k in idx_b]
-            sims = ma @ mb.T
+            sims = similarity_matrix(ma, mb)
             different.append(sims[ka[:, None] != kb[None, :]])
     return same, (np.concatenate(different) if different else np.zeros(0, np.float32))
 

@@ -172,17 +172,6 @@ def load_image(
     raise ImageReadError(repr(type(source)), "unsupported image type: pass a path, a PIL image or a numpy array")
 
 
-def file_fingerprint(path: str | os.PathLike) -> list:
-    """[path, size, mtime_ns, sha256 of the first MiB]: changes when the file does (cache keys)."""
-    import hashlib
-
-    path = Path(path)
-    st = path.stat()
-    with open(path, "rb") as f:
-        head = hashlib.sha256(f.read(1 << 20)).hexdigest()
-    return [str(path), st.st_size, st.st_mtime_ns, head]
-
-
 # --- writing outputs: one mechanism for every file the project writes --------------------------------
 
 NAME_MAX_BYTES = 255  # the longest file name of ext4, xfs, btrfs, tmpfs and NTFS

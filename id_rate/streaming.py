@@ -3,8 +3,8 @@
 For the ID-rate protocol (positives = same-identity query pairs, few; negatives = cross-identity query
 pairs plus every query x distractor pair, up to 10^10), the negatives go through, chunk by chunk:
 
-* :class:`StreamingTopK` keeps the k largest scores exactly (k = int(FPR * N_neg) for the smallest FPRs),
-  so TPR at those FPRs is the same number a full sort gives;
+* :class:`StreamingTopK` keeps the k + 1 largest scores exactly (k = int(FPR * N_neg) for the smallest FPRs:
+  the operating point reads the (k+1)-th largest), so TPR at those FPRs is the same number a full sort gives;
 * :class:`ScoreHistogram` counts every score in fine bins over [-1, 1] (2^20 by default: 1.9e-6 wide), which gives
   the threshold at any FPR to within one bin and the ROC-AUC with a stated error bound.
 

@@ -146,3 +146,18 @@ def test_bootstrap_resample_scores_like_the_resampled_set():
         assert got["auc"] == pytest.approx(roc_auc(pos, neg), abs=1e-12)
         for f, p in zip((0.01, 0.05), tpr_at_fpr(pos, neg, (0.01, 0.05))):
             assert got[f"tpr@{f:g}"] == pytest.approx(p.tpr, abs=1e-12)
+
+
+def test_tar_at_far_rejects_a_tie_that_would_exceed_the_far():
+    """1,000 different-person pairs, 3 of them tied at cosine 0.9: FAR 1e-3 lets one through, so the tie stays
+    out and only same-person pairs above it count (the k-th-largest rule said TAR 1 at a real FAR of 3e-3)."""
+    def at(cos: float) -> np.ndarray:
+        return np.array([cos, np.sqrt(1 - cos ** 2)])
+
+    same = np.tile([True, False], 1000)
+    diff_cos = np.r_[[0.9] * 3, [0.0] * 997]
+    same_cos = np.r_[[0.95] * 500, [0.9] * 500]
+    cos = np.empty(2000)
+    cos[same], cos[~same] = same_cos, diff_cos
+    r = pair_verification(np.tile([1.0, 0.0], (2000, 1)), np.stack([at(c) for c in cos]), same)
+    assert r.tar_at_far_1e3 == pytest.approx(0.5) and r.achieved_far_1e3 == 0.0
