@@ -82,7 +82,8 @@ class Trainer:
         self.verify_sets = load_verify_sets(cfg.verify_sets, self.monitor)
         self.model = build_embedder(cfg.backbone, cfg.embedding_size, cfg.pretrained, self.preprocess.size_px,
                                     cfg.dropout).to(self.device)
-        self.head = build_head(cfg.head, self.model.embedding_size, len(self.classes), **cfg.head_kwargs).to(self.device)
+        self.head = build_head(cfg.head, self.model.embedding_size, len(self.classes),
+                               **cfg.head_kwargs).to(self.device)
         self.augment = Augment.from_dict(cfg.augment) if cfg.augment is not None else None
         # the folder the training loader reads: a distillation head is fed image numbers, not class labels,
         # and may learn from unlabelled faces besides the training identities (extra_data)
@@ -178,8 +179,12 @@ class Trainer:
     def fit(self, max_epochs: int | None = None) -> list[dict[str, Any]]:
         """Train until ``epochs`` or early stopping (or, with ``max_epochs``, that many more epochs in this
         call: a later ``fit`` or a resumed run continues); returns the history (one dict per epoch)."""
+        stop_at = self.cfg.epochs if max_epochs is None else min(self.cfg.epochs, self.epoch + max_epochs)
         with self._locked():
-            return self._fit(self.cfg.epochs if max_epochs is None else min(self.cfg.epochs, self.epoch + max_epochs))
+            try:
+                return self._fit(stop_at)
+            finally:  # the loader's workers were forked while the folder was locked: they hold its lock too
+                self._stop_workers()
 
     def _fit(self, stop_at: int) -> list[dict[str, Any]]:
         if not self.history and (self.out / "last.pt").exists():  # written by another run since this one was built
@@ -220,6 +225,13 @@ class Trainer:
             method = getattr(cb, hook, None)
             if method is not None and (self.is_main or getattr(cb, "every_rank", False)):
                 method(self, *args)
+
+    def _stop_workers(self) -> None:
+        """End the training loader's persistent worker processes (a later fit() starts new ones)."""
+        loader, self._train_loader = self._train_loader, None
+        running = getattr(loader, "_iterator", None)
+        if running is not None and hasattr(running, "_shutdown_workers"):
+            running._shutdown_workers()
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
