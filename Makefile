@@ -141,6 +141,10 @@ test-fast: data
 test-durations: data
 	$(PY) -m pytest -q --record-durations
 
+# Every notebook, top to bottom, with small settings injected into its parameters cell (as CI does).
+notebooks: data
+	$(PY) -m pytest -q tests/test_notebooks.py
+
 lint: venv
 	$(PY) -m ruff check .
 

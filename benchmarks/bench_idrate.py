@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import record  # noqa: E402
 
-from id_rate.metrics import roc_auc, tpr_at_fpr  # noqa: E402
+from id_rate.metrics import tpr_at_fpr  # noqa: E402
 from id_rate.protocols import idrate  # noqa: E402
 
 

@@ -12,9 +12,10 @@ import numpy as np
 from .cli import command
 from .datasets import identity_disjoint_split, scan_face_folder, stratified_split
 from .errors import UsageError
+from .splits import DEFAULT_SPLIT_SEED
 
 
-def describe(root: Path, min_images: int = 1, max_classes: int | None = None, seed: int = 42) -> str:
+def describe(root: Path, min_images: int = 1, max_classes: int | None = None, seed: int = DEFAULT_SPLIT_SEED) -> str:
     folder = scan_face_folder(root, min_images_per_class=min_images, max_classes=max_classes)
     counts = np.bincount(folder.labels)
     lines = [
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("root", type=Path)
     p.add_argument("--min-images", type=int, default=1, help="keep identities with at least this many images")
     p.add_argument("--max-classes", type=int, default=None, help="keep the N identities with most images")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=DEFAULT_SPLIT_SEED)
     args = p.parse_args(argv)
     # checked here, where the options' names are known (the folder scan would blame its own parameters)
     for option, value in (("--min-images", args.min_images), ("--max-classes", args.max_classes)):

@@ -32,6 +32,7 @@ from facedata.cli import at_least, command, torch_device
 from facedata.datasets import choose_open_set_identities, scan_face_folder
 from facedata.errors import UsageError
 from facedata.io import create_output_file, output_folder
+from facedata.splits import DEFAULT_SPLIT_SEED
 
 from .evaluate import (PairSet, Protocol, Report, bin_pairs, cfp_protocol, evaluate, evaluate_embeddings, held_out_protocol,
                        lfw_protocol, split_protocol, write_thresholds)
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--distractor-ids", type=int, default=None, help="distractor identities (default: 50 with --data)")
     p.add_argument("--query-images", type=int, default=None, help="images per query identity (seed: 6)")
     p.add_argument("--distractor-images", type=int, default=None, help="images per distractor identity (seed: 60)")
-    p.add_argument("--seed", type=int, default=42, help="the split seed (42: the one training runs hold out)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SPLIT_SEED, help=f"the split seed (default {DEFAULT_SPLIT_SEED}: the one training runs hold out)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="95%% intervals from N identity resamples")
     p.add_argument("--lfw-pairs", type=Path, help="an LFW-style pairs file (View 2 pairs.txt); with --lfw-dir")
     p.add_argument("--lfw-dir", type=Path, help="aligned LFW folder, <name>/<name>_NNNN.jpg")

@@ -35,6 +35,7 @@ import numpy as np
 
 from facedata.cli import at_least, command, torch_device
 from facedata.io import output_folder, write_bytes_atomic
+from facedata.splits import DEFAULT_SPLIT_SEED
 
 from . import evaluate as ev
 from .evaluate import (PairSet, Protocol, check_not_trained_on, lfw_protocol, score_embeddings, score_pairs,
@@ -450,7 +451,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
                    help="a paired comparison (repeatable); every model is also compared with random-init when listed")
     p.add_argument("--bootstrap", type=int, default=200, metavar="N", help="resamples for intervals and paired tests")
-    p.add_argument("--seed", type=int, default=42, help="the CelebA split seed and the bootstrap seed")
+    p.add_argument("--seed", type=int, default=DEFAULT_SPLIT_SEED, help="the CelebA split seed and the bootstrap seed")
     p.add_argument("--lfw-dir", type=Path, help="aligned LFW (default config.LFW_ALIGNED)")
     p.add_argument("--lfw-pairs", type=Path, help="View 2 pairs.txt (default config.LFW_ROOT/pairs.txt)")
     p.add_argument("--cfp-root", type=Path, help="CFP as fetched, with Protocol/ (default config.CFP_ROOT)")

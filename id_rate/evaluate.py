@@ -85,7 +85,7 @@ class Protocol:
     mated: Part | None = None
     nonmated: Part | None = None
     pairs: PairSet | None = None
-    seed: int = 42
+    seed: int = DEFAULT_SPLIT_SEED
     settings: dict[str, Any] = field(default_factory=dict)
     audit_set: str | None = None  # the evaluation set of facedata.audit these people belong to (lfw, cfp, celeba)
 
@@ -156,7 +156,7 @@ def held_out_protocol(spec: Mapping[str, Any], root: str | Path | None = None) -
 
 
 def lfw_protocol(root: str | Path, pairs_file: str | Path | None = None, query_min_images: int = 6,
-                 query_images: int = 6, seed: int = 42, missing: str = "error") -> Protocol:
+                 query_images: int = 6, seed: int = DEFAULT_SPLIT_SEED, missing: str = "error") -> Protocol:
     """LFW identities and View 2 pairs on an aligned LFW folder (``<name>/<name>_NNNN.jpg``).
 
     ID rate: query = every person with >= ``query_min_images`` images, ``query_images`` of them (seeded);
@@ -408,7 +408,7 @@ def score_pairs(pairs: PairSet, emb1: np.ndarray, emb2: np.ndarray) -> PairVerif
 
 def score_embeddings(name: str, q: np.ndarray, ql: np.ndarray, d: np.ndarray, dl: np.ndarray, *, flip: bool = False,
                      open_set: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
-                     pairs: tuple[PairSet, np.ndarray] | None = None, seed: int = 42, bootstrap: int = 0,
+                     pairs: tuple[PairSet, np.ndarray] | None = None, seed: int = DEFAULT_SPLIT_SEED, bootstrap: int = 0,
                      device: str | None = None) -> ModelReport:
     """Every figure from embeddings: the ID-rate table (query ``q`` / ``ql``, distractors ``d`` / ``dl``),
     ``open_set`` = (gallery, gallery labels, mated, mated labels, non-mated), ``pairs`` = (set, embeddings
@@ -546,7 +546,7 @@ def evaluate(embedders: Sequence, protocol: Protocol, *, bootstrap: int = 0, cac
     return Report(protocol, models, {"bootstrap": bootstrap})
 
 
-def evaluate_embeddings(sets: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], seed: int = 42,
+def evaluate_embeddings(sets: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], seed: int = DEFAULT_SPLIT_SEED,
                         bootstrap: int = 0, device: str | None = None) -> Report:
     """The same figures from precomputed embeddings: name -> (query, query labels, distractors, labels).
     Open set as for a folder: the first image of each query identity enrolled, the others mated."""

@@ -1,7 +1,6 @@
 """The embedding cache: views, and parts that let an interrupted embedding pick up where it stopped."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,7 +36,10 @@ def test_interrupted_embedding_resumes_from_its_parts(small_aligned, tmp_path):
 
 def test_views_are_rows_image_times_views_plus_view(small_aligned, tmp_path):
     paths = image_files(small_aligned, recursive=True)[:3]
-    dark = lambda crop, i, v: (crop // (v + 1)).astype(np.uint8)  # view v: the crop darkened v + 1 times
+
+    def dark(crop, i, v):  # view v: the crop darkened v + 1 times
+        return (crop // (v + 1)).astype(np.uint8)
+
     out = embed_paths(_embedder([]), paths, cache_dir=tmp_path, progress=False, views=2, view_fn=dark, view_key="d")
     plain = embed_paths(_embedder([]), paths, progress=False)
     assert out.shape == (6, 4) and np.allclose(out[0::2], plain)

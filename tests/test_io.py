@@ -1,8 +1,6 @@
 """Image loading: every mode reaches the detector as RGB uint8, and bad files get clear errors."""
 from __future__ import annotations
 
-import io
-from pathlib import Path
 
 import cv2
 import numpy as np

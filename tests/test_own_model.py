@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import pytest
 
 import config
 from facedata.detect import DetectorConfig, FaceDetector
