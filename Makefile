@@ -33,7 +33,7 @@ demo: data
 	$(PY) real-time-recognition.py -model_name=sample-sface-finetune-last-epoch -cam data/sample_video.mp4 -output_path gifs/demo.gif \
 		--no-display --log gifs/demo.csv --summary gifs/demo-summary.json --overwrite
 
-# All four sample recipes (about 25 minutes on 2 cores), then the evaluation table of the README.
+# All five sample recipes (about 25 minutes on 2 cores), then their evaluation table (docs/results-by-date.md).
 sample-models: data
 	$(PY) -m facedata.prepare data/sample_identities data/sample_aligned --workers 2
 	for r in sample-ce sample-arcface sample-triplet sample-siamese sample-sface-finetune; do $(PY) train.py --recipe $$r --resume || exit 1; done

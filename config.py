@@ -129,7 +129,7 @@ TRAIN_RECIPES: dict[str, dict] = {
                            head_kwargs=dict(scale=32.0, margin_rad=0.3)),  # gentler than 64 / 0.5 on 96 classes
     "sample-triplet": dict(_SAMPLE, head="triplet", head_kwargs=dict(margin=0.2, mining="batch_hard", distance="cosine")),
     # Siamese on one-portrait identities: every same-person pair is two views of one portrait. With the
-    # seed's consecutive pairs and margin 1.0 the embedding collapses (README, Training on the sample data);
+    # seed's consecutive pairs and margin 1.0 the embedding collapses (docs/results-by-date.md, "Training on the sample data");
     # every pair of a P x K batch, margin 1.4 (just under orthogonal, sqrt 2, so no collapse pays) and the
     # mean over active terms only train it.
     "sample-siamese": dict(_SAMPLE, head="contrastive", sampler="pk", epochs=10,
@@ -149,11 +149,11 @@ TRAIN_RECIPES: dict[str, dict] = {
                            head_kwargs=dict(margin=0.2, mining="batch_hard", distance="cosine")),
     # Triplet with semi-hard negatives (FaceNet's rule) and twice the epochs: batch-hard mining pulls every anchor
     # towards its hardest negative from the first step, and celeba-triplet ended its 6 epochs level with the
-    # untrained network (README, Training on real identities).
+    # untrained network (docs/results-by-date.md, "Training on real identities").
     "celeba-triplet-semihard": dict(_CELEBA, head="triplet", sampler="pk", pk_k=4, epochs=12,
                                     head_kwargs=dict(margin=0.2, mining="semi_hard", distance="cosine")),
     # Siamese: every pair of the P x K batch, margin 1.4, mean over active terms (the sample runs' best variant,
-    # README "Training on the sample data"; margin 1.0 let the embedding collapse there)
+    # docs/results-by-date.md, "Training on the sample data"; margin 1.0 let the embedding collapse there)
     "celeba-siamese": dict(_CELEBA, head="contrastive", sampler="pk", pk_k=4,
                            head_kwargs=dict(margin=1.4, pairs="all", average="nonzero")),
     # Distillation: EfficientNet-B0 from random init regresses SFace's 128-D embedding of each training image

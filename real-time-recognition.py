@@ -84,7 +84,8 @@ def check_args(args: argparse.Namespace) -> int:
     torch_device("-device", args.device)
     at_least("--threads", args.threads, 1)
     at_least("--max-frames", args.max_frames, 1)
-    check_recording_options(args.frame_ms, args.record_max_side, args.record_every)
+    check_recording_options(args.frame_ms, args.record_max_side, args.record_every,
+                            names=("--frame-ms", "--record-max-side", "--record-every"))
     return max_pixels_of(args.max_megapixels)
 
 

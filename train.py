@@ -25,6 +25,7 @@ from facedata.cli import command
 from facedata.errors import UsageError
 from facedata.io import check_output_folder
 from models_definition.checkpoint import CheckpointError, load_checkpoint
+from models_definition.zoo import check_model_names
 from training import TrainConfig, Trainer
 
 
@@ -51,8 +52,7 @@ def build_config(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
             raise UsageError(f"--config {args.config}: expected a JSON object of training options")
         out = Path(args.out or Path(args.config).parent)
     else:
-        if args.recipe not in config.TRAIN_RECIPES:
-            raise UsageError(f"unknown recipe {args.recipe!r}; valid: {', '.join(config.TRAIN_RECIPES)}")
+        check_model_names([args.recipe], config.TRAIN_RECIPES, "recipe", sort=False)  # config's order: seed's first
         base = dict(config.TRAIN_RECIPES[args.recipe])
         out = Path(args.out or config.CHECKPOINTS / args.recipe)
     base.update(parse_set(args.set))
@@ -65,7 +65,8 @@ def build_config(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
 
 
 def _say_what_was_saved(out: Path) -> None:
-    """Ctrl+C: which epoch last.pt holds (the last completed one) and the command that resumes it."""
+    """Ctrl+C: which epoch last.pt holds (the last completed one) and the command that resumes it, or that
+    nothing was saved yet (interrupted while the data was scanned or the teacher table built, or in epoch 1)."""
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 speaks for the run
         return
     last = out / "last.pt"
@@ -75,14 +76,14 @@ def _say_what_was_saved(out: Path) -> None:
         except CheckpointError:
             epoch = "?"
         cmd = f"python train.py --config {shlex.quote(str(out / 'config.json'))} --resume"
-        print(f"train.py: interrupted (Ctrl+C). Saved: {last} holds epoch {epoch}, the last completed one (best.pt "
+        print(f"\ntrain.py: interrupted (Ctrl+C). Saved: {last} holds epoch {epoch}, the last completed one (best.pt "
               f"the best so far); the epoch in progress is lost. Resume with:\n  {cmd}", file=sys.stderr)
     else:
-        print("train.py: interrupted (Ctrl+C) before an epoch was completed: no checkpoint was saved; run the same "
+        print("\ntrain.py: interrupted (Ctrl+C) before an epoch was completed: no checkpoint was saved; run the same "
               "command again to start over", file=sys.stderr)
 
 
-@command("train.py", interrupted="rerun the same command with --resume to continue from last.pt")
+@command("train.py")  # Ctrl+C after the run folder is known: main says what was saved (it depends on last.pt)
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
@@ -105,12 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     check_output_folder(out, "--out")  # before the data is scanned and the model built
     if args.resume and not (out / "last.pt").is_file():
         print(f"train.py: nothing to resume in {out} (no last.pt): starting a new run there", file=sys.stderr)
-    trainer = Trainer(cfg, out, resume=args.resume)
     try:
+        trainer = Trainer(cfg, out, resume=args.resume)  # inside: scanning data / a teacher table takes a while
         trainer.fit()
     except KeyboardInterrupt:
-        _say_what_was_saved(out)
-        raise  # the runner ends it: exit 130
+        _say_what_was_saved(out)  # the one message: the runner's generic one would contradict it
+        return 130
     if trainer.is_main:
         last = trainer.history[-1]
         shown = {k: last.get(k) for k in ("epoch", "train_loss", "val_auc", "val_tpr@1e-2", "val_acc")}

@@ -15,7 +15,7 @@ from facedata.detect import FaceDetector, pick_main_face
 from facedata.draw import draw_faces, image_grid
 from facedata.errors import UsageError
 from facedata.io import load_image
-from models_definition.zoo import load_model
+from models_definition.zoo import check_model_names, load_model
 
 __all__ = ["align_face", "arcface_template", "FaceDetector", "pick_main_face", "draw_faces", "image_grid", "load_image",
            "load_model", "train_recipe", "run_log", "plot_curves", "evaluate_run", "trained_models", "show_faces"]
@@ -29,8 +29,7 @@ def train_recipe(recipe: str, out: str | Path | None = None, *, data: str | Path
     one returns at once). Returns the run folder."""
     from training import TrainConfig, train
 
-    if recipe not in config.TRAIN_RECIPES:
-        raise UsageError(f"unknown recipe {recipe!r}; valid: {', '.join(config.TRAIN_RECIPES)}")
+    check_model_names([recipe], config.TRAIN_RECIPES, "recipe", sort=False)  # config's order, as train.py lists them
     given = {"data": None if data is None else str(data), "epochs": epochs}
     cfg = TrainConfig.from_dict({**config.TRAIN_RECIPES[recipe], "progress": False,  # no bars in a notebook
                                  **{k: v for k, v in given.items() if v is not None}, **(settings or {})})
@@ -58,14 +57,28 @@ def plot_curves(run: str | Path):
 
 def evaluate_run(run: str | Path, *, name: str | None = None, checkpoint: str = "best.pt",
                  baselines: Sequence[str] = (), bootstrap: int = 0, out: str | Path | None = None):
-    """Score a run's checkpoint, beside the ``config.MODELS`` named in ``baselines``, on the identities the
-    run held out (``id_rate.evaluate.held_out_protocol``); write the table and figures to ``out`` (default
-    ``<run>/id_rate``) and return the ``id_rate.evaluate.Report``."""
+    """Score a run's checkpoint (``best.pt`` or ``last.pt``), called ``name`` (default: the run folder's name),
+    beside the ``config.MODELS`` named in ``baselines``, on the identities the run held out
+    (``id_rate.evaluate.held_out_protocol``); write the table and figures to ``out`` (default ``<run>/id_rate``)
+    and return the ``id_rate.evaluate.Report``. The run's model is the entry ``config.recipe_models`` makes (its
+    threshold the one measured at ``config.RECIPE_THRESHOLD_FPR``), with the measured-thresholds file of the
+    ``config.MODELS`` entry of that name when that entry is this very checkpoint."""
     from id_rate.evaluate import evaluate, held_out_protocol
 
     run = Path(run)
     name = name or run.name
-    model = load_model(name, {name: {"checkpoint": run / checkpoint}})
+    check_model_names(baselines, config.MODELS)
+    if name in baselines:  # the report keys models by name: one would replace the other
+        raise UsageError(f"the run is named {name!r} like one of the baselines; pass another name= for the run")
+    entries = config.recipe_models([run.name], run.parent, config.RECIPE_THRESHOLD_FPR)
+    entry = next((e for e in entries.values() if Path(e["checkpoint"]).name == checkpoint), None)
+    if entry is None:
+        raise UsageError(f"checkpoint={checkpoint!r}: a run folder holds best.pt and last.pt; pass one of them")
+    registered = config.MODELS.get(name, {})
+    if registered.get("checkpoint") is not None and Path(registered["checkpoint"]).resolve() == \
+            Path(entry["checkpoint"]).resolve():  # thresholds measured for that name are this file's
+        entry = dict(entry, measured_thresholds=registered.get("measured_thresholds"))
+    model = load_model(name, {name: entry})
     others = [load_model(b, config.MODELS) for b in baselines]
     report = evaluate(others + [model], held_out_protocol(model.spec), bootstrap=bootstrap, progress=False)
     report.write(Path(out) if out is not None else run / "id_rate")
@@ -74,9 +87,7 @@ def evaluate_run(run: str | Path, *, name: str | None = None, checkpoint: str = 
 
 def trained_models(names: Sequence[str]) -> list[str]:
     """The ``config.MODELS`` in ``names`` that can be loaded now: references, and checkpoints already trained."""
-    unknown = [n for n in names if n not in config.MODELS]
-    if unknown:
-        raise UsageError(f"unknown model {unknown[0]!r}; valid: {', '.join(sorted(config.MODELS))}")
+    check_model_names(names, config.MODELS)
     return [n for n in names if "checkpoint" not in config.MODELS[n] or Path(config.MODELS[n]["checkpoint"]).is_file()]
 
 

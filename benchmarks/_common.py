@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-# The repository root: config.py (the scripts' settings) is read from there, it is not an installed module.
+# The repository root first: a script run from a clone finds that clone's config.py and packages even when the
+# virtual environment's editable install (`make venv`) points at another copy.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 

@@ -1,4 +1,4 @@
-"""The README's own-models table, assembled from what `make celeba-models` wrote (nothing is recomputed):
+"""The own-models table of docs/results-by-date.md, assembled from what `make celeba-models` wrote (nothing is recomputed):
 
 * each run's ``checkpoints/<recipe>/log.csv``: ``train min`` sums its epochs' training seconds; ``wall min``
   sums its ``wall_seconds`` (each process's set-up and teacher table, training, the per-epoch checks and

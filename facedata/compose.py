@@ -321,13 +321,15 @@ def format_counts(result: dict) -> str:
 
 def _reference(name: str, registry: dict):
     """The audit's reference model; a missing or broken weights file is a ComposeError saying what to do."""
-    from models_definition.reference import ReferenceModelError
     from models_definition.zoo import load_model
 
-    try:
+    from .cli import error_message
+    from .errors import FaceKitError
+
+    try:  # a missing or broken weights file; anything else is a bug and keeps its traceback
         return load_model(name, registry, device="cpu")
-    except (ReferenceModelError, KeyError, RuntimeError) as exc:
-        msg = exc.args[0] if exc.args else exc
+    except (FaceKitError, OSError) as exc:
+        msg = error_message(exc)
         raise ComposeError(f"the audit's reference model {name!r} cannot be loaded ({msg}); the face check needs it: "
                            "install the requirements (`make venv`), or pass --reference with another model") from None
 

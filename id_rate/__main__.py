@@ -16,7 +16,7 @@ aligned CFP folder (``--cfp-dir``, ``--cfp-root``; see ``id_rate.evaluate.cfp_pr
 
 The protocols live in ``id_rate.evaluate`` (``evaluate(...) -> Report``); this is only the command line.
 Output in ``--out`` (default ``id_rate/results``): table.md, table.csv, results.json, roc.png,
-similarity.png, accuracy_threshold.png, tsne.png. ``--write-thresholds FPR`` stores each model's cosine
+similarity.png, tpr_at_fpr.png, accuracy_threshold.png, tsne.png. ``--write-thresholds FPR`` stores each model's cosine
 threshold at that FPR, for its flip setting, in ``config.MEASURED_THRESHOLDS``, read when a model loads.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ from facedata.splits import DEFAULT_SPLIT_SEED
 
 from .evaluate import (PairSet, Protocol, Report, bin_pairs, cfp_protocol, evaluate, evaluate_embeddings, held_out_protocol,
                        lfw_protocol, split_protocol, write_thresholds)
-from .metrics import MetricError
+from .metrics import SEED_FPRS, MetricError
 
 ROOT = Path(__file__).resolve().parent
 THRESHOLDS = config.MEASURED_THRESHOLDS
@@ -191,8 +191,11 @@ def check_args(args: argparse.Namespace) -> None:
                             ("bootstrap", 0)):
         at_least("--" + option.replace("_", "-"), getattr(args, option), minimum)
     fpr = args.write_thresholds
-    if fpr is not None and not 0 < fpr < 1:
-        raise UsageError(f"--write-thresholds {fpr}: an FPR must be between 0 and 1 (e.g. 1e-3)")
+    # a threshold is read off the table's operating points (Report.thresholds): another FPR would fail only
+    # after every model has embedded every face
+    if fpr is not None and fpr not in SEED_FPRS:
+        raise UsageError(f"--write-thresholds {fpr:g}: thresholds are measured at the table's FPRs; use one of "
+                         f"{', '.join(f'{f:g}' for f in SEED_FPRS)} (e.g. 1e-3)")
     torch_device("--device", args.device)
 
 
@@ -201,11 +204,9 @@ def run(args: argparse.Namespace, bin_set: PairSet | None = None) -> Report:
     if args.embeddings:
         sets = {path.stem: load_npz(path, args.query_ids, args.distractor_ids, args.seed) for path in args.embeddings}
         return evaluate_embeddings(sets, args.seed, args.bootstrap, args.device)
-    from models_definition.zoo import load_model
+    from models_definition.zoo import check_model_names, load_model
 
-    unknown = [m for m in args.models if m not in config.MODELS]
-    if unknown:  # before any embedding work
-        raise MetricError(f"unknown model {unknown[0]!r}; valid: {', '.join(sorted(config.MODELS))}")
+    check_model_names(args.models, config.MODELS)  # before any embedding work
     embedders = [load_model(name, config.MODELS, device=args.device, flip_tta=args.flip) for name in args.models]
     specs = {e.name: e.spec for e in embedders if e.checkpoint is not None}
     protocol = build_protocol(args, specs, config)

@@ -480,11 +480,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> tuple[dict[str, dict[str, Cell]], dict[tuple[str, str], dict], dict[str, str]]:
     """(cells by model and set, comparisons, set descriptions); the script layer: reads config.py."""
     import config as cfg
-    from models_definition.zoo import load_model
+    from models_definition.zoo import check_model_names, load_model
 
-    unknown = [m for m in args.models if m not in cfg.MODELS]
-    if unknown:
-        raise BenchmarkError(f"unknown model {unknown[0]!r}; valid: {', '.join(sorted(cfg.MODELS))}")
+    check_model_names(args.models, cfg.MODELS)
     pairs = comparison_list(args.models, args.compare)
     paths = set_paths(args, cfg)
     check_sources(args.sets, paths)

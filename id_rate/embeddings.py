@@ -47,14 +47,13 @@ def cache_key(embedder: FaceEmbedder, paths: Sequence[Path], extra: Any = None) 
 
 
 def embed_paths(embedder: FaceEmbedder, paths: Sequence[Path], cache_dir: Path | None = None,
-                checkpoint: Path | None = None, progress: bool = True, batch: int = 256, views: int = 1,
+                progress: bool = True, batch: int = 256, views: int = 1,
                 view_fn: Callable[[np.ndarray, int, int], np.ndarray] | None = None, view_key: Any = None,
                 part_crops: int = 4096) -> np.ndarray:
     """(N, D) L2-normalised embeddings of aligned crops, from the cache when nothing changed.
 
     ``views`` > 1: (N * views, D), row ``i * views + v`` the embedding of ``view_fn(crop_i, i, v)``;
-    ``checkpoint`` is not read (the key takes the weights from the embedder's fingerprint; kept for the
-    callers that pass it). ``view_key`` (what the views depend on: augmentation, seed) joins the cache key. With a cache folder,
+    ``view_key`` (what the views depend on: augmentation, seed) joins the cache key. With a cache folder,
     the embeddings are saved in parts of about ``part_crops`` crops as they are done (a few minutes of a CPU),
     so an interrupted run picks up where it was."""
     paths = [Path(p) for p in paths]

@@ -32,7 +32,7 @@ from .embeddings import embed_paths
 from .metrics import MetricError, accuracy_curve, best_threshold, verification_at_threshold
 from .protocols import (IdRateResult, OpenSetResult, PairVerificationResult, bootstrap_idrate, check_embeddings,
                         idrate, open_set_identification, pair_verification)
-from .scoring import similarity_matrix, upper_pair_scores
+from .scoring import l2_normalize, similarity_matrix, upper_pair_scores
 
 OPEN_SET_FPIR = (0.1, 0.01, 0.001)
 
@@ -375,9 +375,12 @@ def fixed_threshold(query: np.ndarray, labels: np.ndarray, seed: int) -> tuple[d
             rows = rng.permutation(np.flatnonzero(labels == i))
             in_a[rows[::2]] = True
 
+    # normalised and scored in float64 (q is float32): the threshold falls between neighbouring distances
+    q64 = l2_normalize(np.asarray(query, np.float64), "query embeddings")
+
     def pairs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        sim, same, _ = upper_pair_scores(q[mask], labels[mask])
-        return 1.0 - sim.astype(np.float64), same  # cosine distance
+        sim, same, _ = upper_pair_scores(q64[mask], labels[mask])
+        return 1.0 - sim, same  # cosine distance
 
     da, ya = pairs(in_a)
     db, yb = pairs(~in_a)
@@ -537,6 +540,10 @@ def evaluate(embedders: Sequence, protocol: Protocol, *, bootstrap: int = 0, cac
     warned about on stderr (:func:`audit_warnings`)."""
     import sys
 
+    names = [e.name for e in embedders]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # the report keys models by name: a second one would silently replace the first
+        raise MetricError(f"two models are named {twice[0]!r}; give each model its own name")
     for emb in embedders:
         check_not_trained_on(protocol, emb.name, emb.spec)
     for line in audit_warnings(embedders, protocol):

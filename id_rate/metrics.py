@@ -90,8 +90,11 @@ def operating_point(pos_sorted: np.ndarray, neg_top: np.ndarray, n_neg: int, tar
     At most k = int(FPR * N_neg) negatives may be accepted, so only scores strictly above the (k+1)-th largest
     negative can be: negatives tied across the k-th place are rejected together (accepting them would exceed
     the FPR), and positives between the k-th and (k+1)-th negatives are kept. The threshold is the lowest
-    positive score above that boundary (nothing is accepted when there is none). k = 0 means the FPR is below
-    what N_neg negatives can resolve: reported as not resolvable rather than as a number.
+    positive score above that boundary. When no positive lies above it (TPR 0), it is the lowest score above the
+    boundary, nextafter(boundary): the most a threshold may accept at this FPR, so a model saved with it still
+    accepts the faces it scores above every negative it must reject (a threshold above the largest score would
+    call every face Unknown); ``fpr`` is then the FPR that threshold reaches. k = 0 means the FPR is below what
+    N_neg negatives can resolve: reported as not resolvable rather than as a number.
 
     ``pos_sorted``: the positive scores, ascending; ``neg_top``: the largest negative scores, ascending, at
     least min(k + 1, ``n_neg``) of them (streaming keeps only those). Accept a pair when score >= threshold."""
@@ -105,8 +108,8 @@ def operating_point(pos_sorted: np.ndarray, neg_top: np.ndarray, n_neg: int, tar
     first = int(np.searchsorted(pos_sorted, boundary, "right"))  # the lowest positive above the boundary
     if first < len(pos_sorted):
         threshold = float(pos_sorted[first])
-    else:  # no positive above it: accept nothing
-        threshold = float(np.nextafter(max(float(pos_sorted[-1]), float(neg_top[-1])), np.inf))
+    else:  # no positive above it: TPR 0 at any threshold that keeps the FPR, so the lowest such threshold
+        threshold = float(np.nextafter(boundary, np.inf))
     neg_accepted = len(neg_top) - int(np.searchsorted(neg_top, threshold, "left"))
     return OperatingPoint(target_fpr, threshold, (len(pos_sorted) - first) / len(pos_sorted), neg_accepted / n_neg)
 
@@ -149,11 +152,12 @@ def pair_distance(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
         raise MetricError(f"unknown distance {metric!r}; valid: {', '.join(DISTANCES)}")
     if np.shape(a) != np.shape(b):
         raise MetricError(f"paired embeddings differ in shape: {np.shape(a)} vs {np.shape(b)}")
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)  # distances between near pairs need float64
     if metric == "euclidean":
-        return np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64), axis=1)
+        return np.linalg.norm(a - b, axis=1)
     na, nb = l2_normalize(a, "first embeddings of the pairs"), l2_normalize(b, "second embeddings of the pairs")
     if metric == "euclidean_l2":
-        return np.linalg.norm(na.astype(np.float64) - nb, axis=1)
+        return np.linalg.norm(na - nb, axis=1)
     return 1.0 - paired_scores(na, nb)
 
 

@@ -7,7 +7,8 @@ k = int(FPR * N_neg) negatives may be accepted: the TPR is that of the scores ab
 negative (``metrics.operating_point``: ties there are rejected together, so the FPR reached, reported beside
 the TPR, never exceeds the target); k = 0 is reported as not resolvable.
 
-Up to ``exact_limit`` negatives everything is exact (all scores kept). Beyond it, negatives stream:
+Up to ``exact_limit`` negatives everything is exact (all scores kept, computed by :func:`protocol_scores` as
+the bootstrap's are, so both see the same ties). Beyond it, negatives stream on ``device``:
 the smallest FPRs stay exact through a streaming top-k (up to ``topk_budget`` scores), the others and
 the ROC-AUC come from a fine histogram, each with its largest possible error stated.
 """
@@ -104,12 +105,19 @@ def idrate(query: np.ndarray, query_labels: np.ndarray, distractors: np.ndarray 
     n_pos = int((counts * (counts - 1) // 2).sum())
     n_neg = nq * (nq - 1) // 2 - n_pos + nq * nd
 
+    label_ids = np.unique(labels, return_inverse=True)[1].ravel()  # any label type -> 0..n_ids-1
+    if n_neg <= exact_limit:  # the scores the bootstrap resamples, by the same function: the same ties
+        s_qq, same, _, s_qd = protocol_scores(q, label_ids, d)
+        pos, neg = s_qq[same], np.concatenate([s_qq[~same], s_qd.ravel()])
+        pts = [RatePoint(p.target_fpr, p.tpr if p.resolvable else None, p.threshold, True,
+                         fpr=p.fpr if p.resolvable else None) for p in tpr_at_fpr(pos, neg, fprs)]
+        fpr_c, tpr_c, _ = roc_curve(pos, neg)
+        return IdRateResult(nq, len(counts), nd, n_pos, n_neg, roc_auc(pos, neg), 0.0, pts, fpr_c, tpr_c, pos)
+
     qt = torch.from_numpy(q).to(dev)
-    lt = torch.from_numpy(np.unique(labels, return_inverse=True)[1].astype(np.int64).ravel()).to(dev)  # any label type
+    lt = torch.from_numpy(label_ids.astype(np.int64)).to(dev)
     dt = torch.from_numpy(d).to(dev)
-    exact = n_neg <= exact_limit
     pos_parts: list[np.ndarray] = []
-    neg_parts: list[np.ndarray] = []
     ks = {f: allowed_negatives(f, n_neg) for f in fprs}
     needed = {f: min(k + 1, n_neg) for f, k in ks.items() if k >= 1}  # the rule reads the (k+1)-th largest
     k_top = max([n for n in needed.values() if n <= topk_budget], default=0)
@@ -117,11 +125,8 @@ def idrate(query: np.ndarray, query_labels: np.ndarray, distractors: np.ndarray 
     hist = ScoreHistogram(hist_bins)
 
     def take_neg(s: torch.Tensor) -> None:
-        if exact:
-            neg_parts.append(s.cpu().numpy().ravel())
-        else:
-            hist.update(s)
-            top.update(s.cpu().numpy())
+        hist.update(s)
+        top.update(s.cpu().numpy())
 
     with torch.inference_mode():
         rows = max(1, min(nq, chunk * 64 // max(1, nq)))  # query-vs-query block: rows x nq scores
@@ -136,13 +141,6 @@ def idrate(query: np.ndarray, query_labels: np.ndarray, distractors: np.ndarray 
             take_neg(similarity_matrix(qt, dt[j:j + chunk]))
 
     pos = np.concatenate(pos_parts) if pos_parts else np.zeros(0, np.float32)
-    if exact:
-        neg = np.concatenate(neg_parts) if neg_parts else np.zeros(0, np.float32)
-        pts = [RatePoint(p.target_fpr, p.tpr if p.resolvable else None, p.threshold, True,
-                         fpr=p.fpr if p.resolvable else None) for p in tpr_at_fpr(pos, neg, fprs)]
-        fpr_c, tpr_c, _ = roc_curve(pos, neg)
-        return IdRateResult(nq, len(counts), nd, n_pos, n_neg, roc_auc(pos, neg), 0.0, pts, fpr_c, tpr_c, pos)
-
     pos_h = ScoreHistogram(hist_bins)  # the same binning as the negatives, so ties are ties
     pos_h.update(torch.from_numpy(pos))
     pos_hist = pos_h.counts
@@ -335,15 +333,25 @@ class _SortedNegatives:
         return float(wp[self.pos > self.ns[i - 1]].sum() / wp.sum())
 
 
+def protocol_scores(q: np.ndarray, qi: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple, np.ndarray]:
+    """Every pair score of the ID-rate protocol (unit rows ``q`` with identity indices ``qi``, distractors ``d``):
+    (query pair scores i < j, same identity?, their (i, j), the query x distractor matrix). The one computation
+    of the exact table and of its bootstrap: scores of a collapsed model differ only in their last bits, and
+    two computations (another matrix kernel, other blocks) would break their ties differently, giving the
+    bootstrap an AUC the exact table does not have."""
+    s_qq, same, iu = upper_pair_scores(q, qi)
+    return s_qq, same, iu, similarity_matrix(q, d)
+
+
 def idrate_pairs(q: np.ndarray, qi: np.ndarray, d: np.ndarray, di: np.ndarray,
                  n_qids: int) -> tuple[_SortedNegatives, np.ndarray]:
     """Every pair of the ID-rate protocol with the identities it involves (``q`` / ``d`` L2-normalised, ``qi`` /
     ``di`` identity indices). Positives: same-identity query pairs; negatives: cross-identity query pairs, then
     query x distractor pairs, whose right identity is the distractor's index offset by ``n_qids`` (one weight
     table serves both). Returns the sorted negatives and each positive's query identity."""
-    s_qq, same, iu = upper_pair_scores(q, qi)
+    s_qq, same, iu, s_qd = protocol_scores(q, qi, d)
     a, b = qi[iu[0]], qi[iu[1]]
-    neg = np.concatenate([s_qq[~same], similarity_matrix(q, d).ravel()])
+    neg = np.concatenate([s_qq[~same], s_qd.ravel()])
     left = np.concatenate([a[~same], np.repeat(qi, len(d))])
     right = np.concatenate([b[~same], n_qids + np.tile(di, len(q))])
     return _SortedNegatives(s_qq[same], neg, left, right), a[same]

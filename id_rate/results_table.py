@@ -4,6 +4,8 @@
     python -m id_rate.results_table            # rewrites the table between the markers of README.md
     python -m id_rate.results_table --check    # exit 1 when README.md's table is not what the records give
 
+``--check`` exits as diff does: 0 the table is up to date, 1 it is stale, 2 trouble (a bad record, no markers).
+
 ``record`` copies a ``results.json`` that ``python -m id_rate.benchmark`` or ``python -m id_rate`` wrote (both
 git-ignored, under ``id_rate/results/``) into ``docs/results/<name>.json`` (tracked), with the command that made
 it and its date. The table has one row per model and record: a model a later record scored again with the same
@@ -15,9 +17,9 @@ Keys read (a key that is absent leaves its cell '-', so older and newer files bo
 * a benchmark file: ``models.<model>.<set>`` for the sets ``lfw``, ``cfp-ff``, ``cfp-fp``, ``celeba``; an
   ``id_rate`` file: ``models.<model>`` for the one set ``record --set`` names (``lfw`` pair figures under
   ``models.<model>.lfw``);
-* pair sets: ``accuracy_mean``, ``accuracy_std``, ``tar_at_far_1e3`` and, when present, the achieved FAR
-  (``ACHIEVED_FAR_KEYS``); ID-rate sets: ``auc``, ``bootstrap95_over_identities.auc`` (or ``bootstrap95.auc``),
-  ``points[].target_fpr`` / ``tpr`` and, when present, the achieved FPR (``ACHIEVED_FPR_KEYS``);
+* pair sets: ``accuracy_mean``, ``accuracy_std``, ``tar_at_far_1e3`` and, when present, the FAR it was reached
+  at, ``achieved_far_1e3``; ID-rate sets: ``auc``, ``bootstrap95_over_identities.auc`` (or ``bootstrap95.auc``),
+  ``points[].target_fpr`` / ``tpr`` and, when present, the FPR reached, ``points[].fpr``;
   a skipped cell: ``skipped``.
 """
 from __future__ import annotations
@@ -39,19 +41,52 @@ BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 # The sets the table has columns for, and the protocol names `python -m id_rate` writes for them.
 SETS = {"lfw": "LFW", "cfp-ff": "CFP-FF", "cfp-fp": "CFP-FP", "celeba": "CelebA"}
-# Where the evaluation code states the FPR / FAR a threshold really reaches (ties can keep it under the target);
-# the first key present is shown beside the rate. Several spellings: the report's JSON is still changing.
-ACHIEVED_FPR_KEYS = ("achieved_fpr", "fpr", "actual_fpr", "real_fpr")
-ACHIEVED_FAR_KEYS = ("achieved_far_1e3", "far_at_tar_1e3", "tar_at_far_1e3_achieved_far", "achieved_far")
+# The keys under which the evaluation code states the FPR / FAR a threshold really reaches (ties can keep it under
+# the target): RatePoint.fpr and PairVerificationResult.achieved_far_1e3 (id_rate/protocols.py).
+ACHIEVED_FPR_KEY = "fpr"
+ACHIEVED_FAR_KEY = "achieved_far_1e3"
 TARGET_FPR = 1e-3  # the operating point of the table's rate columns: the seed's strictest FPR
+# A rate from a result file that states no reached FPR / FAR was made before the tie-safe rule (issue 19): its
+# threshold accepted every negative tied at it, so the FPR it reached may be above the stated one.
+OLD_RULE = "(old rule)"
 
 COLUMNS = ["model", "LFW acc. %", "CFP-FF acc. %", "CFP-FP acc. %", "CFP-FP TAR@FAR=1e-3",
            "CelebA ID-rate AUC (95% CI)", "CelebA TPR@FPR=1e-3", "made by", "date"]
 
 
 # --- reading ----------------------------------------------------------------------------------------------
-def _first(d: dict[str, Any], keys: tuple[str, ...]) -> Any:
-    return next((d[k] for k in keys if d.get(k) is not None), None)
+def _reached(cell: str, what: str, rate: float | None) -> str:
+    """``cell`` with the FPR / FAR it was reached at, in brackets: "0.889 (FPR 0.00093)"."""
+    return f"{cell} {OLD_RULE}" if rate is None else f"{cell} ({what} {rate:.2g})"
+
+
+def _shape_error(rec: Any) -> str | None:
+    """What keeps ``rec`` (a record file's JSON) from being a record the table can read; None when nothing."""
+    if not isinstance(rec, dict) or not isinstance(rec.get("recorded"), dict):
+        return "no 'recorded' object"
+    results = rec.get("results")
+    shape = _results_shape_error(results)
+    if shape:
+        return shape
+    meta = results.get("meta", {})
+    for key in ("command", "date"):
+        if not isinstance(meta.get(key) or rec["recorded"].get(key), str):
+            return f"no {key} in 'results.meta' or 'recorded'"
+    return None
+
+
+def _results_shape_error(results: Any) -> str | None:
+    """What keeps ``results`` (a results.json) from being one the table can read; None when nothing."""
+    if not isinstance(results, dict):
+        return "the results are not a JSON object"
+    if not isinstance(results.get("meta", {}), dict):
+        return "'meta' is not an object"
+    models = results.get("models", {})
+    if not isinstance(models, dict) or not all(isinstance(v, dict) for v in models.values()):
+        return "'models' is not an object of one object per model"
+    if "sets" in results.get("meta", {}) and not all(isinstance(f, dict) for v in models.values() for f in v.values()):
+        return "a benchmark file's 'models.<model>.<set>' is not an object"
+    return None
 
 
 def sets_of(results: dict[str, Any], set_name: str | None = None) -> dict[str, dict[str, dict]]:
@@ -80,14 +115,18 @@ def load_records(folder: Path = RECORDS) -> list[dict[str, Any]]:
     for path in sorted(folder.glob("*.json"), key=lambda p: p.stem):
         try:
             rec = json.loads(path.read_text())
-            rec["name"] = path.stem
-            meta = rec["results"].get("meta", {})
-            rec["command"] = meta.get("command") or rec["recorded"]["command"]
-            rec["date"] = meta.get("date") or rec["recorded"]["date"]
-            rec["sets"] = sets_of(rec["results"], rec["recorded"].get("set"))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise UsageError(f"{path}: not a result record ({exc}); make it with "
-                             "`python -m id_rate.results_table record DIR --command ...`") from exc
+        except ValueError as exc:
+            rec, shape = None, f"not JSON: {exc}"
+        else:
+            shape = _shape_error(rec)
+        if shape:  # only the shape is checked here: an error while rendering a good record is a bug, not bad input
+            raise UsageError(f"{path}: not a result record ({shape}); make it with "
+                             "`python -m id_rate.results_table record DIR --command ...`")
+        meta = rec["results"].get("meta", {})
+        rec["name"] = path.stem
+        rec["command"] = meta.get("command") or rec["recorded"]["command"]
+        rec["date"] = meta.get("date") or rec["recorded"]["date"]
+        rec["sets"] = sets_of(rec["results"], rec["recorded"].get("set"))
         records.append(rec)
     return records
 
@@ -106,8 +145,7 @@ def pair_cell(fig: dict | None) -> str:
 def tar_cell(fig: dict | None) -> str:
     if not fig or fig.get("tar_at_far_1e3") is None:
         return "-"
-    far = _first(fig, ACHIEVED_FAR_KEYS)
-    return f"{fig['tar_at_far_1e3']:.3f}" + (f" (FAR {far:.2g})" if far is not None else "")
+    return _reached(f"{fig['tar_at_far_1e3']:.3f}", "FAR", fig.get(ACHIEVED_FAR_KEY))
 
 
 def auc_cell(fig: dict | None) -> str:
@@ -127,8 +165,7 @@ def rate_cell(fig: dict | None, target: float = TARGET_FPR) -> str:
         return "-"
     if pt.get("tpr") is None:
         return "n/r"
-    fpr = _first(pt, ACHIEVED_FPR_KEYS)
-    return f"{pt['tpr']:.3f}" + (f" (FPR {fpr:.2g})" if fpr is not None else "")
+    return _reached(f"{pt['tpr']:.3f}", "FPR", pt.get(ACHIEVED_FPR_KEY))
 
 
 def figure_cells(per_set: dict[str, dict]) -> dict[str, str]:
@@ -160,8 +197,9 @@ def render(records: list[dict[str, Any]]) -> str:
     lines += ["| " + " | ".join(r[c] for c in COLUMNS) + " |" for r in table_rows(records)]
     lines += ["", "acc.: 10-fold accuracy over all pairs (mean ± std over folds, each fold's threshold from the other "
               "9). CelebA: held-out people of the CelebA subset scored with the seed's ID-rate protocol "
-              "(each record's results.json describes its split); 95% CI: bootstrap over identities. An achieved FPR / FAR is shown where the result file "
-              "gives it. '-': not scored in that run. What each set is: [docs/evaluation.md](docs/evaluation.md).",
+              "(each record's results.json describes its split); 95% CI: bootstrap over identities. In brackets: the FPR / FAR the threshold "
+              "really reached (never above the stated one); '(old rule)': a result file made before that rule, whose "
+              "threshold accepted negatives tied at it, so the FPR it reached may exceed the stated one. '-': not scored in that run. What each set is: [docs/evaluation.md](docs/evaluation.md).",
               "", "Made by:", ""]
     lines += [f"{n}. `{rec['command']}` ({rec['date']}; recorded in `docs/results/{rec['name']}.json`)"
               for n, rec in enumerate(records, 1)]
@@ -192,6 +230,10 @@ def record(result_dir: Path, command_line: str, name: str | None = None, set_nam
         results = json.loads(src.read_text())
     except ValueError as exc:
         raise UsageError(f"{src}: not JSON ({exc}); rerun the command that writes it") from exc
+    shape = _results_shape_error(results)
+    if shape:
+        raise UsageError(f"{src}: not a results.json of `python -m id_rate` or `python -m id_rate.benchmark` "
+                         f"({shape})")
     if set_name is None and "sets" not in results.get("meta", {}):  # id_rate: its protocol may name the set
         set_name = {v: k for k, v in SETS.items()}.get(results.get("meta", {}).get("protocol"))
     sets_of(results, set_name)  # refuses a file it could not render, before anything is written
@@ -215,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="set_name", help=f"record, an id_rate file: the set it scored ({', '.join(SETS)})")
     p.add_argument("--records", type=Path, default=RECORDS, help="the folder of records (default docs/results)")
     p.add_argument("--readme", type=Path, default=README)
-    p.add_argument("--check", action="store_true", help="write nothing; exit 1 when the README's table is stale")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 0 when the README's table is up to "
+                   "date, 1 when it is stale (as diff does), 2 on trouble")
     args = p.parse_args(argv)
     if args.action == "record":
         if args.result_dir is None or not args.command_line:

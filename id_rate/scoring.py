@@ -31,10 +31,13 @@ class EmbeddingValueError(MetricError, FloatingPointError):
 
 
 def l2_normalize(emb: np.ndarray, what: str = "embeddings") -> np.ndarray:
-    """(N, D) float32 rows of unit length. A row with NaN or inf, or all zeros, is an
-    :class:`EmbeddingValueError` naming ``what``, the first such row and how many there are. Rows already of
-    unit length come back as they are (no copy)."""
-    emb = np.asarray(emb, dtype=np.float32)
+    """(N, D) rows of unit length, in the input's dtype when it is a floating one (float64 pair distances stay
+    float64), else float32. A row with NaN or inf, or all zeros, is an :class:`EmbeddingValueError` naming
+    ``what``, the first such row and how many there are. Rows already of unit length come back as they are
+    (no copy)."""
+    emb = np.asarray(emb)
+    if not np.issubdtype(emb.dtype, np.floating):  # integers, booleans: no precision of their own to keep
+        emb = emb.astype(np.float32)
     if emb.ndim != 2:
         raise MetricError(f"{what}: expected an (N, D) array, got shape {emb.shape}")
     bad = ~np.isfinite(emb).all(axis=1)
@@ -45,7 +48,9 @@ def l2_normalize(emb: np.ndarray, what: str = "embeddings") -> np.ndarray:
     if (norms == 0).any():
         raise EmbeddingValueError(f"{what}: row {int(np.flatnonzero(norms == 0)[0])} is all zeros (no direction "
                                   f"to compare; {int((norms == 0).sum())} such rows)")
-    if len(emb) == 0 or np.abs(norms - 1).max() < UNIT_NORM_TOLERANCE:
+    # float64 rows are normalised again unless within float64 rounding: their distances keep float64 precision
+    tolerance = UNIT_NORM_TOLERANCE if emb.dtype.itemsize <= 4 else 1e-12
+    if len(emb) == 0 or np.abs(norms - 1).max() < tolerance:
         return emb
     return emb / norms[:, None]
 

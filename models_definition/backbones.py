@@ -11,6 +11,7 @@ with :class:`PretrainedWeightsError` saying what could not be fetched.
 """
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from typing import Callable
 
@@ -81,14 +82,24 @@ class _InceptionResnetTrunk(nn.Module):
         return torch.flatten(x, 1)
 
 
+# torch reports a damaged weight file as a RuntimeError: the hub's hash check, or its archive reader on a
+# truncated download. Any other RuntimeError is a bug and keeps its traceback.
+DAMAGED_FILE_MARKS = ("invalid hash value", "PytorchStreamReader")
+
+
 def _download_guard(what: str, fn: Callable[[], nn.Module]) -> nn.Module:
+    """``fn()``; a download that failed (no network: URLError, an OSError) or a damaged weight file becomes a
+    :class:`PretrainedWeightsError` saying what to do."""
     try:
         return fn()
-    except (OSError, RuntimeError, ValueError) as exc:  # URLError is an OSError
+    except (OSError, EOFError, pickle.UnpicklingError, RuntimeError) as exc:
+        if isinstance(exc, RuntimeError) and not any(mark in str(exc) for mark in DAMAGED_FILE_MARKS):
+            raise
         raise PretrainedWeightsError(
             f"could not load pretrained weights for {what}: {type(exc).__name__}: {exc}. "
             f"They are downloaded on first use into {torch.hub.get_dir()}; without internet use "
-            "pretrained=None (random init) or copy the weight file there."
+            "pretrained=None (random init) or copy the weight file there (a damaged file there: delete it and "
+            "run again)."
         ) from None
 
 

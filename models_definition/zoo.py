@@ -9,9 +9,10 @@ the entry names as ``measured_thresholds``), else the entry's own, else the chec
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -31,6 +32,16 @@ class ModelNotFoundError(FaceKitError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+def check_model_names(names: Iterable[str], registry: Mapping[str, Any], what: str = "model",
+                      sort: bool = True) -> None:
+    """Refuse the first of ``names`` that ``registry`` lacks, with the valid names (sorted, or in the
+    registry's own order with ``sort=False``): the one check of every command, run before any work."""
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        valid = sorted(registry) if sort else list(registry)
+        raise ModelNotFoundError(f"unknown {what} {unknown[0]!r}; valid: {', '.join(valid)}")
 
 
 @dataclass
@@ -75,16 +86,28 @@ class NoThresholdError(UsageError):
     """A model with no measured unknown-face threshold, used where a threshold is needed and none was given."""
 
 
+def check_threshold(value: float | None, what: str = "--threshold") -> float | None:
+    """A cosine threshold, refused unless it is a finite number in [-1, 1]: NaN would call every face
+    Unknown (no similarity is >= NaN) and a value outside the cosine range decides every face the same way.
+    The one check of a given threshold (verify, batch and the live script check theirs before any work) and of
+    a model's own (``require_threshold``); None (the model's own, not read yet) passes."""
+    if value is not None and not (math.isfinite(value) and -1.0 <= value <= 1.0):
+        raise UsageError(f"{what} {value}: a cosine similarity threshold must be a number in [-1, 1] (e.g. the "
+                         "model's measured one, printed by `python -m id_rate --write-thresholds 1e-3`)")
+    return value
+
+
 def require_threshold(embedder: FaceEmbedder, given: float | None = None) -> float:
-    """The threshold to compare similarities with: ``given`` when set, else the model's measured one; neither
-    is a :class:`NoThresholdError` that says how to measure one."""
+    """The threshold to compare similarities with: ``given`` when set, else the model's measured one, either
+    checked by ``check_threshold`` (a NaN or out-of-range value from a thresholds file or a checkpoint is refused
+    as a given one is); neither is a :class:`NoThresholdError` that says how to measure one."""
     if given is not None:
-        return float(given)
+        return float(check_threshold(float(given)))
     if embedder.threshold is None:
         raise NoThresholdError(f"model {embedder.name!r} has no measured threshold; pass --threshold (a cosine "
                                f"similarity), or measure one: python -m id_rate --models {embedder.name} "
                                f"--data <aligned folder> --write-thresholds 1e-3")
-    return float(embedder.threshold)
+    return float(check_threshold(float(embedder.threshold), f"model {embedder.name!r}'s measured threshold"))
 
 
 def _torch_forward(model: torch.nn.Module, device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
@@ -106,8 +129,7 @@ def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str
                flip_tta: bool = False, batch_size: int = 64) -> FaceEmbedder:
     """The embedder called ``name`` in ``registry`` (the caller's, e.g. ``config.MODELS``), ready for
     inference, with the unknown-face threshold measured for its flip setting (see ``thresholds``)."""
-    if name not in registry:
-        raise ModelNotFoundError(f"unknown model {name!r}; valid: {', '.join(sorted(registry))}")
+    check_model_names([name], registry)
     entry = registry[name]
     # read now, not when the registry was built: a bad file fails here, before any weights load, and a
     # threshold just written by `id_rate --write-thresholds` is the one used
@@ -115,10 +137,11 @@ def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str
     measured = load_measured(file).get(name, []) if file is not None else []
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
-    def made(forward, preprocess: Preprocess, size: int, spec: dict, path: Path | None = None) -> FaceEmbedder:
+    def made(forward, preprocess: Preprocess, size: int, spec: dict, path: Path | None = None,
+             stamp: tuple[int, int] | None = None) -> FaceEmbedder:
         t = pick_threshold(entry_records(entry, spec, measured), flip_tta, entry.get("threshold_fpr"))
         return FaceEmbedder(name, forward, preprocess, size, None if t is None else t["cos"],
-                            None if t is None else t.get("fpr"), spec, flip_tta, batch_size, path)
+                            None if t is None else t.get("fpr"), spec, flip_tta, batch_size, path, stamp)
 
     if entry.get("reference") == "sface":
         net = SFaceNet()
@@ -159,5 +182,6 @@ def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str
         raise ModelNotFoundError(
             f"model {name!r}: checkpoint {path} not found. Train it with `python train.py --recipe {recipe}` "
             f"(writes {path.parent}/best.pt and last.pt), or point config.MODELS[{name!r}]['checkpoint'] at a file")
+    st = path.stat()  # before the weights are read: a rewrite while they load makes the stamp stale
     model, preprocess, spec = model_from_checkpoint(path, map_location=dev)
-    return made(_torch_forward(model, dev), preprocess, model.embedding_size, spec, path)
+    return made(_torch_forward(model, dev), preprocess, model.embedding_size, spec, path, (st.st_size, st.st_mtime_ns))

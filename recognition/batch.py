@@ -22,12 +22,11 @@ from facedata.io import (
     DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, add_max_megapixels_option, create_output_file, create_output_folder,
     image_files, load_image, max_pixels_of, write_bytes_atomic,
 )
-from models_definition.zoo import load_model, require_threshold
+from models_definition.zoo import check_threshold, load_model, require_threshold
 
 from .gallery import enrol
 from .realtime import Recognizer, SpeedOptions
 from .sources import SourceError
-from .verify import check_threshold
 
 FIELDS = ("file", "face", "x1", "y1", "x2", "y2", "name", "similarity", "status")
 

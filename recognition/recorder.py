@@ -40,11 +40,13 @@ def check_output_path(path: str | Path) -> Path:
     return create_output_file(path, "-output_path", suffixes=OUTPUT_SUFFIXES)
 
 
-def check_recording_options(frame_ms: int, max_side_px: int | None, every: int) -> None:
-    """Refuse recording settings no recording can have (the command line checks them before any work)."""
-    at_least("--frame-ms", frame_ms, 1)
-    at_least("--record-max-side", max_side_px, 2)  # the smallest even frame (codecs need even sizes)
-    at_least("--record-every", every, 1)
+def check_recording_options(frame_ms: int, max_side_px: int | None, every: int,
+                            names: tuple[str, str, str] = ("frame_ms", "max_side_px", "every")) -> None:
+    """Refuse recording settings no recording can have with a ``UsageError`` naming each by ``names``: the
+    :class:`Recorder` parameters, or a command line's flags (it checks them before any work)."""
+    at_least(names[0], frame_ms, 1)
+    at_least(names[1], max_side_px, 2)  # the smallest even frame (codecs need even sizes)
+    at_least(names[2], every, 1)
 
 
 class _FrameWriter(Protocol):

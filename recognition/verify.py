@@ -5,11 +5,13 @@ largest most central face, the alignment the model's preprocessing names, the mo
 verdict compares the cosine similarity with the model's threshold (``config.MODELS``) or the one given.
 
     python -m recognition.verify a.jpg b.jpg --model sface [--threshold 0.4]
+
+Exit status, as diff and cmp: 0 same person, 1 different people, 2 trouble (a photo without a face, a bad
+value: the message says which).
 """
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,23 +24,13 @@ from facedata.detect import FaceDetector, pick_main_face
 from facedata.errors import FaceDataError, UsageError
 from facedata.io import DEFAULT_MAX_PIXELS, add_max_megapixels_option, load_image, max_pixels_of
 from id_rate.scoring import paired_scores
-from models_definition.zoo import FaceEmbedder, load_model, require_threshold
+from models_definition.zoo import FaceEmbedder, check_threshold, load_model, require_threshold
 
 from .embed import embed_faces
 
 
 class NoFaceError(FaceDataError):
     """A photo in which the detector found no face."""
-
-
-def check_threshold(value: float | None, what: str = "--threshold") -> float | None:
-    """A cosine threshold, refused unless it is a finite number in [-1, 1]: NaN would call every face
-    Unknown (no similarity is >= NaN) and a value outside the cosine range decides every face the same way.
-    The one check for verify, batch and the live script; None (the model's own) passes."""
-    if value is not None and not (math.isfinite(value) and -1.0 <= value <= 1.0):
-        raise UsageError(f"{what} {value}: a cosine similarity threshold must be a number in [-1, 1] (e.g. the "
-                         "model's measured one, printed by `python -m id_rate --write-thresholds 1e-3`)")
-    return value
 
 
 @dataclass(frozen=True)
@@ -73,8 +65,7 @@ def verify(img1: str | Path | np.ndarray, img2: str | Path | np.ndarray, model_n
         if registry is None:
             raise UsageError("verify needs an embedder, or a registry (e.g. config.MODELS) to load model_name from")
         embedder = load_model(model_name, registry)
-    thr = check_threshold(require_threshold(embedder, threshold),
-                          "--threshold" if threshold is not None else f"model {model_name!r}'s threshold")
+    thr = require_threshold(embedder, threshold)  # checked there: a NaN from a thresholds file is refused too
     detector = detector or FaceDetector()
     a, b = (embed_photo(rgb, embedder, detector, name=n) for rgb, n in zip(rgbs, names))
     sim = float(paired_scores([a], [b])[0])

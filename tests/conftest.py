@@ -92,5 +92,9 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 
         from facedata.io import write_bytes_atomic
 
-        recorded = {k: round(v, 2) for k, v in sorted(_seconds.items())}
+        # merged into the earlier record: a partial run (one file, the fast tier) updates only what it ran
+        recorded = json.loads(DURATIONS.read_text()) if DURATIONS.is_file() else {}
+        recorded.update({k: round(v, 2) for k, v in _seconds.items()})
+        root = Path(__file__).resolve().parent.parent
+        recorded = {k: v for k, v in sorted(recorded.items()) if (root / k.split("::")[0]).is_file()}
         write_bytes_atomic((json.dumps(recorded, indent=0) + "\n").encode(), DURATIONS)

@@ -99,3 +99,21 @@ def test_a_callback_without_the_base_class_is_enough(small_aligned, tmp_path):
 
     Trainer(tiny(small_aligned, epochs=1), tmp_path / "run", callbacks=[OnlyEpochs()]).fit()
     assert seen == [0, 1]
+
+
+class FlatAccuracy(Callback):
+    """A monitored figure that never improves after epoch 1: a plateau schedule with patience 0 then halves
+    the rate at every later epoch."""
+
+    def on_epoch_end(self, trainer, metrics):
+        metrics["val_acc"] = 0.5
+
+
+def test_a_plateau_epochs_logged_lr_is_the_rate_after_its_step(small_aligned, tmp_path):
+    # the rule of the loop before the callbacks (/work/before's fit()): the row is made after the plateau step,
+    # so epoch e logs the rate epoch e + 1 trains at. lr 0.1, factor 0.5: epoch 1 improves (no step down),
+    # epochs 2 and 3 do not (patience 0): 0.1 -> 0.05 -> 0.025
+    cfg = tiny(small_aligned, epochs=3, lr=0.1, schedule="plateau", plateau_factor=0.5, plateau_patience=0,
+               monitor="val_acc")
+    history = Trainer(cfg, tmp_path / "run", callbacks=[FlatAccuracy()]).fit()
+    assert [r["lr"] for r in history] == [0.1, 0.1, 0.05, 0.025]

@@ -141,7 +141,7 @@ def test_a_copy_missing_an_image_or_a_split_file_is_named(fake_cfp, tmp_path, ca
     dest = tmp_path / "cfp"
     assert main(["cfp", "--from", str(part), "--dest", str(dest)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("fetch: error: ")
+    assert err.startswith("python -m facedata.fetch: error: ")
     assert "missing 1 images under Data/Images (499/profile/03.jpg)" in err
     assert "1 split files (Protocol/Split/FP/07/diff.txt)" in err
     assert "cfpw.io" in err and not dest.exists()  # what to do; nothing half-made in place

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 
 import pytest
 import torch
@@ -60,3 +61,33 @@ def test_bad_checkpoint_files(tmp_path):
         load_checkpoint(tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="spec lacks \\['preprocess'\\]"):
         save_checkpoint(tmp_path / "z.pt", build_embedder("mobilefacenet", 128), {"backbone": "m", "embedding_size": 1})
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"backbone": "nonexistent"}, "unknown backbone 'nonexistent'; valid:"),
+    ({"backbone": 3}, "'backbone' is 3 (expected a backbone name)"),
+    ({"embedding_size": "128"}, "'embedding_size' is '128' (expected a whole number)"),
+    ({"embedding_size": -4}, "embedding_size must be positive"),
+    ({"dropout": None}, "'dropout' is None (expected a number)"),
+    ({"preprocess": {"size_px": 112.0}}, "'preprocess.size_px' is 112.0 (expected a whole number)"),
+    ({"preprocess": {"size_px": 112, "mean": [0.5]}}, "'preprocess.mean' is [0.5] (expected 3 numbers)"),
+    ({"preprocess": {"size_px": 112, "colour": "RGB"}}, "'preprocess' has unknown keys ['colour']"),
+    ({"preprocess": {"size_px": 112, "color_order": "XYZ"}}, "color_order must be 'RGB' or 'BGR'"),
+])
+def test_a_spec_of_the_wrong_shape_is_a_checkpoint_error(tmp_path, change, words):
+    path = save_checkpoint(tmp_path / "x.pt", build_embedder("mobilefacenet", 128), _spec(**change))
+    with pytest.raises(CheckpointError, match=re.escape(f"{path}: its spec") + ".*" + re.escape(words)):
+        model_from_checkpoint(path)
+
+
+def test_a_bug_in_a_builder_is_not_blamed_on_the_checkpoint(tmp_path, monkeypatch):
+    import models_definition.checkpoint as checkpoint
+
+    path = save_checkpoint(tmp_path / "x.pt", build_embedder("mobilefacenet", 128), _spec())
+
+    def buggy(*args, **kwargs):
+        raise TypeError("a bug in the builder")
+
+    monkeypatch.setattr(checkpoint, "build_embedder", buggy)
+    with pytest.raises(TypeError, match="a bug in the builder"):
+        model_from_checkpoint(path)

@@ -251,6 +251,58 @@ def test_dlib_loader_error_names_the_file(tmp_path):
         _dlib_load(dlib.shape_predictor, bad)
 
 
+def test_compose_reference_model_errors_are_compose_errors_but_a_bug_keeps_its_type(tmp_path, monkeypatch):
+    import models_definition.zoo
+    from facedata.compose import ComposeError, _reference
+
+    missing = {"mine": {"checkpoint": str(tmp_path / "none.pt")}}
+    with pytest.raises(ComposeError, match=f"reference model 'mine' cannot be loaded .*{tmp_path / 'none.pt'} not found"):
+        _reference("mine", missing)
+
+    def buggy(*args, **kwargs):
+        raise RuntimeError("a bug in the loader")
+
+    monkeypatch.setattr(models_definition.zoo, "load_model", buggy)
+    with pytest.raises(RuntimeError, match="a bug in the loader") as caught:
+        _reference("mine", missing)
+    assert not isinstance(caught.value, ComposeError)
+
+
+@pytest.mark.parametrize("raised, wrapped", [(OSError(28, "No space left on device"), True),
+                                            (RuntimeError("a bug in the fetcher"), False)])
+def test_reference_fetch_failures_only_are_reference_model_errors(raised, wrapped, monkeypatch, tmp_path):
+    import models_definition.reference as ref
+
+    def download(archive, downloads, *a):
+        raise raised
+
+    monkeypatch.setattr(ref, "download", download)
+    with pytest.raises(ref.ReferenceModelError if wrapped else RuntimeError, match="No space left" if wrapped else
+                       "a bug in the fetcher") as caught:
+        ref.sface_onnx(tmp_path / "data")
+    assert isinstance(caught.value, ref.ReferenceModelError) == wrapped
+
+
+@pytest.mark.parametrize("raised, wrapped", [
+    (__import__("urllib.error").error.URLError("Name or service not known"), True),  # offline
+    (RuntimeError('invalid hash value (expected "abc", got "def")'), True),  # a damaged download
+    (RuntimeError("PytorchStreamReader failed reading zip archive: failed finding central directory"), True),
+    (RuntimeError("a bug in the constructor"), False),
+    (ValueError("a bug in the constructor"), False),
+])
+def test_pretrained_download_failures_only_are_pretrained_weights_errors(raised, wrapped):
+    from models_definition.backbones import PretrainedWeightsError, _download_guard
+
+    def build():
+        raise raised
+
+    with pytest.raises(PretrainedWeightsError if wrapped else type(raised)) as caught:
+        _download_guard("resnet18 (ImageNet)", build)
+    assert isinstance(caught.value, PretrainedWeightsError) == wrapped
+    if not wrapped:
+        assert caught.value is raised  # the bug itself, traceback and all
+
+
 # --- counts and thresholds ------------------------------------------------------------------------------
 @pytest.mark.parametrize("argv, words", [
     (["--query-ids", "-3"], ["--query-ids -3", "at least 1"]),

@@ -300,3 +300,49 @@ def test_verification_callback_equals_the_pair_protocol(small_aligned, tmp_path)
         Trainer(bad, tmp_path / "run2")
     with pytest.raises(TrainingError, match="names no set of verify_sets"):
         Trainer(cfg.replace(monitor="verify_nope_acc"), tmp_path / "run3")
+
+
+def test_fixed_threshold_normalises_and_scores_in_float64(monkeypatch):
+    """The threshold is chosen between neighbouring distances: they are float64 (normalised from the raw
+    embeddings), as a float64 computation by hand gives them, not float32 products cast afterwards."""
+    from id_rate import evaluate as ev
+
+    q = np.random.default_rng(0).normal(size=(16, 8)).astype(np.float32)
+    labels = np.repeat(np.arange(4), 4)
+    seen = []
+    real = ev.best_threshold
+    monkeypatch.setattr(ev, "best_threshold", lambda d, y: seen.append(d) or real(d, y))
+    ev.fixed_threshold(q, labels, seed=0)
+    q64 = q.astype(np.float64) / np.linalg.norm(q.astype(np.float64), axis=1, keepdims=True)
+    by_hand = 1 - (q64 @ q64.T)[np.triu_indices(len(q), 1)]
+    (d,) = seen
+    assert d.dtype == np.float64 and np.abs(d[:, None] - by_hand[None, :]).min(axis=1).max() < 1e-12
+
+
+def test_a_run_is_loaded_like_a_registry_model_and_never_shares_a_baselines_name(tmp_path, monkeypatch):
+    """utils.evaluate_run: the run's entry is config.recipe_models' (threshold at the recipes' FPR); a run named
+    like a baseline, or two models of one name given to evaluate, are refused (one would replace the other)."""
+    from types import SimpleNamespace
+
+    import config
+    import utils
+    from id_rate import evaluate as ev
+    from facedata.errors import UsageError
+
+    with pytest.raises(UsageError, match="the run is named 'sface' like one of the baselines; pass another name="):
+        utils.evaluate_run(tmp_path / "run", name="sface", baselines=["sface"])
+    with pytest.raises(MetricError, match="two models are named 'm'; give each model its own name"):
+        evaluate([SimpleNamespace(name="m", spec={}), SimpleNamespace(name="m", spec={})], None)
+    loaded = {}
+    monkeypatch.setattr(utils, "load_model", lambda name, registry, **kw:
+                        SimpleNamespace(spec={}, entry=loaded.setdefault(name, registry[name])))
+    monkeypatch.setattr(ev, "held_out_protocol", lambda spec: None)
+    monkeypatch.setattr(ev, "evaluate", lambda models, protocol, **kw: SimpleNamespace(write=lambda out: []))
+    utils.evaluate_run(tmp_path / "run", checkpoint="last.pt")
+    assert loaded["run"] == {"checkpoint": tmp_path / "run" / "last.pt", "recipe": "run", "threshold_cos": None,
+                             "threshold_fpr": config.RECIPE_THRESHOLD_FPR}
+    run = config.MODELS["sample-arcface"]["checkpoint"].parent  # the registry's own run: its measured thresholds too
+    utils.evaluate_run(run)
+    assert loaded["sample-arcface"]["measured_thresholds"] == config.MEASURED_THRESHOLDS
+    with pytest.raises(UsageError, match="checkpoint='epoch3.pt': a run folder holds best.pt and last.pt"):
+        utils.evaluate_run(run, checkpoint="epoch3.pt")

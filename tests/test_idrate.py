@@ -114,6 +114,19 @@ def test_cli_from_embeddings_file(tmp_path, capsys):
     assert rc == 2 and "bad.npz: 58 embeddings but 57 labels" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("fpr", ["2e-3", "0", "1.5", "nan"])
+def test_write_thresholds_at_an_fpr_the_table_lacks_is_refused_before_any_work(tmp_path, capsys, fpr):
+    from id_rate.__main__ import main
+
+    # the embeddings file does not exist: the FPR is refused before anything is read or written
+    rc = main(["--embeddings", str(tmp_path / "none.npz"), "--out", str(tmp_path / "out"), "--write-thresholds", fpr,
+               "--thresholds-file", str(tmp_path / "thr.json")])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"--write-thresholds {float(fpr):g}: thresholds are measured at the table's FPRs; use one of " \
+        "0.5, 0.25, 0.1, 0.05, 0.01, 0.005, 0.001" in err, err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "thr.json").exists()
+
+
 def test_cli_models_on_real_faces(small_aligned, tmp_path, capsys):
     """Random init and SFace on held-out real faces: every output written; SFace separates people."""
     import json

@@ -66,7 +66,7 @@ def sklearn_operating_point(pos: np.ndarray, neg: np.ndarray, target: float) -> 
 
 def test_tpr_at_fpr_equals_sklearn_operating_point_on_rounded_scores():
     rng = np.random.default_rng(1)
-    checked = 0
+    checked = tpr_zero = 0
     for trial in range(40):
         decimals = trial % 3  # 0, 1 or 2 decimals: many ties, some, few
         pos = np.round(rng.normal(1.5, 1, rng.integers(20, 300)), decimals)
@@ -75,11 +75,26 @@ def test_tpr_at_fpr_equals_sklearn_operating_point_on_rounded_scores():
             if not p.resolvable:
                 continue
             thr, tpr, fpr = sklearn_operating_point(pos, neg, p.target_fpr)
-            assert (p.tpr, p.fpr) == (tpr, pytest.approx(fpr, abs=1e-15)) and p.fpr <= p.target_fpr
-            assert p.threshold == thr or (np.isinf(thr) and p.tpr == 0)  # sklearn's +inf: accept nothing
-            assert np.mean(pos >= p.threshold) == p.tpr and np.mean(neg >= p.threshold) == p.fpr
+            assert np.mean(pos >= p.threshold) == p.tpr and np.mean(neg >= p.threshold) == p.fpr <= p.target_fpr
+            if tpr > 0:
+                assert (p.tpr, p.fpr, p.threshold) == (tpr, pytest.approx(fpr, abs=1e-15), thr)
+            else:  # sklearn: +inf, accept nothing; here the lowest threshold that keeps the FPR (see the test below)
+                k = int(p.target_fpr * len(neg) + 1e-9)
+                assert p.tpr == 0 and p.threshold == np.nextafter(np.sort(neg)[-k - 1], np.inf)
+                tpr_zero += 1
             checked += 1
-    assert checked > 100
+    assert checked > 100 and tpr_zero > 0
+
+
+def test_a_tpr_of_zero_keeps_the_lowest_threshold_within_the_fpr():
+    """No positive above the 2nd largest negative: TPR 0 at FPR 0.1, but the threshold is the lowest score that
+    accepts at most 1 of the 10 negatives (just above 0.8), not one above every score (all faces Unknown)."""
+    neg = np.arange(10) / 10.0  # 0.0 .. 0.9
+    pos = np.array([0.8, 0.5, 0.2])  # the best positive ties the boundary negative: rejected with it
+    (p,) = tpr_at_fpr(pos, neg, (0.1,))
+    assert p.threshold == np.nextafter(0.8, 1.0) and (p.tpr, p.fpr) == (0.0, 0.1)  # 0.9 alone accepted
+    (p,) = tpr_at_fpr(np.array([0.05]), np.array([0.9, 0.9, 0.5, 0.1] + [0.0] * 6), (0.1,))
+    assert p.threshold == np.nextafter(0.9, 1.0) and (p.tpr, p.fpr) == (0.0, 0.0)  # the tied top two: both rejected
 
 
 def test_pair_scores_and_nearest_mean():
@@ -98,3 +113,22 @@ def test_bad_scores():
         tpr_at_fpr([], [0.1])
     with pytest.raises(MetricError, match="3 embeddings but 2 labels"):
         pair_scores(np.zeros((3, 2)), np.zeros(2))
+
+
+def test_l2_normalize_keeps_a_floating_dtype_and_pair_distances_stay_float64():
+    from id_rate.metrics import pair_distance
+    from id_rate.scoring import l2_normalize
+
+    rows = [[3.0, 4.0], [0.0, 2.0]]
+    assert l2_normalize(np.array(rows, np.float64)).dtype == np.float64
+    assert l2_normalize(np.array(rows, np.float32)).dtype == np.float32
+    assert l2_normalize(np.array([[3, 4]])).dtype == np.float32  # integers: float32
+    # two float32 embeddings 1e-4 rad apart: their cosine distance (5e-9) is below float32's resolution near 1,
+    # so it is only right when normalised and scored in float64
+    a = np.array([[1.0, 0.0]], np.float32)
+    b = np.array([[np.cos(1e-4), np.sin(1e-4)]], np.float32)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    want = 1 - (a64 @ b64.T)[0, 0] / np.linalg.norm(a64) / np.linalg.norm(b64)
+    assert pair_distance(a, b, "cosine")[0] == pytest.approx(want, rel=1e-9)
+    want_l2 = np.linalg.norm(a64 / np.linalg.norm(a64) - b64 / np.linalg.norm(b64))
+    assert pair_distance(a, b, "euclidean_l2")[0] == pytest.approx(want_l2, rel=1e-9)

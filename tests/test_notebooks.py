@@ -1,5 +1,5 @@
 """Every notebook runs top to bottom on real faces, with small settings injected the way papermill does (a cell
-tagged "injected-parameters" after the one tagged "parameters"), and stays thin: no function or class, no
+tagged "injected-parameters" after the one tagged "parameters", which every notebook has), and stays thin: no function or class, no
 environment switches."""
 from __future__ import annotations
 
@@ -37,13 +37,15 @@ def inject(nb, params: dict) -> None:
     nb.cells.insert(i + 1, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
 
 
-def small_parameters(rel: str, small_aligned: Path, out: Path) -> dict:
+def small_parameters(rel: str, data: Path, small_aligned: Path, out: Path) -> dict:
     if rel in TRAINING:
         return dict(DATA=str(small_aligned), EPOCHS=1, SETTINGS=SMALL_TRAINING, OUT=str(out), BOOTSTRAP=20)
     if rel == "id_rate/id-rate.ipynb":
         return dict(MODELS=["random-init", "sface"], DATA=str(small_aligned), N_DISTRACTOR=10, BOOTSTRAP=20, OUT=str(out))
     assert rel == "notebooks/face-detection-and-alignment.ipynb", f"{rel}: say which small settings it runs with"
-    return {}  # the built-in sample photos: already small
+    # a photo of one face instead of the group photo, and two people to align
+    return dict(PHOTO=str(data / "raw" / "pyfeat" / "single_face.jpg"),
+                PEOPLE=["Joe_Biden/Joe_Biden_0001.jpg", "pyfeat_woman/pyfeat_woman_0003.jpg"])
 
 
 def outputs_text(nb) -> str:
@@ -60,9 +62,9 @@ def test_notebook_runs_and_is_thin(path, sample_data, small_aligned, tmp_path, m
         if cell.cell_type == "code":
             assert "def " not in cell.source and "class " not in cell.source, f"{rel}: logic belongs in the package"
             assert "environ" not in cell.source, f"{rel}: settings are parameters, not environment switches"
-    params = small_parameters(rel, small_aligned, tmp_path / "out")
-    if params:
-        inject(nb, params)
+    parameters_cell(nb)  # every notebook has one: its settings can be changed without editing it
+    params = small_parameters(rel, sample_data, small_aligned, tmp_path / "out")
+    inject(nb, params)
     ExecutePreprocessor(timeout=300, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(path.parent)}})
     shown = outputs_text(nb)
     if rel in TRAINING:  # trained in the folder given, then scored beside the baseline on its held-out people
@@ -71,9 +73,11 @@ def test_notebook_runs_and_is_thin(path, sample_data, small_aligned, tmp_path, m
         for name in ("table.md", "similarity.png", "tpr_at_fpr.png", "roc.png"):
             assert (out / "id_rate" / name).stat().st_size > 500, name
         assert f"| {TRAINING[rel]} |" in shown and "| random-init |" in shown
-    elif params:
+    elif rel == "id_rate/id-rate.ipynb":
         assert "| random-init |" in shown and "| sface |" in shown
         assert (tmp_path / "out" / "tpr_at_fpr.png").stat().st_size > 1000
+    else:  # the injected photo and people were used, not the defaults (the group photo has 5 faces)
+        assert "1 faces, scores [1.0]" in shown and "2 people, columns:" in shown
 
 
 def test_training_notebooks_differ_only_in_their_objective():

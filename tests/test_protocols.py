@@ -161,3 +161,31 @@ def test_tar_at_far_rejects_a_tie_that_would_exceed_the_far():
     cos[same], cos[~same] = same_cos, diff_cos
     r = pair_verification(np.tile([1.0, 0.0], (2000, 1)), np.stack([at(c) for c in cos]), same)
     assert r.tar_at_far_1e3 == pytest.approx(0.5) and r.achieved_far_1e3 == 0.0
+
+
+def test_bootstrap_and_exact_auc_agree_on_tied_scores():
+    """Issue 19: a collapsed model (every embedding nearly the same, all scores tied to their last bits) had a
+    held-out AUC outside its own bootstrap interval. Ties are counted one half by both (hand-made tied scores
+    below); the scores themselves differed: the table computed them with torch in blocks, the bootstrap with
+    numpy, and the two broke the last-bit ties differently. With every identity drawn once the bootstrap must
+    give the table's figures exactly."""
+    from id_rate.protocols import check_embeddings
+
+    pos = np.array([0.9, 0.5, 0.5, 0.2], np.float32)
+    neg = np.array([0.5, 0.5, 0.2, 0.2, 0.1, 0.9, 0.0, 0.0, 0.0, 0.0], np.float32)
+    sn = _SortedNegatives(pos, neg, np.zeros(len(neg), int), np.zeros(len(neg), int))
+    ones_p, ones_n = np.ones(len(pos)), np.ones(len(neg))
+    # by hand: 0.9 beats 9, ties 1 -> 9.5; each 0.5 beats 7, ties 2 -> 8; 0.2 beats 5, ties 2 -> 6; of 4 x 10
+    assert roc_auc(pos, neg) == sn.auc(ones_p, ones_n) == (9.5 + 8 + 8 + 6) / 40
+    # FPR 0.2: 2 negatives may pass, the 3rd largest (0.5) is the boundary: the 0.5 positives tie it, rejected
+    assert sn.tpr(ones_p, ones_n, 0.2) == tpr_at_fpr(pos, neg, (0.2,))[0].tpr == 0.25
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=128).astype(np.float32)
+    q = base + 1e-6 * rng.normal(size=(12, 128)).astype(np.float32)  # 2 identities of 6, scores tied to 1e-7
+    labels = np.repeat([0, 1], 6)
+    d = base + 1e-6 * rng.normal(size=(40, 128)).astype(np.float32)
+    exact = idrate(q, labels, d, fprs=(0.1, 0.01), device="cpu")
+    pairs = idrate_pairs(check_embeddings(q, "q"), labels, check_embeddings(d, "d"), np.arange(len(d)), 2)
+    once = idrate_figures(pairs, np.ones(2), np.ones(len(d)), (0.1, 0.01))
+    assert once == {"auc": exact.auc, "tpr@0.1": exact.tpr(0.1), "tpr@0.01": exact.tpr(0.01)}

@@ -264,3 +264,16 @@ def test_display_without_window_support_is_refused(sample_data, tmp_path, capsys
         pytest.skip("this machine can open windows")
     rc = mod.main(["-model_name=sface", f"-cam={sample_data / 'sample_video.mp4'}", "-output_path=none", "--display"])
     assert rc == 2 and "--display: this OpenCV build has no window support" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kwargs, words", [({"frame_ms": 0}, "frame_ms 0: must be at least 1"),
+                                           ({"max_side_px": 1}, "max_side_px 1: must be at least 2"),
+                                           ({"every": 0}, "every 0: must be at least 1")])
+def test_recorder_names_its_own_parameters_not_the_command_lines_flags(kwargs, words, tmp_path):
+    from facedata.errors import UsageError
+    from recognition.recorder import Recorder
+
+    with pytest.raises(UsageError) as caught:
+        Recorder(tmp_path / "o.gif", **kwargs)
+    assert str(caught.value) == words  # a library caller passed no --flag
+    assert not (tmp_path / "o.gif").exists()

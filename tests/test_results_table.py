@@ -30,7 +30,7 @@ def benchmark_results(date: str = "2026-12-01") -> dict:
             "models": {
                 "sface": {"lfw": pair(0.9951666, 0.0041130, 0.9906667),
                           "cfp-fp": pair(0.9561428, 0.0102430, 0.7922857),
-                          "celeba": idrate(0.9728679, [0.9571977, 0.9846809], 0.8888889, achieved_fpr=0.00093),
+                          "celeba": idrate(0.9728679, [0.9571977, 0.9846809], 0.8888889, fpr=0.00093),
                           "agedb": pair(0.5, 0.1, 0.1)},  # a set without a column: ignored
                 "mine": {"lfw": {"skipped": "trained on these people", "detail": "..."},
                          "celeba": idrate(0.61, None, None)}},
@@ -50,12 +50,12 @@ def test_cells_worked_out_by_hand():
     assert rt.pair_cell(pair(0.9951666, 0.0041130, 0.99)) == "99.52 ± 0.41"
     assert rt.pair_cell({"skipped": "trained on these people"}) == "skipped: trained on these people"
     assert rt.pair_cell(None) == "-"
-    assert rt.tar_cell(pair(0.9, 0.01, 0.7922857)) == "0.792"
+    assert rt.tar_cell(pair(0.9, 0.01, 0.7922857)) == "0.792 (old rule)"  # no reached FAR: made before the tie rule
     assert rt.tar_cell(pair(0.9, 0.01, 0.7922857, achieved_far_1e3=0.00086)) == "0.792 (FAR 0.00086)"
     assert rt.auc_cell(idrate(0.9728679, [0.9571977, 0.9846809], 0.5)) == "0.973 (0.957-0.985)"
     assert rt.auc_cell(idrate(0.61, None, 0.5)) == "0.610"
-    assert rt.rate_cell(idrate(0.9, None, 0.8888889)) == "0.889"
-    assert rt.rate_cell(idrate(0.9, None, 0.8888889, achieved_fpr=0.00093)) == "0.889 (FPR 0.00093)"
+    assert rt.rate_cell(idrate(0.9, None, 0.8888889)) == "0.889 (old rule)"
+    assert rt.rate_cell(idrate(0.9, None, 0.8888889, fpr=0.00093)) == "0.889 (FPR 0.00093)"
     assert rt.rate_cell(idrate(0.9, None, None)) == "n/r"  # FPR below 1 / negatives: not resolvable
     assert rt.rate_cell({"points": [{"target_fpr": 0.01, "tpr": 0.9}]}) == "-"  # 1e-3 not computed
 
@@ -72,10 +72,10 @@ def test_records_give_one_row_per_model_with_its_command_and_date(tmp_path):
     rows = [ln for ln in got if ln.startswith("| `")]
     assert got[2] == HEADER
     assert rows == [
-        "| `sface` | 99.52 ± 0.41 | - | 95.61 ± 1.02 | 0.792 | 0.973 (0.957-0.985) | 0.889 (FPR 0.00093) | [1] | 2026-12-01 |",
+        "| `sface` | 99.52 ± 0.41 | - | 95.61 ± 1.02 | 0.792 (old rule) | 0.973 (0.957-0.985) | 0.889 (FPR 0.00093) | [1] | 2026-12-01 |",
         "| `mine` | skipped: trained on these people | - | - | - | 0.610 | n/r | [1] | 2026-12-01 |",
         # no meta.date in an id_rate file: the date its results.json was written
-        "| `dlib` | 98.97 ± 0.48 | - | - | - | 0.986 (0.976-0.993) | 0.801 | [2] | 2026-11-20 |",
+        "| `dlib` | 98.97 ± 0.48 | - | - | - | 0.986 (0.976-0.993) | 0.801 (old rule) | [2] | 2026-11-20 |",
     ]  # record names sort: "bench" before "celeba"
     assert "1. `make benchmarks` (2026-12-01; recorded in `docs/results/bench.json`)" in got
     assert "2. `make celeba` (2026-11-20; recorded in `docs/results/celeba.json`)" in got
@@ -90,7 +90,7 @@ def test_a_repeat_with_the_same_figures_is_not_shown_twice(tmp_path):
     rt.record(write_results(tmp_path / "b", again), "run b", folder=records)
     rows = [ln for ln in rt.render(rt.load_records(records)).splitlines() if ln.startswith("| `")]
     assert [r.split(" | ")[0] for r in rows] == ["| `sface`", "| `mine`", "| `mine`"]
-    assert rows[2].endswith("| 0.700 | 0.100 | [2] | 2026-12-02 |")
+    assert rows[2].endswith("| 0.700 | 0.100 (old rule) | [2] | 2026-12-02 |")
 
 
 def test_main_rewrites_only_the_block_and_check_says_when_it_is_stale(tmp_path, capsys):
@@ -137,3 +137,28 @@ def test_the_readme_table_is_what_the_tracked_records_give():
     assert records, "docs/results/ holds no record"
     assert rt.current_block(rt.README.read_text()) == rt.render(records), \
         "README.md's results table is stale or edited by hand: run `python -m id_rate.results_table`"
+
+
+def test_a_malformed_record_is_refused_but_a_rendering_bug_is_not_hidden(tmp_path, capsys, monkeypatch):
+    records = tmp_path / "records"
+    records.mkdir()
+    (records / "bad.json").write_text(json.dumps({"recorded": {"command": "c", "date": "2026-01-01"},
+                                                  "results": {"models": ["sface"]}}))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{rt.BEGIN}\n{rt.END}\n")
+    assert rt.main(["--records", str(records), "--readme", str(readme), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.json: not a result record ('models' is not an object of one object per model)" in err
+    (records / "bad.json").unlink()
+    rt.record(write_results(tmp_path / "bench", benchmark_results()), "make benchmarks", folder=records)
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug in the table's code")
+    monkeypatch.setattr(rt, "sets_of", broken)
+    with pytest.raises(KeyError):  # a bug keeps its traceback: it is not reported as a bad record (exit 2)
+        rt.load_records(records)
+
+
+def test_only_the_keys_the_report_writes_are_read_for_the_rate_reached():
+    assert rt.rate_cell(idrate(0.9, None, 0.8888889, achieved_fpr=0.00093)) == "0.889 (old rule)"  # not a key any report writes
+    assert rt.tar_cell(pair(0.9, 0.01, 0.7922857, far_at_tar_1e3=0.00086)) == "0.792 (old rule)"

@@ -403,20 +403,84 @@ def test_command_line_errors_are_toolkit_errors_at_their_source(tmp_path, capsys
         assert err.startswith(f"train.py: error: {message}") and err.count("\n") == 1, err
 
 
-def test_ctrl_c_through_the_runner_says_what_was_saved(tmp_path, capsys, monkeypatch):
-    import train
-
+def _interrupted_trainer(in_build: bool):
     class Interrupted:
         is_main, history = True, []
 
         def __init__(self, cfg, out, resume):
-            pass
+            if in_build:  # Ctrl+C while the data is scanned or the teacher table built
+                raise KeyboardInterrupt
 
         def fit(self):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(train, "Trainer", Interrupted)
+    return Interrupted
+
+
+@pytest.mark.parametrize("in_build", [True, False])
+def test_ctrl_c_says_once_that_nothing_was_saved(tmp_path, capsys, monkeypatch, in_build):
+    import train
+
+    monkeypatch.setattr(train, "Trainer", _interrupted_trainer(in_build))
     assert train.main(["--recipe", "sample-arcface", "--out", str(tmp_path / "run")]) == 130
     err = capsys.readouterr().err
     assert "before an epoch was completed: no checkpoint was saved" in err
-    assert "interrupted (Ctrl+C)" in err and "--resume to continue from last.pt" in err and "Traceback" not in err
+    assert err.count("interrupted (Ctrl+C)") == 1 and "--resume" not in err and "Traceback" not in err, err
+
+
+def test_ctrl_c_with_a_last_pt_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    import train
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "last.pt").write_bytes(b"not a checkpoint")  # its epoch cannot be read: "?"
+    monkeypatch.setattr(train, "Trainer", _interrupted_trainer(False))
+    assert train.main(["--recipe", "sample-arcface", "--out", str(out), "--resume"]) == 130
+    err = capsys.readouterr().err
+    assert f"{out / 'last.pt'} holds epoch ?" in err and f"--config {out / 'config.json'} --resume" in err
+    assert err.count("interrupted (Ctrl+C)") == 1 and "no checkpoint was saved" not in err, err
+
+
+def test_a_teacher_that_cannot_load_is_a_training_error_but_a_bug_keeps_its_type(small_aligned, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import models_definition.zoo
+    from training import teacher as teacher_module
+
+    cfg = tiny(small_aligned, head="distill", head_kwargs={}, sampler="shuffle",
+               teacher={"checkpoint": str(tmp_path / "none.pt")})
+    procs = SimpleNamespace(device=torch.device("cpu"), is_main=True)
+    folder = make_splits(cfg).train
+    with pytest.raises(TrainingError, match=re.escape(f"checkpoint {tmp_path / 'none.pt'} not found")):
+        teacher_module.teacher_table(cfg, folder, 64, None, tmp_path, procs)
+
+    def buggy(*args, **kwargs):
+        raise RuntimeError("a bug in the loader")
+
+    monkeypatch.setattr(models_definition.zoo, "load_model", buggy)
+    with pytest.raises(RuntimeError, match="a bug in the loader") as caught:
+        teacher_module.teacher_table(cfg, folder, 64, None, tmp_path, procs)
+    assert not isinstance(caught.value, TrainingError)
+
+
+class _CachingThenRefused(Trainer):
+    """A build that caches something in the run folder (as a teacher table), then is refused."""
+
+    def _build(self, resume):
+        (self.out / "teacher-cache.npy").write_bytes(b"")
+        raise TrainingError("refused after caching")
+
+
+def test_a_refused_build_leaves_no_run_folder_behind(small_aligned, tmp_path):
+    cfg = tiny(tmp_path / "nowhere")  # a setting only the build checks: the data folder is scanned there
+    out = tmp_path / "checkpoints" / "run"
+    with pytest.raises(DatasetError, match="dataset folder not found"):
+        Trainer(cfg, out)
+    assert list(tmp_path.iterdir()) == []  # neither run/ with its .lock nor the checkpoints/ made for it
+    out.mkdir(parents=True)  # a folder that was there before is kept
+    with pytest.raises(DatasetError):
+        Trainer(cfg, out)
+    assert out.is_dir()
+    with pytest.raises(TrainingError, match="refused after caching"):  # one that holds more than the lock: kept
+        _CachingThenRefused(tiny(small_aligned), tmp_path / "other")
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == [".lock", "teacher-cache.npy"]

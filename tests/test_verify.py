@@ -45,5 +45,8 @@ def test_cli(raw, capsys):
     rc = main([str(fr / "obama.jpg"), str(fr / "obama3.jpg")])
     out = capsys.readouterr()
     assert rc == 0 and out.out.startswith("same person: cosine similarity"), out.out + out.err
+    rc = main([str(fr / "obama.jpg"), str(fr / "biden.jpg")])  # "no" is exit 1, as diff / cmp: no traceback
+    out = capsys.readouterr()
+    assert rc == 1 and out.out.startswith("different people: cosine similarity") and out.err == "", out.out + out.err
     rc = main([str(fr / "obama.jpg"), str(fr / "biden.jpg"), "--model", "nope"])
     assert rc == 2 and "unknown model 'nope'" in capsys.readouterr().err

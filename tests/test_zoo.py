@@ -195,3 +195,56 @@ def test_require_threshold_names_how_to_measure_one():
     assert require_threshold(model, 0.25) == 0.25
     model.threshold = 0.4
     assert require_threshold(model) == 0.4 and require_threshold(model, -0.1) == -0.1
+
+
+@pytest.mark.parametrize("bad", [float("nan"), 1.5, -2.0, float("inf")])
+def test_require_threshold_refuses_a_threshold_outside_the_cosine_range_wherever_it_comes_from(bad):
+    """A thresholds file or a checkpoint can hold NaN (every face Unknown): refused like a --threshold value."""
+    from facedata.errors import UsageError
+    from models_definition.zoo import FaceEmbedder, require_threshold
+
+    model = FaceEmbedder("mine", lambda x: x, get_preset("arcface112"), 4, threshold=bad)
+    with pytest.raises(UsageError, match=rf"model 'mine''s measured threshold {bad}: a cosine similarity threshold "
+                                         r"must be a number in \[-1, 1\]"):
+        require_threshold(model)
+    with pytest.raises(UsageError, match=rf"--threshold {bad}: "):
+        require_threshold(model, bad)
+    assert require_threshold(model, 0.3) == 0.3  # a valid given one is used whatever the model's
+
+
+def test_check_model_names_lists_the_valid_names():
+    from models_definition.zoo import check_model_names
+
+    registry = {"b": {}, "a": {}}
+    check_model_names(["a", "b", "a"], registry)  # all known: nothing to say
+    with pytest.raises(ModelNotFoundError, match=r"^unknown model 'c'; valid: a, b$") as err:
+        check_model_names(["a", "c", "d"], registry)
+    assert isinstance(err.value, FaceKitError)
+    with pytest.raises(ModelNotFoundError, match=r"^unknown recipe 'c'; valid: b, a$"):
+        check_model_names(["c"], registry, "recipe", sort=False)
+
+
+def test_a_checkpoint_rewritten_while_its_weights_load_is_stale(tmp_path, monkeypatch):
+    import os
+
+    import models_definition.zoo as zoo
+    from models_definition.fingerprint import StaleModelError, model_fingerprint
+
+    pre = get_preset("arcface112")
+    spec = {"backbone": "mobilefacenet", "embedding_size": 16, "preprocess": pre.to_dict()}
+    path = save_checkpoint(tmp_path / "best.pt", build_embedder("mobilefacenet", 16), spec)
+    read = zoo.model_from_checkpoint
+
+    def read_then_rewritten(*args, **kwargs):  # a training run replaces the file just after the weights were read
+        out = read(*args, **kwargs)
+        save_checkpoint(path, build_embedder("mobilefacenet", 16), spec)
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # a new mtime even on a coarse clock
+        return out
+
+    monkeypatch.setattr(zoo, "model_from_checkpoint", read_then_rewritten)
+    emb = load_model("m", {"m": {"checkpoint": path}}, device="cpu")
+    with pytest.raises(StaleModelError, match="rewritten since model 'm' was loaded"):
+        model_fingerprint(emb)
+    monkeypatch.undo()  # the control: loaded again, the model keys on the new file
+    assert model_fingerprint(load_model("m", {"m": {"checkpoint": path}}, device="cpu"))

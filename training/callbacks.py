@@ -26,11 +26,12 @@ from facedata.datasets import FaceFolder
 from facedata.errors import DatasetError
 from id_rate.metrics import MetricError, nearest_mean_accuracy
 from id_rate.protocols import idrate
+from id_rate.scoring import l2_normalize
 from models_definition.heads import CLASSIFIER_HEADS
 from models_definition.thresholds import record
 
 from .data import make_sampler
-from .embedding import embed_crops, embed_folder, normalise
+from .embedding import embed_crops, embed_folder
 from .errors import TrainingError
 from .log import write_log
 
@@ -118,7 +119,7 @@ class PairVerification(Callback):
                 unique = sorted({p for p in ps.paths if p is not None and p.is_file()})
                 folder = FaceFolder(Path("."), ["pairs"], unique, np.zeros(len(unique), np.int64))
                 table = dict(zip(unique, embed_folder(trainer, folder, flip=flip).unit(flip)))
-                missing = normalise(np.ones((1, size), np.float32))[0]
+                missing = l2_normalize(np.ones((1, size), np.float32))[0]
                 e = np.stack([table.get(p, missing) for p in ps.paths]) if ps.paths else np.zeros(
                     (0, size), np.float32)
             r = score_pairs(ps, e[0::2], e[1::2])

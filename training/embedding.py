@@ -16,6 +16,7 @@ import torch
 
 from facedata.datasets import FaceFolder
 from facedata.preprocess import Preprocess
+from id_rate.scoring import l2_normalize
 from models_definition.backbones import Embedder
 from models_definition.zoo import FaceEmbedder
 
@@ -86,11 +87,8 @@ def embed_batches(embedder: FaceEmbedder, batches: Iterable[Sequence[np.ndarray]
     forward.calls.clear()
     units = []
     for crops in batches:
-        try:
+        with _diverged():
             units.append(embedder(list(crops)))
-        except FloatingPointError as exc:
-            raise TrainingError(f"validation: {exc}; the weights have diverged (lower the learning rate, or resume "
-                                "from an earlier last.pt)") from None
     size = embedder.embedding_size
     if not units:
         empty = np.zeros((0, size), np.float32)
@@ -100,7 +98,19 @@ def embed_batches(embedder: FaceEmbedder, batches: Iterable[Sequence[np.ndarray]
     unit = np.concatenate(units)
     if not embedder.flip_tta:
         return Embedded(raw, unit, None)
-    return Embedded(raw, normalise(raw), unit)
+    with _diverged():  # the one normalisation FaceEmbedder applies too
+        plain = l2_normalize(raw, f"model {embedder.name!r}: its embeddings")
+    return Embedded(raw, plain, unit)
+
+
+@contextmanager
+def _diverged() -> Iterator[None]:
+    """A NaN, inf or all-zero embedding (``EmbeddingValueError``, a FloatingPointError) as a TrainingError."""
+    try:
+        yield
+    except FloatingPointError as exc:
+        raise TrainingError(f"validation: {exc}; the weights have diverged (lower the learning rate, or resume "
+                            "from an earlier last.pt)") from None
 
 
 def embed_folder(trainer: "Trainer", folder: FaceFolder, flip: bool = False) -> Embedded:
@@ -128,8 +138,3 @@ def folder_batches(items: Sequence, size: int = BATCH) -> list[list[int]]:
     idx = list(range(len(items)))
     return [idx[i:i + size] for i in range(0, len(idx), size)]
 
-
-def normalise(e: np.ndarray) -> np.ndarray:
-    """Rows to unit length (the rule FaceEmbedder applies)."""
-    n = np.linalg.norm(e, axis=1, keepdims=True)
-    return e / np.maximum(n, 1e-12)

@@ -29,7 +29,6 @@ from facedata.datasets import FaceFolder
 from facedata.io import write_bytes_atomic
 from facedata.preprocess import Preprocess, get_preset
 from models_definition.backbones import build_embedder
-from models_definition.checkpoint import CheckpointError
 from models_definition.heads import build_head
 
 from . import checkpoints, distributed, teacher
@@ -59,8 +58,14 @@ class Trainer:
         self.amp = cfg.amp and self.cuda
         self.channels_last = cfg.channels_last
         self.callbacks = default_callbacks() if callbacks is None else list(callbacks)
-        with self._locked():
-            self._build(resume)
+        created = [p for p in (self.out, *self.out.parents) if not p.exists()]  # folders the lock will create
+        try:
+            with self._locked():
+                self._build(resume)
+        except BaseException:  # a refused build (or Ctrl+C) leaves no empty run folder behind, only its lock
+            if self.is_main and created:
+                _remove_if_only_lock(self.out, created)
+            raise
 
     def _build(self, resume: bool) -> None:
         cfg, last = self.cfg, self.out / "last.pt"
@@ -210,6 +215,8 @@ class Trainer:
             value = distributed.broadcast(row.get(self.monitor), self.procs)
             if per_epoch_schedule(self.scheduler) and value is not None:
                 self.scheduler.step(value)
+                # the row logs the rate after this epoch's plateau step (the rate the next epoch trains at)
+                row["lr"] = self.optimizer.param_groups[0]["lr"]
             improved = value is not None and (self.best is None or (
                 value > self.best if monitor_mode(self.monitor) == "max" else value < self.best))
             self.best, self.stale = (value, 0) if improved else (self.best, self.stale + 1)
@@ -244,6 +251,19 @@ class Trainer:
         return seconds
 
 
+def _remove_if_only_lock(out: Path, created: list[Path]) -> None:
+    """Remove ``out``'s lock and the ``created`` folders (deepest first) when the lock is all ``out`` holds;
+    anything else there (a teacher table already cached) is kept, and so is the folder."""
+    if not out.is_dir() or [p.name for p in out.iterdir()] != [".lock"]:
+        return
+    (out / ".lock").unlink()
+    for folder in created:  # out first, then each parent the run created, while empty
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: something else lives there now
+            return
+
+
 def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False) -> Trainer:
     """Train (or resume) a run and return its :class:`Trainer` (``.history``, ``.model``)."""
     trainer = Trainer(cfg, out_dir, resume)
@@ -251,4 +271,4 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool = False) ->
     return trainer
 
 
-__all__ = ["Trainer", "TrainingError", "TrainConfig", "train", "make_splits", "CheckpointError", "KeyedBatches"]
+__all__ = ["Trainer", "train", "KeyedBatches"]  # KeyedBatches: benchmarks/bench_pack.py imports it from here

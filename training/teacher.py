@@ -5,14 +5,16 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from facedata.augment import TEACHER_VIEW_VERSION, Augment, teacher_view
+from facedata.cli import error_message
 from facedata.datasets import FaceFolder, scan_face_folder
-from facedata.errors import DatasetError
+from facedata.errors import DatasetError, FaceKitError
+from id_rate.embeddings import resolved_paths
 
 from . import distributed
 from .config import TrainConfig
@@ -43,18 +45,18 @@ def student_folder(cfg: TrainConfig, splits: Splits, scored_paths: Sequence[Path
             raise TrainingError(f"extra_data: {exc}") from None
         _refuse_pack(extra.pack, "extra_data ")
         paths += extra.paths
-    resolved = _resolver()
-    scored = {resolved(p) for part in (splits.val, splits.query, splits.distractor) for p in part.paths}
-    scored |= {resolved(p) for p in scored_paths if p is not None}
-    clash = [p for p in paths if resolved(p) in scored]
+    scored = set(resolved_paths([p for part in (splits.val, splits.query, splits.distractor) for p in part.paths]))
+    scored |= set(resolved_paths([Path(p) for p in scored_paths if p is not None]))
+    resolved = resolved_paths(paths)
+    clash = [p for p, r in zip(paths, resolved) if r in scored]
     if clash:
         raise TrainingError(f"extra_data holds {len(clash)} images that are validation, held-out or verification "
                             f"images (e.g. {clash[0]}); the figures must score faces the student never saw: "
                             "remove them from extra_data")
-    seen = {resolved(p) for p in t.paths}
+    seen = set(resolved_paths(t.paths))
     kept: dict[Path, Path] = {}  # each extra face once, and none that is already a training image
-    for p in paths:
-        kept.setdefault(resolved(p), p)
+    for p, r in zip(paths, resolved):
+        kept.setdefault(r, p)
     paths = [p for r, p in kept.items() if r not in seen]
     return dataclasses.replace(t, paths=list(t.paths) + paths, keys=None,
                                labels=np.concatenate([t.labels, np.full(len(paths), -1, np.int64)]))
@@ -67,12 +69,12 @@ def teacher_table(cfg: TrainConfig, folder: FaceFolder, embedding_size: int, aug
     ``v`` of image ``i``, the pixels the student is shown (facedata.augment.teacher_view); 0: one row per
     plain image."""
     from id_rate.embeddings import embed_paths
-    from models_definition.zoo import ModelNotFoundError, load_model
+    from models_definition.zoo import load_model
 
-    try:
+    try:  # a missing or broken weights file; anything else is a bug and keeps its traceback
         teacher = load_model("teacher", {"teacher": cfg.teacher}, device=str(procs.device))
-    except (ModelNotFoundError, RuntimeError, OSError) as exc:
-        raise TrainingError(f"teacher {cfg.teacher}: {exc}") from None
+    except (FaceKitError, OSError) as exc:
+        raise TrainingError(f"teacher {cfg.teacher}: {error_message(exc)}") from None
     if teacher.embedding_size != embedding_size:
         raise TrainingError(f"teacher {cfg.teacher} gives {teacher.embedding_size}-D embeddings but the "
                             f"student's embedding_size is {embedding_size}: set embedding_size="
@@ -84,8 +86,7 @@ def teacher_table(cfg: TrainConfig, folder: FaceFolder, embedding_size: int, aug
     out.mkdir(parents=True, exist_ok=True)
     if not procs.is_main:
         distributed.barrier(procs)  # rank 0 computes the table; the others then read it from the cache
-    emb = embed_paths(teacher, folder.paths, cache_dir=out, checkpoint=teacher.checkpoint,
-                      progress=cfg.progress and procs.is_main, views=views,
+    emb = embed_paths(teacher, folder.paths, cache_dir=out, progress=cfg.progress and procs.is_main, views=views,
                       view_fn=lambda crop, i, v: teacher_view(augment, crop, i, v, seed),
                       view_key={"augment": None if augment is None else augment.to_dict(), "seed": seed,
                                 "teacher_view": TEACHER_VIEW_VERSION})
@@ -98,16 +99,3 @@ def set_teacher_targets(head: torch.nn.Module, folder: FaceFolder, table: np.nda
     """Hand the table to the distillation head, with each row's class (-1: an unlabelled extra face)."""
     head.set_targets(torch.from_numpy(table), torch.from_numpy(np.repeat(folder.labels, max(1, views))))
 
-
-def _resolver() -> Callable[[Path | str], Path]:
-    """path -> resolved path, resolving each folder once (a CASIA-size list has few folders, many files)."""
-    folders: dict[Path, Path] = {}
-
-    def resolve(p: Path | str) -> Path:
-        p = Path(p)
-        parent = folders.get(p.parent)
-        if parent is None:
-            parent = folders[p.parent] = p.parent.resolve()
-        return parent / p.name
-
-    return resolve
