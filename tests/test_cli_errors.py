@@ -308,7 +308,7 @@ def test_pretrained_download_failures_only_are_pretrained_weights_errors(raised,
     (["--query-ids", "-3"], ["--query-ids -3", "at least 1"]),
     (["--distractor-ids", "0"], ["--distractor-ids 0", "at least 1"]),
     (["--bootstrap", "-5"], ["--bootstrap -5", "at least 0"]),
-    (["--write-thresholds", "1.5"], ["--write-thresholds 1.5", "between 0 and 1"]),
+    (["--write-thresholds", "1.5"], ["--write-thresholds 1.5", "use one of 0.5, 0.25"]),
     (["--device", "nonsense"], ["--device 'nonsense'", "cpu"]),
 ])
 def test_id_rate_refuses_impossible_counts(argv, words, no_work, capsys, tmp_path, mini_lfw):
