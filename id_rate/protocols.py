@@ -22,7 +22,7 @@ import torch
 
 from .metrics import (SEED_FPRS, MetricError, allowed_negatives, kfold_accuracy, operating_point, pair_distance,
                       roc_auc, roc_curve, tpr_at_fpr)
-from .scoring import l2_normalize, similarity_matrix, upper_pair_scores
+from .scoring import l2_normalize, similarity_matrix
 from .streaming import ScoreHistogram, StreamingTopK, histogram_auc
 
 
@@ -107,7 +107,7 @@ def idrate(query: np.ndarray, query_labels: np.ndarray, distractors: np.ndarray 
 
     label_ids = np.unique(labels, return_inverse=True)[1].ravel()  # any label type -> 0..n_ids-1
     if n_neg <= exact_limit:  # the scores the bootstrap resamples, by the same function: the same ties
-        s_qq, same, _, s_qd = protocol_scores(q, label_ids, d)
+        s_qq, same, _, s_qd = protocol_scores(q, label_ids, d, device, chunk)
         pos, neg = s_qq[same], np.concatenate([s_qq[~same], s_qd.ravel()])
         pts = [RatePoint(p.target_fpr, p.tpr if p.resolvable else None, p.threshold, True,
                          fpr=p.fpr if p.resolvable else None) for p in tpr_at_fpr(pos, neg, fprs)]
@@ -333,14 +333,30 @@ class _SortedNegatives:
         return float(wp[self.pos > self.ns[i - 1]].sum() / wp.sum())
 
 
-def protocol_scores(q: np.ndarray, qi: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple, np.ndarray]:
+def protocol_scores(q: np.ndarray, qi: np.ndarray, d: np.ndarray, device: str | None = None,
+                    chunk: int = 8192) -> tuple[np.ndarray, np.ndarray, tuple, np.ndarray]:
     """Every pair score of the ID-rate protocol (unit rows ``q`` with identity indices ``qi``, distractors ``d``):
-    (query pair scores i < j, same identity?, their (i, j), the query x distractor matrix). The one computation
-    of the exact table and of its bootstrap: scores of a collapsed model differ only in their last bits, and
-    two computations (another matrix kernel, other blocks) would break their ties differently, giving the
-    bootstrap an AUC the exact table does not have."""
-    s_qq, same, iu = upper_pair_scores(q, qi)
-    return s_qq, same, iu, similarity_matrix(q, d)
+    (query pair scores i < j in ``np.triu_indices`` order, same identity?, their (i, j), the query x distractor
+    matrix). The one computation of the exact table and of its bootstrap: scores of a collapsed model differ only
+    in their last bits, and two computations (another matrix kernel, other blocks) would break their ties
+    differently, giving the bootstrap an AUC the exact table does not have. Torch matrix products in the same
+    blocks as the streaming path (``rows`` query rows against all queries, ``chunk`` distractors at a time), so
+    the exact and the streaming table score alike and earlier figures keep their bits."""
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    nq, nd = len(q), len(d)
+    qt, dt = torch.from_numpy(np.ascontiguousarray(q)).to(dev), torch.from_numpy(np.ascontiguousarray(d)).to(dev)
+    rows = max(1, min(nq, chunk * 64 // max(1, nq)))  # query-vs-query block: rows x nq scores
+    qq_parts: list[np.ndarray] = []
+    with torch.inference_mode():
+        cols = torch.arange(nq, device=dev)[None, :]
+        for i in range(0, nq, rows):
+            upper = cols > torch.arange(i, min(i + rows, nq), device=dev)[:, None]
+            qq_parts.append(similarity_matrix(qt[i:i + rows], qt)[upper].cpu().numpy())  # row-major: triu order
+        qd_parts = [similarity_matrix(qt, dt[j:j + chunk]).cpu().numpy() for j in range(0, nd, chunk)]
+    iu = np.triu_indices(nq, k=1)
+    s_qq = np.concatenate(qq_parts) if qq_parts else np.zeros(0, q.dtype)
+    s_qd = np.concatenate(qd_parts, axis=1) if qd_parts else np.zeros((nq, 0), q.dtype)
+    return s_qq, qi[iu[0]] == qi[iu[1]], iu, s_qd
 
 
 def idrate_pairs(q: np.ndarray, qi: np.ndarray, d: np.ndarray, di: np.ndarray,
