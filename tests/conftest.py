@@ -57,6 +57,26 @@ def small_aligned(sample_data: Path, tmp_path_factory) -> Path:
     return dst
 
 
+class CountingEmbedder:
+    """An embedder wrapper counting the crops it embeds (a cache hit embeds none)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.crops = inner, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __call__(self, crops):
+        self.crops += len(crops)
+        return self.inner(crops)
+
+
+@pytest.fixture(scope="session")
+def counting() -> type:
+    """:class:`CountingEmbedder`, to wrap a model and see what a cache saved."""
+    return CountingEmbedder
+
+
 # --- test tiers -----------------------------------------------------------------------------------------
 # `make test` runs everything; `make test-fast` (pytest -m "not slow") the tests that took under SLOW_S seconds
 # in the recorded run (tests/durations.json, rewritten by `make test-durations`), plus any marked slow by hand

@@ -104,21 +104,9 @@ def test_random_init_seed_and_flip_change_the_cache_key(tmp_path):
     assert cache_key(a, paths) != cache_key(load_model("r0", reg, device="cpu", flip_tta=True), paths)
 
 
-class CountingEmbedder:
-    """An embedder wrapper counting the crops it embeds (a cache hit embeds none)."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.crops = inner, 0
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def __call__(self, crops):
-        self.crops += len(crops)
-        return self.inner(crops)
 
 
-def test_embedding_cache_hits_for_every_spelling_of_the_same_folder(small_aligned, tmp_path, monkeypatch):
+def test_embedding_cache_hits_for_every_spelling_of_the_same_folder(small_aligned, tmp_path, monkeypatch, counting):
     """Relative, absolute, through a link or with ``..``: one folder, one cache entry (image paths are resolved)."""
     from id_rate.embeddings import embed_paths
 
@@ -129,7 +117,7 @@ def test_embedding_cache_hits_for_every_spelling_of_the_same_folder(small_aligne
     (tmp_path / "link").symlink_to(tmp_path / "aligned")
     monkeypatch.chdir(tmp_path)
     names = sorted(p.name for p in folder.iterdir())
-    model = CountingEmbedder(load_model("r", {"r": dict(random_init="mobilefacenet", seed=0, embedding_size=16)},
+    model = counting(load_model("r", {"r": dict(random_init="mobilefacenet", seed=0, embedding_size=16)},
                                         device="cpu"))
     first = embed_paths(model, [Path("aligned/Barack_Obama") / n for n in names], tmp_path / "cache", progress=False)
     assert model.crops == 3

@@ -20,18 +20,6 @@ def sface():
     return load_model("sface", config.MODELS, device="cpu")
 
 
-class Counting:
-    """An embedder wrapper counting the crops it embeds (to see the cache work)."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.crops = inner, 0
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def __call__(self, crops):
-        self.crops += len(crops)
-        return self.inner(crops)
 
 
 def test_scan_both_layouts(tmp_path):
@@ -67,14 +55,14 @@ def _gallery(raw: Path, root: Path) -> Path:
     return root
 
 
-def test_enrol_real_photos_skips_and_caches(raw, sface, detector, tmp_path):
+def test_enrol_real_photos_skips_and_caches(raw, sface, detector, tmp_path, counting):
     folder = _gallery(raw, tmp_path / "people")
     cache = tmp_path / "cache"
-    counting = Counting(sface)
+    first = counting(sface)
     messages: list[str] = []
-    g = enrol(folder, counting, detector, cache, say=messages.append)
+    g = enrol(folder, first, detector, cache, say=messages.append)
     assert g.names == ["Barack_Obama", "Barack_Obama", "Joe_Biden"] and g.people == ["Barack_Obama", "Joe_Biden"]
-    assert counting.crops == 3 and g.from_cache == 0
+    assert first.crops == 3 and g.from_cache == 0
     reasons = {Path(s.path).name: s.reason for s in g.skipped}
     assert set(reasons) == {"Group.jpg", "Wall.jpg", "Broken.jpg"}
     assert reasons["Group.jpg"].startswith("5 faces found") and reasons["Wall.jpg"].startswith("no face found")
@@ -84,13 +72,13 @@ def test_enrol_real_photos_skips_and_caches(raw, sface, detector, tmp_path):
     # Obama's two photos match each other, Biden matches neither (SFace's threshold 0.363).
     assert float(g.embeddings[0] @ g.embeddings[1]) > 0.363 > float(g.embeddings[0] @ g.embeddings[2])
 
-    again = Counting(sface)
+    again = counting(sface)
     g2 = enrol(folder, again, detector, cache)
     assert again.crops == 0 and g2.from_cache == 6 and np.array_equal(g2.embeddings, g.embeddings)
 
     shutil.copy(raw / "face_recognition" / "obama3.jpg", folder / "Barack_Obama" / "b.jpg")  # a changed file
     (folder / "Wall.jpg").unlink()
-    third = Counting(sface)
+    third = counting(sface)
     g3 = enrol(folder, third, detector, cache)
     assert third.crops == 1 and g3.from_cache == 4 and len(g3.skipped) == 2
     assert not np.allclose(g3.embeddings[1], g.embeddings[1])
@@ -111,7 +99,7 @@ def test_empty_missing_and_unusable_galleries(raw, sface, detector, tmp_path):
         enrol(tmp_path / "bad", sface, detector)
 
 
-def test_a_damaged_cache_is_rebuilt(raw, sface, detector, tmp_path):
+def test_a_damaged_cache_is_rebuilt(raw, sface, detector, tmp_path, counting):
     folder = tmp_path / "people"
     folder.mkdir()
     shutil.copy(raw / "face_recognition" / "biden.jpg", folder / "Joe_Biden.jpg")
@@ -125,9 +113,9 @@ def test_a_damaged_cache_is_rebuilt(raw, sface, detector, tmp_path):
     assert len(list(cache.glob("gallery-sface-*.json"))) == 2
     assert enrol(folder, sface, detector, cache).from_cache == 1
     cache_file.write_text("{ truncated")
-    counting = Counting(sface)
-    g = enrol(folder, counting, detector, cache)
-    assert counting.crops == 1 and g.names == ["Joe_Biden"]
+    rebuilt = counting(sface)
+    g = enrol(folder, rebuilt, detector, cache)
+    assert rebuilt.crops == 1 and g.names == ["Joe_Biden"]
 
 
 def test_match_equals_brute_force_on_unsorted_names():
@@ -145,7 +133,7 @@ def test_match_equals_brute_force_on_unsorted_names():
         assert m.name == (who if best[who] >= 0.5 else UNKNOWN)
 
 
-def test_a_changed_random_init_seed_is_not_served_from_the_gallery_cache(raw, detector, tmp_path):
+def test_a_changed_random_init_seed_is_not_served_from_the_gallery_cache(raw, detector, tmp_path, counting):
     """The gallery cache keys on the model's fingerprint: an entry whose seed changed, under the same name, is
     other weights, so its gallery is embedded again (it used to come back from the cache, stale)."""
     from models_definition.zoo import load_model
@@ -161,9 +149,9 @@ def test_a_changed_random_init_seed_is_not_served_from_the_gallery_cache(raw, de
                           device="cpu")
 
     first = enrol(folder, baseline(0), detector, cache)
-    same = Counting(baseline(0))
+    same = counting(baseline(0))
     assert enrol(folder, same, detector, cache).from_cache == 2 and same.crops == 0
-    reseeded = Counting(baseline(1))
+    reseeded = counting(baseline(1))
     g = enrol(folder, reseeded, detector, cache)
     assert reseeded.crops == 2 and g.from_cache == 0
     assert not np.allclose(g.embeddings, first.embeddings)
