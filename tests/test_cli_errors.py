@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import config
+from cli_checks import one_error_line
 from facedata.cli import BUG_NOTE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,15 +54,9 @@ def batch_main(argv):
 
 
 def error_line(capsys, rc: int, *words: str, code: int = 2) -> str:
-    """Assert exit ``code``, exactly one ``error:`` line holding every word, no traceback; return the line."""
-    err = capsys.readouterr().err
-    assert rc == code, err[-3000:]
-    assert "Traceback" not in err and BUG_NOTE not in err, err[-3000:]
-    lines = [ln for ln in err.splitlines() if "error:" in ln]
-    assert len(lines) == 1, err
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    return lines[0]
+    """:func:`cli_checks.one_error_line` on what the command just printed."""
+    out = capsys.readouterr()
+    return one_error_line(rc, out.err, *words, code=code, stdout=out.out)
 
 
 @pytest.fixture()

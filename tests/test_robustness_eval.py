@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_checks import one_error_line
 
 MAINS = {"facedata.prepare": "facedata.prepare", "id_rate": "id_rate.__main__", "facedata.fetch": "facedata.fetch"}
 
@@ -39,16 +40,8 @@ def cli(capsys):
 
 
 def error_line(r: Result, *words: str, code: int = 2) -> str:
-    """Assert exit ``code``, no traceback anywhere, exactly one ``error:`` line on stderr holding every
-    one of ``words``; return that line."""
-    both = r.stdout + r.stderr
-    assert "Traceback" not in both, both[-3000:]
-    assert r.returncode == code, (r.returncode, both[-3000:])
-    lines = [ln for ln in r.stderr.splitlines() if "error:" in ln]
-    assert len(lines) == 1, r.stderr
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    return lines[0]
+    """:func:`cli_checks.one_error_line` on a command's result."""
+    return one_error_line(r.returncode, r.stderr, *words, code=code, stdout=r.stdout)
 
 
 @pytest.fixture()
