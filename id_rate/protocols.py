@@ -114,9 +114,7 @@ def idrate(query: np.ndarray, query_labels: np.ndarray, distractors: np.ndarray 
         fpr_c, tpr_c, _ = roc_curve(pos, neg)
         return IdRateResult(nq, len(counts), nd, n_pos, n_neg, roc_auc(pos, neg), 0.0, pts, fpr_c, tpr_c, pos)
 
-    qt = torch.from_numpy(q).to(dev)
     lt = torch.from_numpy(label_ids.astype(np.int64)).to(dev)
-    dt = torch.from_numpy(d).to(dev)
     pos_parts: list[np.ndarray] = []
     ks = {f: allowed_negatives(f, n_neg) for f in fprs}
     needed = {f: min(k + 1, n_neg) for f, k in ks.items() if k >= 1}  # the rule reads the (k+1)-th largest
@@ -128,17 +126,13 @@ def idrate(query: np.ndarray, query_labels: np.ndarray, distractors: np.ndarray 
         hist.update(s)
         top.update(s.cpu().numpy())
 
-    with torch.inference_mode():
-        rows = max(1, min(nq, chunk * 64 // max(1, nq)))  # query-vs-query block: rows x nq scores
-        for i in range(0, nq, rows):
-            s = similarity_matrix(qt[i:i + rows], qt)
-            r = torch.arange(i, min(i + rows, nq), device=dev)[:, None]
-            upper = torch.arange(nq, device=dev)[None, :] > r
-            same = lt[i:i + rows, None] == lt[None, :]
-            pos_parts.append(s[upper & same].cpu().numpy())
-            take_neg(s[upper & ~same])
-        for j in range(0, nd, chunk):
-            take_neg(similarity_matrix(qt, dt[j:j + chunk]))
+    for rows, s, upper in score_blocks(q, d, dev, chunk):
+        if upper is None:  # query x distractor: every score a negative
+            take_neg(s)
+            continue
+        same = lt[rows, None] == lt[None, :]
+        pos_parts.append(s[upper & same].cpu().numpy())
+        take_neg(s[upper & ~same])
 
     pos = np.concatenate(pos_parts) if pos_parts else np.zeros(0, np.float32)
     pos_h = ScoreHistogram(hist_bins)  # the same binning as the negatives, so ties are ties
@@ -333,29 +327,44 @@ class _SortedNegatives:
         return float(wp[self.pos > self.ns[i - 1]].sum() / wp.sum())
 
 
+def score_blocks(q: np.ndarray, d: np.ndarray, device: torch.device,
+                 chunk: int = 8192) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor | None]]:
+    """The ID-rate protocol's scores in blocks, the one way both its tables compute them: ``rows`` query rows
+    against every query (``upper`` marks the pairs i < j), then every query against ``chunk`` distractors at a
+    time (``upper`` None). Yields (the query rows, the score block, upper)."""
+    nq = len(q)
+    qt = torch.from_numpy(np.ascontiguousarray(q)).to(device)
+    dt = torch.from_numpy(np.ascontiguousarray(d)).to(device)
+    step = max(1, min(nq, chunk * 64 // max(1, nq)))  # query-vs-query block: step x nq scores
+    with torch.inference_mode():
+        cols = torch.arange(nq, device=device)[None, :]
+        for i in range(0, nq, step):
+            rows = slice(i, min(i + step, nq))
+            yield rows, similarity_matrix(qt[rows], qt), cols > torch.arange(i, rows.stop, device=device)[:, None]
+        for j in range(0, len(d), chunk):
+            yield slice(0, nq), similarity_matrix(qt, dt[j:j + chunk]), None
+
+
 def protocol_scores(q: np.ndarray, qi: np.ndarray, d: np.ndarray, device: str | None = None,
                     chunk: int = 8192) -> tuple[np.ndarray, np.ndarray, tuple, np.ndarray]:
     """Every pair score of the ID-rate protocol (unit rows ``q`` with identity indices ``qi``, distractors ``d``):
     (query pair scores i < j in ``np.triu_indices`` order, same identity?, their (i, j), the query x distractor
     matrix). The one computation of the exact table and of its bootstrap: scores of a collapsed model differ only
     in their last bits, and two computations (another matrix kernel, other blocks) would break their ties
-    differently, giving the bootstrap an AUC the exact table does not have. Torch matrix products in the same
-    blocks as the streaming path (``rows`` query rows against all queries, ``chunk`` distractors at a time), so
-    the exact and the streaming table score alike and earlier figures keep their bits."""
+    differently, giving the bootstrap an AUC the exact table does not have. The blocks are
+    :func:`score_blocks`', as in the streaming table, so both tables score alike and earlier figures keep their
+    bits."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    nq, nd = len(q), len(d)
-    qt, dt = torch.from_numpy(np.ascontiguousarray(q)).to(dev), torch.from_numpy(np.ascontiguousarray(d)).to(dev)
-    rows = max(1, min(nq, chunk * 64 // max(1, nq)))  # query-vs-query block: rows x nq scores
     qq_parts: list[np.ndarray] = []
-    with torch.inference_mode():
-        cols = torch.arange(nq, device=dev)[None, :]
-        for i in range(0, nq, rows):
-            upper = cols > torch.arange(i, min(i + rows, nq), device=dev)[:, None]
-            qq_parts.append(similarity_matrix(qt[i:i + rows], qt)[upper].cpu().numpy())  # row-major: triu order
-        qd_parts = [similarity_matrix(qt, dt[j:j + chunk]).cpu().numpy() for j in range(0, nd, chunk)]
-    iu = np.triu_indices(nq, k=1)
+    qd_parts: list[np.ndarray] = []
+    for _, s, upper in score_blocks(q, d, dev, chunk):
+        if upper is None:
+            qd_parts.append(s.cpu().numpy())
+        else:
+            qq_parts.append(s[upper].cpu().numpy())  # row-major: np.triu_indices order
+    iu = np.triu_indices(len(q), k=1)
     s_qq = np.concatenate(qq_parts) if qq_parts else np.zeros(0, q.dtype)
-    s_qd = np.concatenate(qd_parts, axis=1) if qd_parts else np.zeros((nq, 0), q.dtype)
+    s_qd = np.concatenate(qd_parts, axis=1) if qd_parts else np.zeros((len(q), 0), q.dtype)
     return s_qq, qi[iu[0]] == qi[iu[1]], iu, s_qd
 
 
