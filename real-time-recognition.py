@@ -78,7 +78,7 @@ def check_args(args: argparse.Namespace) -> int:
     from facedata.cli import at_least, torch_device
     from facedata.io import max_pixels_of
     from recognition.recorder import check_recording_options
-    from recognition.verify import check_threshold
+    from models_definition.zoo import check_threshold
 
     check_threshold(args.threshold)
     torch_device("-device", args.device)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 import config
-from facedata.cli import command
+from facedata.cli import at_least, command
 from facedata.errors import UsageError
 from facedata.io import check_output_folder
 from models_definition.checkpoint import CheckpointError, load_checkpoint
@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe setting")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
     args = p.parse_args(argv)
+    at_least("--threads", args.threads, 1)  # torch would raise it as a RuntimeError
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg, out = build_config(args)  # every setting checked: type, range, head options

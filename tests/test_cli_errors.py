@@ -331,7 +331,7 @@ def test_threshold_outside_the_cosine_range_is_refused(value, entry, no_work, ca
 
 def test_check_threshold_passes_the_cosine_range():
     from facedata.errors import UsageError
-    from recognition.verify import check_threshold
+    from models_definition.zoo import check_threshold
 
     assert [check_threshold(v) for v in (-1.0, 0.363, 1.0, None)] == [-1.0, 0.363, 1.0, None]
     with pytest.raises(UsageError):

@@ -138,9 +138,14 @@ def _cli(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.
                           env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
 
 
-def test_cli_recipe_errors():
-    r = _cli("train.py", "--recipe", "nope")
-    assert r.returncode == 2 and "unknown recipe 'nope'; valid: ce-efficientnet" in r.stderr
+def test_cli_recipe_errors(capsys, tmp_path):
+    import train
+
+    assert train.main(["--recipe", "nope"]) == 2
+    assert "unknown recipe 'nope'; valid: ce-efficientnet" in capsys.readouterr().err
+    assert train.main(["--recipe", "sample-ce", "--threads", "-1", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == "train.py: error: --threads -1: must be at least 1\n"
+    assert not (tmp_path / "run").exists()
 
 
 def test_ddp_two_processes_gloo(small_aligned, tmp_path):
