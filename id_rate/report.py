@@ -5,11 +5,12 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facedata.io import write_bytes_atomic
 
-from .plots import plot_roc, plot_tpr_at_fpr
-from .protocols import IdRateResult
+if TYPE_CHECKING:  # the table helpers stay torch-free for id_rate.results_table
+    from .protocols import IdRateResult
 
 
 def fmt(v: float | None, digits: int = 4) -> str:
@@ -64,9 +65,10 @@ def columns(rows: list[dict[str, str]]) -> list[str]:
     return cols
 
 
-def markdown_rows(rows: list[dict[str, str]]) -> list[str]:
-    """The rows as a Markdown table (header, rule, one line per row)."""
-    cols = columns(rows)
+def markdown_rows(rows: list[dict[str, str]], cols: list[str] | None = None) -> list[str]:
+    """The rows as a Markdown table (header, rule, one line per row); ``cols`` (default: every column of the
+    rows, :func:`columns`) fixes which columns and their order."""
+    cols = columns(rows) if cols is None else cols
     return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] + \
         ["| " + " | ".join(r.get(c, "") for c in cols) + " |" for r in rows]
 
@@ -96,6 +98,8 @@ def markdown_table(results: dict[str, IdRateResult], extra: dict[str, dict] | No
 def write_report(results: dict[str, IdRateResult], out_dir: Path, meta: dict,
                  extra: dict[str, dict] | None = None) -> list[Path]:
     """table.md, table.csv, results.json, roc.png and tpr_at_fpr.png in ``out_dir``; returns the paths."""
+    from .plots import plot_roc, plot_tpr_at_fpr
+
     out_dir.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(markdown_table(results, extra).encode(), out_dir / "table.md")
     write_bytes_atomic(csv_bytes(table_rows(results, extra)), out_dir / "table.csv")
