@@ -298,7 +298,7 @@ class Scratch:
 
 def lock_held(folder: Path) -> Callable[[], contextlib.AbstractContextManager]:
     def hold():
-        from facedata.prepare import folder_lock
+        from facedata.io import folder_lock
 
         return folder_lock(folder)
     return hold

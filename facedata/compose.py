@@ -268,7 +268,7 @@ def build(out: Path, sources: Sequence[Source], eval_sets: Sequence, embedder, s
     from . import audit as audit_mod
     from .fetch import staging
     from .io import check_output_folder
-    from .prepare import folder_lock
+    from .io import folder_lock
 
     out = Path(out)
     spec = spec_of(sources, seed, pack, keep_flagged)

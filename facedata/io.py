@@ -27,7 +27,7 @@ from typing import Iterator, Literal, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageReadError, ImageTooLargeError, OutputNotSavedError, OutputPathError, UsageError
+from .errors import DatasetError, ImageReadError, ImageTooLargeError, OutputNotSavedError, OutputPathError, UsageError
 
 ColorOrder = Literal["RGB", "BGR"]
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
@@ -391,6 +391,32 @@ def _name_max(folder: Path) -> int:
         return os.pathconf(folder, "PC_NAME_MAX")
     except (OSError, ValueError):
         return 255
+
+
+@contextmanager
+def folder_lock(folder: Path, what: str = "prepared", lock_name: str = ".lock") -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (``lock_name`` inside it) for the block; a second holder is refused
+    with who holds it, so two runs never do the same images twice into one manifest."""
+    import fcntl
+    import socket
+
+    lock = folder / lock_name
+    fh = open(lock, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise DatasetError(f"{folder} is being {what} by another run ({holder}); wait for it to finish, "
+                               "or use another output folder") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        fh.flush()
+        yield
+    finally:
+        fh.close()  # closing releases the lock
 
 
 def add_max_megapixels_option(parser: argparse.ArgumentParser) -> None:

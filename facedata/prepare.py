@@ -12,7 +12,6 @@ symbolic links are followed. The source folder is only read.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import itertools
@@ -32,7 +31,7 @@ import numpy as np
 from .cli import command
 from .detect import DetectorConfig, Face
 from .errors import DatasetError, FaceDataError, ImageReadError, ImageTooLargeError, UsageError
-from .io import DEFAULT_MAX_PIXELS, add_max_megapixels_option, create_output_folder, max_pixels_of
+from .io import DEFAULT_MAX_PIXELS, add_max_megapixels_option, create_output_folder, folder_lock, max_pixels_of
 
 MANIFEST_NAME = "manifest.csv"
 RUNS_LOG = "prepare_runs.jsonl"  # one line per run: images, seconds, images/s, outcome
@@ -400,32 +399,6 @@ def _cause_of_death(processes: list) -> str:
             name = f"signal {-code}"
         return f"killed by {name}" + ("; the out-of-memory killer sends it" if -code == signal.SIGKILL else "")
     return "cause unknown"
-
-
-@contextlib.contextmanager
-def folder_lock(folder: Path, what: str = "prepared", lock_name: str = ".lock") -> Iterator[None]:
-    """Hold an exclusive lock on ``folder`` (``lock_name`` inside it) for the block; a second holder is refused
-    with who holds it, so two runs never do the same images twice into one manifest."""
-    import fcntl
-    import socket
-
-    lock = folder / lock_name
-    fh = open(lock, "a+", encoding="utf-8")
-    try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise DatasetError(f"{folder} is being {what} by another run ({holder}); wait for it to finish, "
-                               "or use another output folder") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
-        fh.flush()
-        yield
-    finally:
-        fh.close()  # closing releases the lock
 
 
 def _migrate_manifest(manifest: Path, rows: Iterable[dict]) -> bool:

@@ -117,7 +117,7 @@ def test_prepare_size_0_is_refused_before_any_image_is_read(photos, tmp_path, cl
 
 
 def test_prepare_second_run_on_a_locked_destination_names_the_holder(photos, tmp_path, cli):
-    from facedata.prepare import folder_lock
+    from facedata.io import folder_lock
 
     dst = tmp_path / "aligned"
     dst.mkdir()

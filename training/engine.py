@@ -119,7 +119,7 @@ class Trainer:
         """The run folder's lock (rank 0 writes; the other ranks only read what it wrote)."""
         if not self.is_main:
             return nullcontext()
-        from facedata.prepare import folder_lock
+        from facedata.io import folder_lock
 
         self.out.mkdir(parents=True, exist_ok=True)
         return folder_lock(self.out, "trained in")
