@@ -654,6 +654,8 @@ def cases(s: Scratch) -> list[Case]:
         *[Case(train, f"--set {kv}", ["train.py", "--recipe", "sample-triplet", "--set", kv, "--out", str(t("run")),
                                        "--no-progress"])
           for kv in ("lr=abc", "epochs=two", "val_fraction=2.0", "head_kwargs={'margn': 0.2}")],
+        Case(train, "--threads -1", ["train.py", "--recipe", "sample-triplet", "--threads", "-1", "--out",
+                                     str(t("run_threads")), "--no-progress"], after=absent("run_threads")),
         Case(train, "--set data=<a train.rec without its train.idx>",
              ["train.py", "--recipe", "sample-triplet", "--set", f"data={t('no_idx', 'train.rec')}", "--out",
               str(t("run_pack")), "--no-progress"]),
