@@ -38,6 +38,8 @@ class FaceFolder:
     labels: np.ndarray  # int64, one per item
     pack: Path | None = None
     keys: np.ndarray | None = None  # int64 record keys, with pack
+    # the decoded crops, uint8 (N, H, W, 3), when :meth:`in_memory` loaded them: read() then decodes nothing
+    crops: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -49,17 +51,44 @@ class FaceFolder:
         """The same classes (labels unchanged) restricted to ``indices``."""
         idx = np.asarray(indices, dtype=np.int64)
         return dataclasses.replace(self, paths=[self.paths[i] for i in idx], labels=self.labels[idx],
-                                   keys=None if self.keys is None else self.keys[idx])
+                                   keys=None if self.keys is None else self.keys[idx],
+                                   crops=None if self.crops is None else self.crops[idx])
 
     def relabel(self, classes: list[str], labels: np.ndarray) -> "FaceFolder":
         """The same images under other class names / labels."""
         return dataclasses.replace(self, classes=classes, labels=np.asarray(labels, np.int64))
 
     def read(self, i: int) -> np.ndarray:
-        """Item ``i``'s RGB crop, from its file or its pack record."""
+        """Item ``i``'s RGB crop: from memory after :meth:`in_memory`, else from its file or its pack record."""
+        if self.crops is not None:
+            return self.crops[i]
         if self.pack is not None:
             return read_pack_image(self.pack, int(self.keys[i]))
         return load_image(self.paths[i])
+
+    def memory_bytes(self, side_px: int) -> int:
+        """What :meth:`in_memory` would hold for crops of ``side_px`` x ``side_px``."""
+        return len(self) * side_px * side_px * 3
+
+    def in_memory(self, side_px: int, threads: int = 2) -> "FaceFolder":
+        """This folder with every crop decoded once into one uint8 (N, side, side, 3) array, so a training epoch
+        decodes no JPEG (loader workers share the array: forked, never written). A crop of another size is an
+        error naming it (aligned sets are one size); an unreadable file raises its ImageReadError."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        out = np.empty((len(self), side_px, side_px, 3), np.uint8)
+
+        def fill(i: int) -> None:
+            crop = self.read(i)
+            if crop.shape != out.shape[1:]:
+                raise DatasetError(f"{self.paths[i]}: a {crop.shape[1]}x{crop.shape[0]} crop where the set's crops "
+                                   f"are {side_px}x{side_px}; re-align it (python -m facedata.prepare) or train with "
+                                   "in_memory_gb=0")
+            out[i] = crop
+
+        with ThreadPoolExecutor(max(1, threads)) as pool:  # decoding releases the GIL
+            list(pool.map(fill, range(len(self))))
+        return dataclasses.replace(self, crops=out)
 
 
 def scan_face_folder(root: str | os.PathLike, min_images_per_class: int = 1, max_classes: int | None = None) -> FaceFolder:
@@ -150,6 +179,12 @@ class OpenSetSplit:
     train: FaceFolder
     query: FaceFolder
     distractor: FaceFolder
+    # the benchmark's identities (SplitSpec.benchmark_*), set aside before query and distractor; empty if none
+    benchmark_query: FaceFolder | None = None
+    benchmark_distractor: FaceFolder | None = None
+
+
+BENCHMARK_SEED_OFFSET = 1  # the benchmark hold-out draws from split_seed + 1: another stream than the open-set one
 
 
 def choose_open_set_identities(labels: np.ndarray, n_query: int | None, n_distractor: int | None,
@@ -215,10 +250,16 @@ def held_out_split(split: SplitSpec | Mapping[str, Any], data: str | os.PathLike
     dataset at another path). A run without an open-set hold-out gives empty query and distractor parts."""
     s = split if isinstance(split, SplitSpec) else SplitSpec.from_dict(split)
     folder = scan_face_folder(data or s.data, s.min_images_per_class, s.max_classes)
+    bench_q = bench_d = folder.subset([])
+    if s.benchmark_holds_out:  # first, so the benchmark's people do not depend on the run's other settings
+        b = identity_disjoint_split(folder, s.benchmark_query, s.benchmark_distractor,
+                                    s.split_seed + BENCHMARK_SEED_OFFSET, s.benchmark_query_images, None)
+        folder, bench_q, bench_d = b.train, b.query, b.distractor
     if not s.holds_out:
-        return OpenSetSplit(folder, folder.subset([]), folder.subset([]))
-    return identity_disjoint_split(folder, s.open_set_query, s.open_set_distractor, s.split_seed,
-                                   s.open_set_query_images, s.open_set_distractor_images)
+        return OpenSetSplit(folder, folder.subset([]), folder.subset([]), bench_q, bench_d)
+    o = identity_disjoint_split(folder, s.open_set_query, s.open_set_distractor, s.split_seed,
+                                s.open_set_query_images, s.open_set_distractor_images)
+    return OpenSetSplit(o.train, o.query, o.distractor, bench_q, bench_d)
 
 
 class FaceDataset:
@@ -235,9 +276,16 @@ class FaceDataset:
 
     def __init__(self, folder: FaceFolder, preprocess: Preprocess,
                  augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
-                 views: int = 0, view_seed: int = 0) -> None:
+                 views: int = 0, view_seed: int = 0, as_uint8: bool = False) -> None:
         self.folder, self.preprocess, self.augment = folder, preprocess, augment
         self.views, self.view_seed = views, view_seed
+        # items as uint8 (size, size, 3) tensors (Preprocess.to_uint8), normalised per batch by Preprocess.normalize
+        self._input = self._uint8 if as_uint8 else preprocess
+
+    def _uint8(self, crop: np.ndarray):
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(self.preprocess.to_uint8(crop)))
 
     def __len__(self) -> int:
         return len(self.folder)
@@ -249,7 +297,7 @@ class FaceDataset:
             image = int(self.folder.labels[i])
             view = int(np.random.default_rng(seed).integers(self.views))
             crop = teacher_view(self.augment, crop, image, view, self.view_seed)
-            return self.preprocess(crop), image * self.views + view
+            return self._input(crop), image * self.views + view
         if self.augment is not None:
             crop = self.augment(crop, np.random.default_rng(seed))
-        return self.preprocess(crop), int(self.folder.labels[i])
+        return self._input(crop), int(self.folder.labels[i])

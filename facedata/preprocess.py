@@ -38,17 +38,31 @@ class Preprocess:
         if self.size_px <= 0:
             raise ValueError(f"size_px must be positive, got {self.size_px}")
 
-    def to_array(self, crop_rgb: np.ndarray) -> np.ndarray:
-        """One crop -> float32 (3, size, size) array, normalised; resized if the crop size differs."""
+    def to_uint8(self, crop_rgb: np.ndarray) -> np.ndarray:
+        """One crop -> uint8 (size, size, 3) in ``color_order``: resized if its size differs, not normalised."""
         if crop_rgb.ndim != 3 or crop_rgb.shape[2] != 3 or crop_rgb.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 (H, W, 3) crop, got {crop_rgb.dtype} {crop_rgb.shape}")
         if crop_rgb.shape[:2] != (self.size_px, self.size_px):
             interp = cv2.INTER_AREA if crop_rgb.shape[0] > self.size_px else cv2.INTER_LINEAR
             crop_rgb = cv2.resize(crop_rgb, (self.size_px, self.size_px), interpolation=interp)
-        x = crop_rgb[:, :, ::-1] if self.color_order == "BGR" else crop_rgb
-        x = x.astype(np.float32) * (1.0 / 255.0)
+        return crop_rgb[:, :, ::-1] if self.color_order == "BGR" else crop_rgb
+
+    def to_array(self, crop_rgb: np.ndarray) -> np.ndarray:
+        """One crop -> float32 (3, size, size) array, normalised; resized if the crop size differs."""
+        x = self.to_uint8(crop_rgb).astype(np.float32) * (1.0 / 255.0)
         x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+    def normalize(self, batch):
+        """:meth:`to_uint8` crops stacked as a torch uint8 (N, size, size, 3) tensor -> the float32 (N, 3, size,
+        size) batch :meth:`batch` gives, value for value (the same float32 operations), in channels_last memory.
+        Training loaders send uint8 (a quarter of the bytes between processes) and normalise here."""
+        import torch
+
+        x = batch.permute(0, 3, 1, 2).float() * (1.0 / 255.0)  # NHWC memory seen as NCHW: channels_last
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+        return (x - mean) / std
 
     def __call__(self, crop_rgb: np.ndarray):
         """One crop -> torch float tensor (3, size, size)."""

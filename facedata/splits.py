@@ -31,6 +31,17 @@ class SplitSpec:
     max_train_classes: int | None = None  # after the hold-out: train on this many identities (seeded choice)
     val_fraction: float = 0.1  # closed-set validation: this share of each training identity's images
     split_seed: int = DEFAULT_SPLIT_SEED
+    # identities held out before everything else, for the benchmark alone (id_rate.benchmark's "composed" set):
+    # never trained on and never used to choose an epoch (the open-set hold-out above does that). Query
+    # identities give benchmark_query_images each, distractors every image they have.
+    benchmark_query: int = 0
+    benchmark_distractor: int = 0
+    benchmark_query_images: int = 6
+
+    @property
+    def benchmark_holds_out(self) -> bool:
+        """Whether identities were set aside for the benchmark (before the open-set hold-out)."""
+        return bool(self.benchmark_query or self.benchmark_distractor)
 
     @property
     def holds_out(self) -> bool:

@@ -126,6 +126,23 @@ class PairVerification(Callback):
             metrics[f"verify_{ps.name}_acc"], metrics[f"verify_{ps.name}_tar@1e-3"] = r.accuracy_mean, r.tar_at_far_1e3
 
 
+class Selection(Callback):
+    """With ``monitor="select"``: ``select``, the mean of every verification set's accuracy and the held-out
+    identities' ``val_auc`` (both in [0, 1]), so one figure weighs the pairs of another set (LFW View 1
+    DevTest) and unseen people of the training set's own kind. A missing part is an error, not a silent mean
+    of fewer figures."""
+
+    def on_epoch_end(self, trainer: "Trainer", metrics: dict[str, Any]) -> None:
+        if trainer.monitor != "select":
+            return
+        keys = [f"verify_{ps.name}_acc" for ps in trainer.verify_sets] + ["val_auc"]
+        missing = [k for k in keys if metrics.get(k) is None]
+        if missing or not trainer.verify_sets:
+            raise TrainingError(f"monitor 'select' needs verify_sets and an open-set hold-out (open_set_query); "
+                                f"missing: {missing or ['verify_sets']}")
+        metrics["select"] = float(np.mean([metrics[k] for k in keys]))
+
+
 class EarlyStopping(Callback):
     """Ends the run once the monitored value has not improved for ``early_stop_patience`` epochs (also a
     resumed run that had already run out of patience)."""
@@ -154,7 +171,7 @@ class CsvLog(Callback):
 
 def default_callbacks() -> list[Callback]:
     """The built-ins, in the order they run: figures first, then the decisions and the log that read them."""
-    return [Validation(), PairVerification(), EarlyStopping(), CsvLog()]
+    return [Validation(), PairVerification(), Selection(), EarlyStopping(), CsvLog()]
 
 
 def load_verify_sets(specs: list[str], monitor: str) -> list:
@@ -170,7 +187,7 @@ def load_verify_sets(specs: list[str], monitor: str) -> list:
     if len(set(names)) != len(names):
         raise TrainingError(f"verify_sets: two sets are named alike ({names}); rename one of the files")
     for ps in sets:
-        if monitor in (f"verify_{ps.name}_acc", f"verify_{ps.name}_tar@1e-3") and is_lfw_view2(ps):
+        if monitor in (f"verify_{ps.name}_acc", f"verify_{ps.name}_tar@1e-3", "select") and is_lfw_view2(ps):
             raise TrainingError(f"monitor {monitor!r} would choose best.pt on LFW View 2 ({ps.name}), the "
                                 "set its figures are reported on; monitor View 1 (pairsDevTest) or held-out "
                                 "identities instead")

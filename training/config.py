@@ -21,6 +21,9 @@ SCHEDULES = ("cosine", "plateau", "constant")
 MONITORS = {  # metric -> which direction is better
     "val_auc": "max", "val_tpr@1e-3": "max", "val_tpr@1e-2": "max", "val_acc": "max",
     "val_loss": "min", "train_loss": "min",
+    # the mean of every verification set's 10-fold accuracy and the held-out identities' ROC-AUC
+    # (training.callbacks.Selection): best.pt chosen on LFW View 1 DevTest and a held-out slice of the training set
+    "select": "max",
 }
 def _is_verify_metric(name: str) -> bool:
     return name.startswith("verify_") and name.endswith(("_acc", "_tar@1e-3"))
@@ -32,7 +35,7 @@ def monitor_mode(name: str) -> str:
 
 
 # Fields that may change when a run is resumed (they do not change what is computed).
-RESUMABLE_CHANGES = ("epochs", "workers", "progress", "device", "early_stop_patience")
+RESUMABLE_CHANGES = ("epochs", "workers", "progress", "device", "early_stop_patience", "in_memory_gb")
 
 
 class SettingError(FaceKitError, ValueError):
@@ -55,7 +58,8 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {  # key -> (low, h
     "min_lr_factor": (0, 1, False), "plateau_factor": (0, 1, True), "plateau_patience": (0, None, False),
     "grad_clip_norm": (0, None, False), "early_stop_patience": (1, None, False), "workers": (0, None, False),
     "freeze_backbone_epochs": (0, None, False), "backbone_lr_factor": (0, None, False),
-    "teacher_views": (0, None, False),
+    "teacher_views": (0, None, False), "in_memory_gb": (0, None, False),
+    "benchmark_query": (0, None, False), "benchmark_distractor": (0, None, False), "benchmark_query_images": (2, None, False),
 }
 _POSITIVE = {"lr", "grad_clip_norm", "plateau_factor"}  # strictly above their low bound
 
@@ -110,6 +114,9 @@ class TrainConfig:
     open_set_distractor_images: int | None = SplitSpec.open_set_distractor_images
     max_train_classes: int | None = SplitSpec.max_train_classes  # after the hold-out: this many identities (seeded)
     split_seed: int = SplitSpec.split_seed
+    benchmark_query: int = SplitSpec.benchmark_query  # identities set aside for the benchmark alone (never seen)
+    benchmark_distractor: int = SplitSpec.benchmark_distractor
+    benchmark_query_images: int = SplitSpec.benchmark_query_images
     # a composed set (facedata.compose) trains only if its identity-overlap audit covered every one of these
     # evaluation sets and dropped what it flagged: the sets this project reports on (facedata.audit)
     audit_eval_sets: list[str] = field(default_factory=lambda: ["lfw", "cfp", "celeba"])
@@ -160,7 +167,7 @@ class TrainConfig:
     # BatchNorm statistics too), so a random head cannot wreck the pretrained features; then everything
     freeze_backbone_epochs: int = 0
     backbone_lr_factor: float = 1.0  # the backbone's learning rate as a share of lr (a pretrained start: < 1)
-    monitor: str | None = None  # None: val_auc with an open set, else val_acc, else train_loss; or verify_<set>_acc
+    monitor: str | None = None  # None: val_auc with an open set, else val_acc, else train_loss; or verify_<set>_acc; or select
     early_stop_patience: int | None = None  # epochs without improvement of the monitor
     # verification during training (insightface's CallBackVerification): pair sets scored every epoch, logged
     # as verify_<set>_acc and verify_<set>_tar@1e-3; "PAIRS_FILE@ALIGNED_DIR" (LFW-style pairs) or a .bin
@@ -168,9 +175,17 @@ class TrainConfig:
     verify_flip: bool = True  # score the flip-summed embedding, as LFW figures are reported
     # machine
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # float16 autocast + GradScaler, CUDA only
+    # mixed precision (models_definition.precision): float16 + GradScaler on CUDA; bfloat16 autocast on a CPU with
+    # bf16 units (AVX512-BF16 / AMX), 1.6-1.9x the float32 images/s here with the same loss curve (tests,
+    # benchmarks/README.md); the head and its loss stay float32 (ArcFace's margin needs the precision)
+    amp: bool = True
+    # decode the training crops once and keep them in memory (uint8) when they take at most this many GB: an epoch
+    # then decodes no JPEG (the composed set at 112 px: 0.8 GB). 0: read every file every step
+    in_memory_gb: float = 4.0
     channels_last: bool = True  # NHWC: faster convolutions on GPUs (tensor cores) and, measured, on this CPU too
-    workers: int = 2
+    # loader processes. None: none for crops held in memory on a CPU (the processes would take the cores the model
+    # trains on: measured 1.1-1.2x slower with 1 or 2 of them on 2 cores, benchmarks/README.md), else 2
+    workers: int | None = None
     seed: int = 0
     progress: bool = True
 

@@ -160,22 +160,30 @@ def _collate_crops(items: list) -> Any:
     return bad if bad is not None else items
 
 
+def loader_workers(cfg: TrainConfig, folder: FaceFolder, device_type: str) -> int:
+    """``cfg.workers``, or when it is None: 0 for crops in memory on a CPU, else 2 (see TrainConfig.workers)."""
+    if cfg.workers is not None:
+        return cfg.workers
+    return 0 if folder.crops is not None and device_type == "cpu" else 2
+
+
 def make_loader(cfg: TrainConfig, folder: FaceFolder, preprocess: Preprocess | None, batches, augment=None,
-                persistent: bool = False, pin_memory: bool = False) -> torch.utils.data.DataLoader:
-    """A loader over ``batches`` (lists of keys) of ``folder``: ``(images, labels)`` tensors, preprocessed
-    and (with ``augment``) augmented; with ``preprocess`` None, lists of raw RGB crops. A batch holding an
+                persistent: bool = False, device_type: str = "cpu") -> torch.utils.data.DataLoader:
+    """A loader over ``batches`` (lists of keys) of ``folder``: ``(images, labels)`` tensors, the images uint8
+    (N, size, size, 3) for ``preprocess.normalize`` (with ``augment``, augmented first); with ``preprocess``
+    None, lists of raw RGB crops. A batch holding an
     unreadable image comes as its :class:`ReadFailure` (see :func:`checked`)."""
     if preprocess is None:
         ds, collate = _Items(_Crops(folder), folder), _collate_crops
     else:
         ds = _Items(FaceDataset(folder, preprocess, augment, views=cfg.teacher_views if augment else 0,
-                                view_seed=cfg.seed), folder)
+                                view_seed=cfg.seed, as_uint8=True), folder)
         collate = _collate_tensors
-    workers = cfg.workers
+    workers = loader_workers(cfg, folder, device_type)
     # the loader's own generator: its worker seeds must not draw from (and so move) the global torch RNG
     return torch.utils.data.DataLoader(
-        ds, batch_sampler=batches, num_workers=workers, pin_memory=pin_memory, collate_fn=collate,
-        generator=torch.Generator().manual_seed(cfg.seed), persistent_workers=persistent,
+        ds, batch_sampler=batches, num_workers=workers, pin_memory=device_type == "cuda", collate_fn=collate,
+        generator=torch.Generator().manual_seed(cfg.seed), persistent_workers=persistent and workers > 0,
         prefetch_factor=4 if workers else None)
 
 

@@ -18,6 +18,7 @@ from facedata.datasets import FaceFolder
 from facedata.preprocess import Preprocess
 from id_rate.scoring import l2_normalize
 from models_definition.backbones import Embedder
+from models_definition.precision import autocast
 from models_definition.zoo import FaceEmbedder
 
 from .data import checked, make_loader
@@ -42,7 +43,7 @@ class LiveForward:
         t = torch.from_numpy(x).to(self.device, non_blocking=True)
         if self.channels_last:
             t = t.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+        with autocast(self.device, self.amp):
             e = self.model(t).float().cpu().numpy()
         self.calls.append(e)
         return e

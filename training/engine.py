@@ -26,6 +26,7 @@ from torch import nn
 from facedata.audit import AuditError, check_trainable
 from facedata.augment import Augment
 from facedata.datasets import FaceFolder
+from facedata.errors import FaceDataError, ImageReadError
 from facedata.io import write_bytes_atomic
 from facedata.preprocess import Preprocess, get_preset
 from models_definition.backbones import build_embedder
@@ -34,7 +35,7 @@ from models_definition.heads import build_head
 from . import checkpoints, distributed, teacher
 from .callbacks import Callback, default_callbacks, load_verify_sets
 from .config import TrainConfig, monitor_mode
-from .data import KeyedBatches, checked, make_loader, make_sampler, make_splits
+from .data import KeyedBatches, ReadFailure, checked, make_loader, make_sampler, make_splits
 from .errors import TrainingError
 from .log import progress_bar
 from .objective import TrainModule, make_optimizer, make_scheduler, per_epoch_schedule, set_bn_momentum
@@ -55,7 +56,7 @@ class Trainer:
         self.device, self.rank, self.world = self.procs.device, self.procs.rank, self.procs.world
         self.distributed, self.is_main = self.procs.distributed, self.procs.is_main
         self.cuda = self.device.type == "cuda"
-        self.amp = cfg.amp and self.cuda
+        self.amp = cfg.amp  # mixed precision where the device has it (models_definition.precision)
         self.channels_last = cfg.channels_last
         self.callbacks = default_callbacks() if callbacks is None else list(callbacks)
         created = [p for p in (self.out, *self.out.parents) if not p.exists()]  # folders the lock will create
@@ -98,10 +99,11 @@ class Trainer:
             table = teacher.teacher_table(cfg, t, self.model.embedding_size, self.augment, self.out, self.procs)
             teacher.set_teacher_targets(self.head, t, table, cfg.teacher_views)
             self.train_folder = t.relabel(t.classes, np.arange(len(t)))
+        self.train_folder = self._in_memory(self.train_folder)
         set_bn_momentum(self.model, cfg.bn_momentum)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.module: nn.Module = TrainModule(self.model, self.head)
+        self.module: nn.Module = TrainModule(self.model, self.head, self.amp)
         if self.distributed:
             self.module = nn.parallel.DistributedDataParallel(
                 self.module, device_ids=[self.device.index] if self.cuda else None)
@@ -109,11 +111,25 @@ class Trainer:
         self.steps_per_epoch = len(KeyedBatches(self.sampler, cfg.seed, 0, self.rank, self.world))
         self.optimizer = make_optimizer(cfg, self.model, self.module)
         self.scheduler = make_scheduler(cfg, self.optimizer, self.monitor, self.steps_per_epoch)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.cuda)  # float16 only: bf16 needs none
         self.epoch, self.history, self.best, self.stale = 0, [], None, 0
         self.stop_training, self._train_loader = False, None
         if state is not None:
             checkpoints.load_state(self, state)
+
+    def _in_memory(self, folder: FaceFolder) -> FaceFolder:
+        """``folder`` with its crops decoded into memory when they fit ``in_memory_gb`` (else as it is)."""
+        if not len(folder) or not self.cfg.in_memory_gb:
+            return folder
+        side = folder.read(0).shape[0]
+        if folder.memory_bytes(side) > self.cfg.in_memory_gb * 1e9:
+            return folder
+        try:
+            return folder.in_memory(side, threads=max(1, torch.get_num_threads()))
+        except ImageReadError as exc:  # the named error a training step would give
+            raise ReadFailure(exc.path, exc.detail).error("loading the training crops") from None
+        except FaceDataError as exc:  # a crop of another size, a pack record that is not an image
+            raise TrainingError(f"{exc}; training stopped before it began") from None
 
     def _locked(self) -> ContextManager[None]:
         """The run folder's lock (rank 0 writes; the other ranks only read what it wrote)."""
@@ -131,7 +147,7 @@ class Trainer:
     # --- data ------------------------------------------------------------------------------------------
     def _loader(self, folder: FaceFolder, batches, augment: bool, persistent: bool = False):
         return make_loader(self.cfg, folder, self.preprocess, batches, self.augment if augment else None,
-                           persistent, pin_memory=self.cuda)
+                           persistent, device_type=self.device.type)
 
     # --- the loop ------------------------------------------------------------------------------------
     def train_epoch(self) -> dict[str, float]:
@@ -139,7 +155,7 @@ class Trainer:
         if self._train_loader is None:  # one loader for the run: worker processes persist across epochs
             self._train_batches = KeyedBatches(self.sampler, cfg.seed, self.epoch, self.rank, self.world)
             self._train_loader = self._loader(self.train_folder, self._train_batches, augment=True,
-                                              persistent=cfg.workers > 0)
+                                              persistent=True)
         batches, loader = self._train_batches, self._train_loader
         batches.epoch = self.epoch  # read in this process when the epoch's iteration starts
         self.module.train()
@@ -154,8 +170,7 @@ class Trainer:
         bar = progress_bar(cfg.progress and self.is_main, len(batches), f"epoch {self.epoch}/{cfg.epochs}")
         for step, (x, y) in enumerate(checked(loader, f"training (epoch {self.epoch})")):
             x, y = self._to_device(x), y.to(self.device, non_blocking=True)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp) if self.cuda else nullcontext():
-                loss = self.module(x, y)
+            loss = self.module(x, y)
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"loss is {float(loss.detach())} at epoch {self.epoch}, step {step}: training stopped. "
@@ -241,8 +256,9 @@ class Trainer:
             running._shutdown_workers()
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.device, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        """A loader's uint8 batch -> the normalised float batch on the device (uint8 crosses the bus: 1/4 the bytes)."""
+        x = self.preprocess.normalize(x.to(self.device, non_blocking=True))  # channels_last memory already
+        return x if self.channels_last else x.contiguous()
 
     def _lap(self) -> float:
         """Seconds since the previous mark, and a new mark."""

@@ -17,7 +17,7 @@ def write_log(out_dir: Path, history: list[dict[str, Any]]) -> None:
     """Rewrite the whole CSV and plot from the history, so an interrupted write never leaves half a file."""
     buf = io.StringIO()
     verify = sorted({k for row in history for k in row if k.startswith("verify_")})  # per pair set
-    columns = list(COLUMNS) + verify
+    columns = list(COLUMNS) + verify + (["select"] if any("select" in row for row in history) else [])
     w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     w.writeheader()
     for row in history:

@@ -7,19 +7,24 @@ import torch
 from torch import nn
 
 from models_definition.backbones import Embedder
+from models_definition.precision import autocast
 
 from .config import TrainConfig, monitor_mode
 
 
 class TrainModule(nn.Module):
-    """Embedder + head as one module, so DDP synchronises the head's class weights too."""
+    """Embedder + head as one module, so DDP synchronises the head's class weights too. With ``amp`` the
+    embedder runs in mixed precision (``models_definition.precision``); the head and its loss in float32."""
 
-    def __init__(self, model: Embedder, head: nn.Module) -> None:
+    def __init__(self, model: Embedder, head: nn.Module, amp: bool = False) -> None:
         super().__init__()
-        self.model, self.head = model, head
+        self.model, self.head, self.amp = model, head, amp
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.head(self.model(x), y)
+        with autocast(x.device, self.amp):
+            emb = self.model(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return self.head(emb.float(), y)
 
 
 def set_bn_momentum(model: nn.Module, momentum: float | None) -> None:
