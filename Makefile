@@ -85,8 +85,9 @@ celeba-models: data
 	$(PY) -m id_rate --models $(CELEBA_RECIPES) sface-torch sface dlib random-init random-init-r18-64 --data $(CELEBA_ALIGNED) \
 		--bootstrap 200 --out id_rate/results/celeba-own --no-progress
 
-# Every model on LFW View 2, CFP-FF, CFP-FP and the CelebA held-out people in one table, with paired
-# comparisons (paired bootstraps over the pair sets' folds and over CelebA's identities; id_rate/benchmark.py). Fetches
+# Every model on LFW View 2, CFP-FF, CFP-FP, the CelebA held-out people and the composed set's benchmark people
+# (skipped, with a note, until `make compose` has made it) in one table, with paired comparisons (paired
+# bootstraps over the pair sets' folds and over the held-out identities; id_rate/benchmark.py). Fetches
 # and aligns what is missing first; each step finds its work done on a second run. CFP comes from CFP_FROM
 # (a local cfp-dataset.zip or its folder) when given, else it is downloaded. CFP's faces fill the frame, so
 # they are detected on a copy at most 640 px wide (benchmarks/bench_detect_sizes.py: same faces, faster), with a
@@ -95,6 +96,7 @@ CFP_FROM     ?=
 CFP_ROOT     ?= $(or $(FACEKIT_CFP),data/cfp)
 CFP_ALIGNED  ?= $(or $(FACEKIT_CFP_ALIGNED),data/cfp_aligned)
 BENCH_MODELS ?= sface dlib random-init sface-torch
+COMPOSED     ?= $(or $(FACEKIT_COMPOSED),data/composed)
 benchmarks: venv
 	$(PY) -m facedata.fetch lfw $(if $(LFW_FROM),--from $(LFW_FROM)) --dest $(LFW_ROOT)
 	$(PY) -m facedata.prepare $(LFW_ROOT)/lfw-deepfunneled $(LFW_ALIGNED) --fallback centred --workers 2 --no-progress
@@ -105,7 +107,7 @@ benchmarks: venv
 	$(PY) -m facedata.prepare $(CELEBA_ROOT) $(CELEBA_ALIGNED) --fallback centred --workers 2 --no-progress
 	$(PY) -m id_rate.benchmark --models $(BENCH_MODELS) --bootstrap 200 --lfw-dir $(LFW_ALIGNED) \
 		--lfw-pairs $(LFW_ROOT)/pairs.txt --cfp-root $(CFP_ROOT) --cfp-dir $(CFP_ALIGNED) --celeba-dir $(CELEBA_ALIGNED) \
-		--out id_rate/results/benchmark --no-progress
+		--composed-dir $(COMPOSED) --out id_rate/results/benchmark --no-progress
 
 # The training set of thousands of identities: FIW and CelebA's aligned photos (local copies: FIW_FROM,
 # CELEBA_IMG_ALIGN_FROM with CELEBA_IDENTITIES = identity_CelebA.txt; neither has a direct public download),

@@ -1,4 +1,5 @@
-"""Every model on LFW View 2, CFP-FF, CFP-FP and the CelebA held-out people, in one table, with paired comparisons.
+"""Every model on LFW View 2, CFP-FF, CFP-FP and two sets of held-out people (CelebA's, the composed set's), in one
+table, with paired comparisons.
 
     python -m id_rate.benchmark --models sface dlib random-init sface-torch --out id_rate/results/benchmark
     python -m id_rate.benchmark --models sface dlib --sets lfw cfp-fp --compare sface dlib
@@ -10,20 +11,27 @@ Per model and set, each image is embedded once (cached in data/cache/embeddings,
   fold's threshold chosen on the other 9), TAR@FAR=1e-3, ROC-AUC, and 95% intervals of accuracy and AUC from
   ``--bootstrap`` resamples of whole folds (pairs share images and people, folds share no people; each pair's
   out-of-fold decision kept);
-* CelebA held out (``--celeba-dir``, the aligned 239-person subset): the seed's ID-rate table on a seeded
-  split, 120 query identities x 6 images and the other 119 as distractors (``make celeba``'s split), with
-  95% intervals of ROC-AUC and TPR@FPR=1e-3 from ``--bootstrap`` resamples of identities.
+* ID-rate sets, each the seed's ID-rate table with 95% intervals of ROC-AUC and TPR@FPR=1e-3 from ``--bootstrap``
+  resamples of identities:
+  - CelebA held out (``--celeba-dir``, the aligned 239-person subset): a seeded split, 120 query identities x 6
+    images and the other 119 as distractors (``make celeba``'s split);
+  - composed held out (``--composed-dir``, ``make compose``'s set): the people config.COMPOSED_SPLIT sets aside
+    for the benchmark alone before any training split (200 query identities x 6 images, 400 distractor identities
+    with every image), which no composed-* recipe trains on or chooses an epoch with. ``make compose`` runs after
+    ``make benchmarks``, so a run with the default --sets skips this set, with a note, while the folder is
+    missing.
 
 A checkpoint that trained on people a set scores gets that cell marked, not scored. Comparisons
 (``--compare A B``, and every model against ``random-init`` when it is listed): on each pair set a paired
 bootstrap over whole folds of the accuracy and AUC differences (the discordant-pair counts alongside, as a
-description), and on CelebA a paired bootstrap over identities of the AUC and TPR@FPR=1e-3 differences
+description), and on the ID-rate sets a paired bootstrap over identities of the AUC and TPR@FPR=1e-3 differences
 (``id_rate.paired``). Output in ``--out``: table.md
 (table, published anchor, comparisons), table.csv, comparisons.csv, results.json. Exit 2 on bad input.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -34,8 +42,9 @@ from typing import Any
 import numpy as np
 
 from facedata.cli import at_least, command, torch_device
+from facedata.datasets import BENCHMARK_SEED_OFFSET, held_out_split
 from facedata.io import output_folder, write_bytes_atomic
-from facedata.splits import DEFAULT_SPLIT_SEED
+from facedata.splits import DEFAULT_SPLIT_SEED, SplitSpec
 
 from . import evaluate as ev
 from .evaluate import (PairSet, Protocol, check_not_trained_on, lfw_protocol, score_embeddings, score_pairs,
@@ -46,12 +55,16 @@ from .paired import (PairedDiff, bootstrap_pair_set, kfold_correct, mcnemar_exac
 from .protocols import PairVerificationResult
 from .report import at_rate, csv_bytes, fmt, markdown_rows
 
-SETS = ("lfw", "cfp-ff", "cfp-fp", "celeba")
 PAIR_SETS = ("lfw", "cfp-ff", "cfp-fp")
-TITLE = {"lfw": "LFW", "cfp-ff": "CFP-FF", "cfp-fp": "CFP-FP", "celeba": "CelebA"}
+IDRATE_SETS = ("celeba", "composed")  # held-out people scored with the seed's ID-rate table
+SETS = PAIR_SETS + IDRATE_SETS
+TITLE = {"lfw": "LFW", "cfp-ff": "CFP-FF", "cfp-fp": "CFP-FP", "celeba": "CelebA", "composed": "Composed"}
+# sets a default run skips, with a note, while their folder is missing, and what makes it: `make compose` needs
+# `make benchmarks`' aligned sets first, so the first default run comes before the composed set exists
+SKIPPED_WHEN_MISSING = {"composed": "`make compose` builds it, after `make benchmarks`"}
 BASELINE = "random-init"  # compared against every other model when listed: is a model better than untrained?
 TRAINED_ON = "trained on these people"
-ANCHOR_FPR = 1e-3  # the TPR@FPR the CelebA comparison and intervals use (the seed table's last column)
+ANCHOR_FPR = 1e-3  # the TPR@FPR the ID-rate comparisons and intervals use (the seed table's last column)
 
 
 class BenchmarkError(MetricError):
@@ -115,7 +128,7 @@ def set_paths(args: argparse.Namespace, cfg) -> dict[str, Path]:
     lfw_root = args.lfw_pairs.parent if args.lfw_pairs else cfg.LFW_ROOT  # where the fetched LFW is (for messages)
     return {"lfw_dir": args.lfw_dir or cfg.LFW_ALIGNED, "lfw_pairs": args.lfw_pairs or cfg.LFW_ROOT / "pairs.txt",
             "lfw_root": lfw_root, "cfp_root": args.cfp_root or cfg.CFP_ROOT, "cfp_dir": args.cfp_dir or cfg.CFP_ALIGNED,
-            "celeba_dir": args.celeba_dir or cfg.CELEBA_ALIGNED}
+            "celeba_dir": args.celeba_dir or cfg.CELEBA_ALIGNED, "composed_dir": args.composed_dir or cfg.COMPOSED}
 
 
 def _need(path: Path, is_file: bool, message: str) -> None:
@@ -143,9 +156,63 @@ def check_sources(sets: list[str], paths: dict[str, Path]) -> None:
     if "celeba" in sets:
         _need(p["celeba_dir"], False, f"the aligned CelebA subset {p['celeba_dir']} not found: `make celeba` "
               "(CELEBA_FROM=.../img_celeba) fetches and aligns it; or pass --celeba-dir")
+    if "composed" in sets:
+        _need(p["composed_dir"], False, f"the composed set {p['composed_dir']} not found: `make compose` (after `make "
+              "benchmarks`, whose aligned sets its audit reads) builds it; or pass --composed-dir")
 
 
-def build_protocol(name: str, paths: dict[str, Path], args: argparse.Namespace) -> Protocol:
+def drop_missing(sets: list[str], paths: dict[str, Path]) -> list[str]:
+    """``sets`` without those of SKIPPED_WHEN_MISSING whose folder is missing, each with a one-line note: for the
+    default --sets only (a set asked for by name is checked by :func:`check_sources`)."""
+    missing = [name for name in sets if name in SKIPPED_WHEN_MISSING and not paths[f"{name}_dir"].is_dir()]
+    for name in missing:
+        print(f"benchmark: note: {TITLE[name]} skipped: {paths[f'{name}_dir']} not found "
+              f"({SKIPPED_WHEN_MISSING[name]}; or pass --{name}-dir)", file=sys.stderr)
+    return [name for name in sets if name not in missing]
+
+
+def celeba_protocol(paths: dict[str, Path], args: argparse.Namespace, cfg) -> Protocol:
+    """CelebA's held-out people: a seeded identity-disjoint split of the subset (``make celeba``'s)."""
+    proto = split_protocol(paths["celeba_dir"], args.celeba_query_ids, args.celeba_distractor_ids, args.seed,
+                           args.celeba_query_images)
+    proto.audit_set = "celeba"  # the CelebA people reserved for evaluation (facedata.audit)
+    return proto
+
+
+def composed_split(data: Path, args: argparse.Namespace, cfg) -> SplitSpec:
+    """The split every composed-* recipe trains with (config.COMPOSED_SPLIT) on ``data``, the benchmark counts
+    overridden by the --composed-* flags when given. Without its open-set hold-out: the benchmark's people are
+    drawn before it, from their own seed (facedata.datasets.held_out_split), so they are the same without it,
+    and a small folder need not hold both."""
+    counts = {"benchmark_query": args.composed_query_ids, "benchmark_distractor": args.composed_distractor_ids,
+              "benchmark_query_images": args.composed_query_images}
+    split = SplitSpec.from_dict({**cfg.COMPOSED_SPLIT, "data": str(data),
+                                 **{k: v for k, v in counts.items() if v is not None}})
+    return dataclasses.replace(split, open_set_query=0, open_set_distractor=0)
+
+
+def composed_protocol(paths: dict[str, Path], args: argparse.Namespace, cfg) -> Protocol:
+    """The composed set's held-out people: those its training split sets aside for the benchmark. A checkpoint
+    trained with that split did not see them; one that did (another split, or other counts) is marked by name."""
+    s = composed_split(paths["composed_dir"], args, cfg)
+    held = held_out_split(s)
+    seed = s.split_seed + BENCHMARK_SEED_OFFSET  # the seed the benchmark's people are drawn with
+    return ev._from_split(
+        "composed benchmark hold-out",
+        f"{s.benchmark_query} query identities ({s.benchmark_query_images} images each) and {s.benchmark_distractor} "
+        f"distractor identities (every image) of {s.data}, set aside before any training split (config.COMPOSED_SPLIT"
+        f"'s benchmark_*, seed {s.split_seed} + {BENCHMARK_SEED_OFFSET}): no composed-* recipe trains on them",
+        held.benchmark_query, held.benchmark_distractor, seed,
+        dict(data=s.data, n_query=s.benchmark_query, n_distractor=s.benchmark_distractor, seed=seed,
+             query_images=s.benchmark_query_images, distractor_images=None))
+
+
+# the ID-rate sets: how each finds its held-out people; what follows (scores, intervals, comparisons, columns)
+# is one path for all of them
+IDRATE_PROTOCOLS = {"celeba": celeba_protocol, "composed": composed_protocol}
+
+
+def build_protocol(name: str, paths: dict[str, Path], args: argparse.Namespace, cfg) -> Protocol:
     """The protocol of one set; the same for every model."""
     if name == "lfw":
         # LFW's full protocol, not the pairs alone: its image list is `make lfw`'s, so the embedding cache is
@@ -154,10 +221,7 @@ def build_protocol(name: str, paths: dict[str, Path], args: argparse.Namespace) 
                             missing=args.missing_pairs)
     if name in ("cfp-ff", "cfp-fp"):
         return ev.cfp_protocol(paths["cfp_root"], paths["cfp_dir"], kind=name[-2:].upper(), missing=args.missing_pairs)
-    proto = split_protocol(paths["celeba_dir"], args.celeba_query_ids, args.celeba_distractor_ids, args.seed,
-                           args.celeba_query_images)
-    proto.audit_set = "celeba"  # the CelebA people reserved for evaluation (facedata.audit)
-    return proto
+    return IDRATE_PROTOCOLS[name](paths, args, cfg)
 
 
 # --- scoring ------------------------------------------------------------------------------------------------------
@@ -213,7 +277,8 @@ def score_idrate_set(embedder, protocol: Protocol, table: dict[Path, np.ndarray]
     rows = lambda part: ev._rows(table, part, embedder.embedding_size)  # noqa: E731
     q, d = rows(protocol.query), rows(protocol.distractor)
     ql, dl = protocol.query.labels, protocol.distractor.labels
-    rep = score_embeddings(embedder.name, q, ql, d, dl, flip=embedder.flip_tta, seed=protocol.seed,
+    # --seed: the draws of the paired comparisons too, so each model's interval is its marginal of those
+    rep = score_embeddings(embedder.name, q, ql, d, dl, flip=embedder.flip_tta, seed=args.seed,
                            bootstrap=args.bootstrap, device=args.device)
     return IdRateCell(rep, q, ql, d, dl)
 
@@ -411,7 +476,7 @@ def verdict_rule(n: int) -> str:
         "10 folds the fold intervals are themselves somewhat narrow, so a p near 0.05 is a weak result. A set with a "
         "single fold falls back to resampling pairs, and its rows say so. The discordant-pair counts (pairs only A, "
         "or only B, gets right) describe where the models differ; no test is run on them (McNemar's test assumes "
-        "independent pairs). CelebA: query and distractor identities are resampled."
+        "independent pairs). ID-rate sets (CelebA, Composed): query and distractor identities are resampled."
     )
 
 
@@ -421,11 +486,12 @@ def write_outputs(out: Path, cells: dict[str, dict[str, Cell]], comparisons: dic
     out.mkdir(parents=True, exist_ok=True)
     rows, crows = table_rows(cells, args.sets), comparison_rows(comparisons)
     n = args.bootstrap
+    idrate = " and ".join(TITLE[s] for s in args.sets if s in IDRATE_SETS) or "the ID-rate sets"
     cis = (f"acc / AUC 95% CI: {n} resamples of whole folds (the 10 folds drawn with replacement, each pair's "
-           f"out-of-fold decision kept); CelebA's 95% CIs: {n} resamples of query and distractor identities" if n
+           f"out-of-fold decision kept); {idrate}'s 95% CIs: {n} resamples of query and distractor identities" if n
            else "no 95% CIs (--bootstrap 0)")
     md = ["# Benchmark", "", *[f"- **{TITLE[k]}**: {v}" for k, v in descriptions.items()], "", *markdown_rows(rows), "",
-          f"acc: 10-fold accuracy (%), each fold's threshold chosen on the other 9, mean ± std over folds. CelebA: "
+          f"acc: 10-fold accuracy (%), each fold's threshold chosen on the other 9, mean ± std over folds. {idrate}: "
           f"the seed's ID-rate table. {cis}. In brackets: the FPR (FAR) each rate was reached at, never above the "
           f"column's target. n/r: not resolvable. \"{TRAINED_ON}\": a checkpoint that trained on "
           "people this set scores, not scored.", "", anchor_text(args.flip), "", "## Paired comparisons", ""]
@@ -447,11 +513,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m id_rate.benchmark", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", required=True, help="names in config.MODELS")
-    p.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS), help="default: all four")
+    p.add_argument("--sets", nargs="+", choices=SETS, help="default: all five (Composed skipped, with a note, while "
+                   "its folder is missing)")
     p.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
                    help="a paired comparison (repeatable); every model is also compared with random-init when listed")
     p.add_argument("--bootstrap", type=int, default=200, metavar="N", help="resamples for intervals and paired tests")
-    p.add_argument("--seed", type=int, default=DEFAULT_SPLIT_SEED, help="the CelebA split seed and the bootstrap seed")
+    p.add_argument("--seed", type=int, default=DEFAULT_SPLIT_SEED,
+                   help="the CelebA split seed and the bootstrap seed (Composed's people: config.COMPOSED_SPLIT's seed)")
     p.add_argument("--lfw-dir", type=Path, help="aligned LFW (default config.LFW_ALIGNED)")
     p.add_argument("--lfw-pairs", type=Path, help="View 2 pairs.txt (default config.LFW_ROOT/pairs.txt)")
     p.add_argument("--cfp-root", type=Path, help="CFP as fetched, with Protocol/ (default config.CFP_ROOT)")
@@ -460,6 +528,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--celeba-query-ids", type=int, default=120)
     p.add_argument("--celeba-distractor-ids", type=int, default=119)
     p.add_argument("--celeba-query-images", type=int, default=6)
+    p.add_argument("--composed-dir", type=Path, help="the composed set (default config.COMPOSED)")
+    # a composed-* checkpoint trained on the people other counts hold out is marked, not scored, on them
+    p.add_argument("--composed-query-ids", type=int, help="default: config.COMPOSED_SPLIT's benchmark_query")
+    p.add_argument("--composed-distractor-ids", type=int, help="default: config.COMPOSED_SPLIT's benchmark_distractor")
+    p.add_argument("--composed-query-images", type=int, help="default: config.COMPOSED_SPLIT's benchmark_query_images")
     p.add_argument("--missing-pairs", choices=("error", "wrong"), default="error",
                    help="a pair whose image is missing: stop with an error (default) or count it as a wrong answer")
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation")
@@ -469,10 +542,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     for option, minimum in (("bootstrap", 0), ("celeba_query_ids", 1), ("celeba_distractor_ids", 1),
-                            ("celeba_query_images", 1)):
+                            ("celeba_query_images", 1), ("composed_query_ids", 1), ("composed_distractor_ids", 1),
+                            ("composed_query_images", 2)):
         at_least("--" + option.replace("_", "-"), getattr(args, option), minimum)
     torch_device("--device", args.device)
-    args.sets = list(dict.fromkeys(args.sets))
+    args.default_sets = args.sets is None  # then a set whose folder may not exist yet is skipped, not an error
+    args.sets = list(dict.fromkeys(args.sets or SETS))
     args.models = list(dict.fromkeys(args.models))
     return args
 
@@ -485,9 +560,11 @@ def run(args: argparse.Namespace) -> tuple[dict[str, dict[str, Cell]], dict[tupl
     check_model_names(args.models, cfg.MODELS)
     pairs = comparison_list(args.models, args.compare)
     paths = set_paths(args, cfg)
+    if args.default_sets:
+        args.sets = drop_missing(args.sets, paths)
     check_sources(args.sets, paths)
     embedders = [load_model(m, cfg.MODELS, device=args.device, flip_tta=args.flip) for m in args.models]
-    protocols = {s: build_protocol(s, paths, args) for s in args.sets}
+    protocols = {s: build_protocol(s, paths, args, cfg) for s in args.sets}
     for s in args.sets:  # a model whose training audit did not cover these people: said before its figures
         for line in ev.audit_warnings(embedders, protocols[s]):
             print(f"benchmark: {TITLE[s]}: {line}", file=sys.stderr)

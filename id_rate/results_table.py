@@ -14,7 +14,8 @@ figures is not repeated.
 Keys read (a key that is absent leaves its cell '-', so older and newer files both render):
 
 * ``meta.date`` (else the date ``record`` saved), ``meta.command`` (else the command ``record`` saved);
-* a benchmark file: ``models.<model>.<set>`` for the sets ``lfw``, ``cfp-ff``, ``cfp-fp``, ``celeba``; an
+* a benchmark file: ``models.<model>.<set>`` for the sets ``lfw``, ``cfp-ff``, ``cfp-fp``, ``celeba``,
+  ``composed``; an
   ``id_rate`` file: ``models.<model>`` for the one set ``record --set`` names (``lfw`` pair figures under
   ``models.<model>.lfw``);
 * pair sets: ``accuracy_mean``, ``accuracy_std``, ``tar_at_far_1e3`` and, when present, the FAR it was reached
@@ -42,7 +43,8 @@ README = ROOT / "README.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 # The sets the table has columns for, and the protocol names `python -m id_rate` writes for them.
-SETS = {"lfw": "LFW", "cfp-ff": "CFP-FF", "cfp-fp": "CFP-FP", "celeba": "CelebA"}
+SETS = {"lfw": "LFW", "cfp-ff": "CFP-FF", "cfp-fp": "CFP-FP", "celeba": "CelebA", "composed": "Composed"}
+IDRATE_SETS = ("celeba", "composed")  # the held-out people sets: an AUC and a TPR@FPR column each
 # The keys under which the evaluation code states the FPR / FAR a threshold really reaches (ties can keep it under
 # the target): RatePoint.fpr and PairVerificationResult.achieved_far_1e3 (id_rate/protocols.py).
 ACHIEVED_FPR_KEY = "fpr"
@@ -53,7 +55,8 @@ TARGET_FPR = 1e-3  # the operating point of the table's rate columns: the seed's
 OLD_RULE = "(old rule)"
 
 COLUMNS = ["model", "LFW acc. %", "CFP-FF acc. %", "CFP-FP acc. %", "CFP-FP TAR@FAR=1e-3",
-           "CelebA ID-rate AUC (95% CI)", "CelebA TPR@FPR=1e-3", "made by", "date"]
+           *[f"{SETS[s]} {c}" for s in IDRATE_SETS for c in ("ID-rate AUC (95% CI)", "TPR@FPR=1e-3")],
+           "made by", "date"]
 
 
 # --- reading ----------------------------------------------------------------------------------------------
@@ -172,10 +175,12 @@ def rate_cell(fig: dict | None, target: float = TARGET_FPR) -> str:
 
 def figure_cells(per_set: dict[str, dict]) -> dict[str, str]:
     """The figure columns of one model in one record."""
-    return {"LFW acc. %": pair_cell(per_set.get("lfw")), "CFP-FF acc. %": pair_cell(per_set.get("cfp-ff")),
-            "CFP-FP acc. %": pair_cell(per_set.get("cfp-fp")), "CFP-FP TAR@FAR=1e-3": tar_cell(per_set.get("cfp-fp")),
-            "CelebA ID-rate AUC (95% CI)": auc_cell(per_set.get("celeba")),
-            "CelebA TPR@FPR=1e-3": rate_cell(per_set.get("celeba"))}
+    cells = {"LFW acc. %": pair_cell(per_set.get("lfw")), "CFP-FF acc. %": pair_cell(per_set.get("cfp-ff")),
+             "CFP-FP acc. %": pair_cell(per_set.get("cfp-fp")), "CFP-FP TAR@FAR=1e-3": tar_cell(per_set.get("cfp-fp"))}
+    for s in IDRATE_SETS:
+        cells[f"{SETS[s]} ID-rate AUC (95% CI)"] = auc_cell(per_set.get(s))
+        cells[f"{SETS[s]} TPR@FPR=1e-3"] = rate_cell(per_set.get(s))
+    return cells
 
 
 # --- the table -------------------------------------------------------------------------------------------
@@ -198,7 +203,9 @@ def render(records: list[dict[str, Any]]) -> str:
              *markdown_rows(table_rows(records), COLUMNS)]
     lines += ["", "acc.: 10-fold accuracy over all pairs (mean ± std over folds, each fold's threshold from the other "
               "9). CelebA: held-out people of the CelebA subset scored with the seed's ID-rate protocol "
-              "(each record's results.json describes its split); 95% CI: bootstrap over identities. In brackets: the FPR / FAR the threshold "
+              "(each record's results.json describes its split); Composed: the same on the people of the composed "
+              "training set that config.COMPOSED_SPLIT sets aside for the benchmark (no composed-* recipe trains "
+              "on them); 95% CI: bootstrap over identities. In brackets: the FPR / FAR the threshold "
               "really reached (never above the stated one); '(old rule)': a result file made before that rule, whose "
               "threshold accepted negatives tied at it, so the FPR it reached may exceed the stated one. '-': not scored in that run. What each set is: [docs/evaluation.md](docs/evaluation.md).",
               "", "Made by:", ""]

@@ -54,8 +54,9 @@ def sets(small_aligned, tmp_path_factory) -> dict[str, Path]:
     (base / "pairs.txt").write_text(format_pairs(_pairs(lfw, singles), folds=10, n=1))
     for d in ("cfp", "cfp_aligned"):
         (base / d).mkdir()
+    # no composed set: a default run skips it (tests/test_benchmark_composed.py scores one)
     return {"lfw": lfw, "pairs": base / "pairs.txt", "cfp": base / "cfp", "cfp_aligned": base / "cfp_aligned",
-            "celeba": small_aligned}
+            "celeba": small_aligned, "composed": base / "composed-not-made"}
 
 
 def _fake_cfp(sets: dict[str, Path], calls: list):
@@ -79,7 +80,8 @@ def _fake_cfp(sets: dict[str, Path], calls: list):
 def _argv(sets: dict[str, Path], out: Path, *extra: str) -> list[str]:
     return ["--lfw-dir", str(sets["lfw"]), "--lfw-pairs", str(sets["pairs"]), "--cfp-root", str(sets["cfp"]),
             "--cfp-dir", str(sets["cfp_aligned"]), "--celeba-dir", str(sets["celeba"]), "--celeba-query-ids", "3",
-            "--celeba-distractor-ids", "12", "--celeba-query-images", "4", "--out", str(out), "--no-cache",
+            "--celeba-distractor-ids", "12", "--celeba-query-images", "4", "--composed-dir", str(sets["composed"]),
+            "--out", str(out), "--no-cache",
             "--no-progress", "--device", "cpu", *extra]
 
 
@@ -119,8 +121,11 @@ def test_table_rows_columns_and_a_trained_on_cell(sets, tmp_path, monkeypatch, c
     assert embedded == [("random-init", "LFW"), ("random-init", "CFP-FP"), ("random-init", celeba),
                         ("tiny-trained", "CFP-FP"), ("tiny-random", "LFW"), ("tiny-random", "CFP-FP"),
                         ("tiny-random", celeba), ("tiny-twin", "LFW"), ("tiny-twin", "CFP-FP"), ("tiny-twin", celeba)]
+    # the default sets without the composed one, whose folder is not made yet: one note, no columns
+    assert captured.err.count(f"note: Composed skipped: {sets['composed']} not found") == 1
     rows = list(csv.DictReader((out / "table.csv").open()))
     assert [r["model"] for r in rows] == ["random-init", "tiny-trained", "tiny-random", "tiny-twin"]
+    assert not [c for c in rows[0] if c.startswith("Composed")]
     for t in ("LFW", "CFP-FF", "CFP-FP"):
         for col in (f"{t} acc % (10-fold)", f"{t} acc 95% CI", f"{t} TAR@FAR=1e-3", f"{t} AUC", f"{t} AUC 95% CI"):
             assert col in rows[0], col
@@ -192,6 +197,7 @@ def test_compare_a_model_with_itself_is_no_difference(sets, tmp_path, capsys):
     ("cfp-fp", "--cfp-dir", "python -m facedata.prepare"),
     ("cfp-ff", "--cfp-root", "python -m facedata.fetch cfp"),
     ("celeba", "--celeba-dir", "make celeba"),
+    ("composed", "--composed-dir", "make compose"),  # asked for by name: an error, not the default run's note
 ])
 def test_a_missing_set_folder_is_an_error(sets, tmp_path, capsys, which, flag, hint):
     gone = tmp_path / "not-here"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from facedata.io import load_image
 from models_definition.checkpoint import save_checkpoint
@@ -117,3 +118,19 @@ def test_a_plateau_epochs_logged_lr_is_the_rate_after_its_step(small_aligned, tm
                monitor="val_acc")
     history = Trainer(cfg, tmp_path / "run", callbacks=[FlatAccuracy()]).fit()
     assert [r["lr"] for r in history] == [0.1, 0.1, 0.05, 0.025]
+
+
+def test_selection_is_the_mean_of_the_verification_accuracies_and_the_held_out_auc():
+    from training.callbacks import Selection
+    from training.errors import TrainingError
+
+    sets = [SimpleNamespace(name="pairsDevTest")]
+    t = SimpleNamespace(monitor="select", verify_sets=sets)
+    m = {"verify_pairsDevTest_acc": 0.8, "val_auc": 0.9}
+    Selection().on_epoch_end(t, m)
+    assert m["select"] == pytest.approx(0.85)
+    off = {"val_auc": 0.9}
+    Selection().on_epoch_end(SimpleNamespace(monitor="val_auc", verify_sets=[]), off)
+    assert "select" not in off  # only when it is the monitor
+    with pytest.raises(TrainingError, match="missing: \\['val_auc'\\]"):
+        Selection().on_epoch_end(t, {"verify_pairsDevTest_acc": 0.8, "val_auc": None})

@@ -115,3 +115,29 @@ def test_choose_open_set_identities_on_any_labels():
         choose_open_set_identities(labels, 4, 1)
     with pytest.raises(DatasetError, match="9 distractor identities requested; only 2"):
         choose_open_set_identities(labels, 3, 9)
+
+
+def test_benchmark_hold_out_comes_first_and_is_disjoint(tmp_path):
+    """The benchmark's identities are set aside before the run's own hold-out, from another seed stream: the
+    same people whatever the run's other counts, and in no other part."""
+    from facedata.datasets import held_out_split
+    from facedata.splits import SplitSpec
+
+    root = _tree(tmp_path / "ds", {f"p{i:02d}": 6 + i % 3 for i in range(30)})
+    spec = SplitSpec(data=str(root), benchmark_query=4, benchmark_distractor=5, open_set_query=3,
+                     open_set_distractor=2, open_set_query_images=6)
+    s = held_out_split(spec)
+
+    def names(f):
+        return {f.classes[i] for i in np.unique(f.labels)}
+
+    parts = [names(f) for f in (s.train, s.query, s.distractor, s.benchmark_query, s.benchmark_distractor)]
+    assert [len(p) for p in parts] == [30 - 4 - 5 - 3 - 2, 3, 2, 4, 5]
+    assert all(not (a & b) for i, a in enumerate(parts) for b in parts[i + 1:])
+    assert len(s.benchmark_query) == 4 * 6  # 6 images a query identity
+    counts = scan_face_folder(root).counts()
+    assert len(s.benchmark_distractor) == sum(counts[n] for n in parts[4])  # distractors: every image
+    other = held_out_split(SplitSpec(data=str(root), benchmark_query=4, benchmark_distractor=5, open_set_query=1))
+    assert names(other.benchmark_query) == parts[3] and names(other.benchmark_distractor) == parts[4]
+    plain = held_out_split(SplitSpec(data=str(root), open_set_query=3, open_set_distractor=2, open_set_query_images=6))
+    assert len(plain.benchmark_query) == len(plain.benchmark_distractor) == 0 and len(names(plain.train)) == 25

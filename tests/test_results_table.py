@@ -26,11 +26,12 @@ def idrate(auc: float, ci: list[float] | None, tpr: float | None, **point) -> di
 
 def benchmark_results(date: str = "2026-12-01") -> dict:
     """What `python -m id_rate.benchmark` writes, cut to the keys the table reads (and one it does not)."""
-    return {"meta": {"date": date, "sets": {"lfw": "...", "cfp-fp": "...", "celeba": "..."}},
+    return {"meta": {"date": date, "sets": {"lfw": "...", "cfp-fp": "...", "celeba": "...", "composed": "..."}},
             "models": {
                 "sface": {"lfw": pair(0.9951666, 0.0041130, 0.9906667),
                           "cfp-fp": pair(0.9561428, 0.0102430, 0.7922857),
                           "celeba": idrate(0.9728679, [0.9571977, 0.9846809], 0.8888889, fpr=0.00093),
+                          "composed": idrate(0.9512345, [0.9398765, 0.9604321], 0.7654321, fpr=0.00099),
                           "agedb": pair(0.5, 0.1, 0.1)},  # a set without a column: ignored
                 "mine": {"lfw": {"skipped": "trained on these people", "detail": "..."},
                          "celeba": idrate(0.61, None, None)}},
@@ -72,10 +73,11 @@ def test_records_give_one_row_per_model_with_its_command_and_date(tmp_path):
     rows = [ln for ln in got if ln.startswith("| `")]
     assert got[2] == HEADER
     assert rows == [
-        "| `sface` | 99.52 ± 0.41 | - | 95.61 ± 1.02 | 0.792 (old rule) | 0.973 (0.957-0.985) | 0.889 (FPR 0.00093) | [1] | 2026-12-01 |",
-        "| `mine` | skipped: trained on these people | - | - | - | 0.610 | n/r | [1] | 2026-12-01 |",
+        "| `sface` | 99.52 ± 0.41 | - | 95.61 ± 1.02 | 0.792 (old rule) | 0.973 (0.957-0.985) | 0.889 (FPR 0.00093) "
+        "| 0.951 (0.940-0.960) | 0.765 (FPR 0.00099) | [1] | 2026-12-01 |",
+        "| `mine` | skipped: trained on these people | - | - | - | 0.610 | n/r | - | - | [1] | 2026-12-01 |",
         # no meta.date in an id_rate file: the date its results.json was written
-        "| `dlib` | 98.97 ± 0.48 | - | - | - | 0.986 (0.976-0.993) | 0.801 (old rule) | [2] | 2026-11-20 |",
+        "| `dlib` | 98.97 ± 0.48 | - | - | - | 0.986 (0.976-0.993) | 0.801 (old rule) | - | - | [2] | 2026-11-20 |",
     ]  # record names sort: "bench" before "celeba"
     assert "1. `make benchmarks` (2026-12-01; recorded in `docs/results/bench.json`)" in got
     assert "2. `make celeba` (2026-11-20; recorded in `docs/results/celeba.json`)" in got
@@ -90,7 +92,7 @@ def test_a_repeat_with_the_same_figures_is_not_shown_twice(tmp_path):
     rt.record(write_results(tmp_path / "b", again), "run b", folder=records)
     rows = [ln for ln in rt.render(rt.load_records(records)).splitlines() if ln.startswith("| `")]
     assert [r.split(" | ")[0] for r in rows] == ["| `sface`", "| `mine`", "| `mine`"]
-    assert rows[2].endswith("| 0.700 | 0.100 (old rule) | [2] | 2026-12-02 |")
+    assert rows[2].endswith("| 0.700 | 0.100 (old rule) | - | - | [2] | 2026-12-02 |")
 
 
 def test_main_rewrites_only_the_block_and_check_says_when_it_is_stale(tmp_path, capsys):
@@ -110,7 +112,7 @@ def test_main_rewrites_only_the_block_and_check_says_when_it_is_stale(tmp_path, 
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["record", "X", "--command", "c", "--set", "agedb"], "--set 'agedb': the table has columns for lfw, cfp-ff, cfp-fp, celeba"),
+    (["record", "X", "--command", "c", "--set", "agedb"], "--set 'agedb': the table has columns for lfw, cfp-ff, cfp-fp, celeba, composed"),
     (["record", "X"], "record needs the result folder and --command"),
 ])
 def test_bad_record_arguments_are_named(tmp_path, capsys, argv, words):
