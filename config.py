@@ -134,14 +134,14 @@ TRAIN_RECIPES: dict[str, dict] = {
     # training table gives the minutes each took). ArcFace margin 0.3 / scale 32, as the other random-init recipes.
     "composed-arcface": dict(_COMPOSED, head="arcface", head_kwargs=dict(scale=32.0, margin_rad=0.3), epochs=24),
     "composed-ce": dict(_COMPOSED, head="softmax", epochs=16),
-    "composed-triplet": dict(_COMPOSED, **_COMPOSED_PK, head="triplet", epochs=16,
+    "composed-triplet": dict(_COMPOSED, **_COMPOSED_PK, head="triplet", epochs=12,
                              head_kwargs=dict(margin=0.2, mining="semi_hard", distance="cosine")),
-    "composed-siamese": dict(_COMPOSED, **_COMPOSED_PK, head="contrastive", epochs=16,
+    "composed-siamese": dict(_COMPOSED, **_COMPOSED_PK, head="contrastive", epochs=12,
                              head_kwargs=dict(margin=1.4, pairs="all", average="nonzero")),
     # Distilled from SFace on every training face of the composed set and the sample faces (4 fixed views each,
     # embedded once: the teacher table), with ("-labels": ArcFace on the identities too) and without the label term.
     "composed-distill-sface": dict(_COMPOSED, head="distill", teacher=dict(reference="sface"), teacher_views=4,
-                                   extra_data=[str(SAMPLE_ALIGNED)], epochs=16),
+                                   extra_data=[str(SAMPLE_ALIGNED)], epochs=12),
     "composed-distill-sface-labels": dict(_COMPOSED, head="distill", teacher=dict(reference="sface"), teacher_views=4,
                                           extra_data=[str(SAMPLE_ALIGNED)], epochs=24,
                                           head_kwargs=dict(label_weight=1.0, scale=32.0, margin_rad=0.3)),
@@ -256,6 +256,19 @@ TRAIN_RECIPES: dict[str, dict] = {
 # git-ignored like them: a figure for weights that live on one machine means nothing in the repository.
 MEASURED_THRESHOLDS = CHECKPOINTS / "thresholds.json"
 RECIPE_THRESHOLD_FPR = 1e-3  # the FPR every training run measures its unknown-face threshold at
+
+# Models shipped in the repository (`python -m models_definition.ship RUN --name NAME` writes NAME.pt, float16, and
+# its model card NAME.md here, tracked by git): register one in MODELS below as "NAME": shipped_model(...) with the
+# digest the command printed.
+SHIPPED_DIR = ROOT / "models_definition" / "shipped"
+
+
+def shipped_model(name: str, sha256: str, recipe: str, threshold_fpr: float = RECIPE_THRESHOLD_FPR) -> dict:
+    """The registry entry of ``SHIPPED_DIR/<name>.pt``: load_model checks the file's SHA-256 against ``sha256``
+    before reading it (an altered or replaced file is refused by name), and uses the threshold its training run
+    measured at ``threshold_fpr``; ``recipe`` (config.TRAIN_RECIPES) says how it was made."""
+    return dict(checkpoint=SHIPPED_DIR / f"{name}.pt", sha256=sha256, recipe=recipe, threshold_cos=None,
+                threshold_fpr=threshold_fpr)
 
 
 def recipe_models(recipes: Iterable[str], checkpoints: Path, threshold_fpr: float) -> dict[str, dict]:

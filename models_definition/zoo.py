@@ -5,7 +5,9 @@ imports it). An entry is a trained checkpoint (``{"checkpoint": path, "recipe": 
 reference embedder (``{"reference": "sface"}``) or a seeded untrained baseline (``{"random_init":
 backbone, "seed": 0}``). The unknown-face threshold comes from :mod:`.thresholds`, read when the model
 loads: the records measured for the embedder's flip setting and the entry's ``threshold_fpr`` (from the file
-the entry names as ``measured_thresholds``), else the entry's own, else the checkpoint's, else none.
+the entry names as ``measured_thresholds``), else the entry's own, else the checkpoint's, else none. A checkpoint
+entry with ``"sha256"`` is a model shipped in the repository (:mod:`.shipped`): the file's digest is checked
+before it is read.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from facedata.preprocess import Preprocess
 from .backbones import fuse_conv_bn
 from .checkpoint import model_from_checkpoint
 from .reference import DLIB_PREPROCESS, SFACE_PREPROCESS, DlibNet, SFaceNet
+from .shipped import check_shipped
 from .thresholds import entry_records, load_measured, pick_threshold
 from facedata.errors import FaceKitError, UsageError
 from id_rate.scoring import l2_normalize  # numpy only: the one normalisation of every embedding
@@ -177,6 +180,8 @@ def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str
     if "reference" in entry:
         raise ModelNotFoundError(f"model {name!r}: unknown reference embedder {entry['reference']!r}; valid: sface, dlib")
     path = Path(entry["checkpoint"])
+    if "sha256" in entry:  # shipped in the repository: its bytes are checked before torch reads the file
+        check_shipped(path, entry["sha256"], name)
     if not path.is_file():
         recipe = entry.get("recipe", name)
         raise ModelNotFoundError(
