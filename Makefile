@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv data demo sample-models lfw celeba celeba-models benchmarks compose test test-fast test-durations lint bench notebooks clean
+.PHONY: venv data demo sample-models lfw celeba celeba-models benchmarks compose composed-models test test-fast test-durations lint bench notebooks clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -130,6 +130,25 @@ compose: venv
 	FACEKIT_FIW_ALIGNED=$(FIW_ALIGNED) FACEKIT_CELEBA_IMG_ALIGN_ALIGNED=$(CELEBA_IMG_ALIGN_ALIGNED) \
 		FACEKIT_LFW=$(LFW_ROOT) FACEKIT_LFW_ALIGNED=$(LFW_ALIGNED) FACEKIT_CFP=$(CFP_ROOT) FACEKIT_CFP_ALIGNED=$(CFP_ALIGNED) \
 		FACEKIT_CELEBA_ALIGNED=$(CELEBA_ALIGNED) $(PY) -m facedata.compose --no-progress
+
+# The seed's objectives from random init on the composed set (`make compose` first), then their benchmark and
+# docs/composed.md. Two runs at a time, one torch thread each (on 2 cores, two 1-thread runs lose less to each
+# other and to anything else running than one 2-thread run); each resumes where it stopped. The budgets are the
+# recipes' epochs: about 20-40 minutes a run here (docs/composed.md gives each run's minutes).
+COMPOSED_RECIPES ?= composed-arcface composed-ce composed-triplet composed-siamese composed-distill-sface \
+	composed-distill-sface-labels composed-distill-sface-64 composed-distill-sface-64-labels
+COMPOSED_COMPARE ?= --compare composed-arcface composed-ce --compare composed-ce composed-triplet \
+	--compare composed-triplet composed-siamese --compare composed-distill-sface composed-distill-sface-labels \
+	--compare composed-distill-sface-labels composed-arcface \
+	--compare composed-distill-sface-64 composed-distill-sface-64-labels --compare composed-distill-sface-64-labels sface
+composed-models: venv
+	printf '%s\n' $(COMPOSED_RECIPES) | OMP_NUM_THREADS=1 xargs -P 2 -I{} $(PY) train.py --recipe {} --threads 1 \
+		--resume --no-progress
+	$(PY) -m id_rate.benchmark --models $(COMPOSED_RECIPES) random-init-r18h sface dlib random-init --bootstrap 200 \
+		--lfw-dir $(LFW_ALIGNED) --lfw-pairs $(LFW_ROOT)/pairs.txt --cfp-root $(CFP_ROOT) --cfp-dir $(CFP_ALIGNED) \
+		--celeba-dir $(CELEBA_ALIGNED) --composed-dir $(COMPOSED) --out id_rate/results/composed --no-progress \
+		$(foreach m,$(COMPOSED_RECIPES),--compare $(m) random-init-r18h) $(COMPOSED_COMPARE)
+	$(PY) benchmarks/composed_report.py --results id_rate/results/composed --out docs/composed.md
 
 # Everything CI checks (.ci/run calls this): lint, then every test, printing the 15 slowest.
 test: data lint

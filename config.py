@@ -138,13 +138,24 @@ TRAIN_RECIPES: dict[str, dict] = {
                              head_kwargs=dict(margin=0.2, mining="semi_hard", distance="cosine")),
     "composed-siamese": dict(_COMPOSED, **_COMPOSED_PK, head="contrastive", epochs=12,
                              head_kwargs=dict(margin=1.4, pairs="all", average="nonzero")),
-    # Distilled from SFace on every training face of the composed set and the sample faces (4 fixed views each,
+    # Distilled from SFace on every training face of the composed set and the sample faces (2 fixed views each,
     # embedded once: the teacher table), with ("-labels": ArcFace on the identities too) and without the label term.
-    "composed-distill-sface": dict(_COMPOSED, head="distill", teacher=dict(reference="sface"), teacher_views=4,
+    "composed-distill-sface": dict(_COMPOSED, head="distill", teacher=dict(reference="sface"), teacher_views=2,
                                    extra_data=[str(SAMPLE_ALIGNED)], epochs=12),
-    "composed-distill-sface-labels": dict(_COMPOSED, head="distill", teacher=dict(reference="sface"), teacher_views=4,
+    "composed-distill-sface-labels": dict(_COMPOSED, head="distill", teacher=dict(reference="sface"), teacher_views=2,
                                           extra_data=[str(SAMPLE_ALIGNED)], epochs=24,
                                           head_kwargs=dict(label_weight=1.0, scale=32.0, margin_rad=0.3)),
+    # SFace's own network at 64 px (celeba-distill-sface-64's student, started from SFace's weights) distilled the
+    # same way at scale: a pretrained start needs few epochs and a low rate. 5.3M parameters: 10.7 MB even in
+    # float16, over the 10 MB a shipped model may take, so it is compared, not shipped.
+    "composed-distill-sface-64": dict(_COMPOSED, backbone="sface_mobilefacenet", pretrained="sface", preprocess="sface64",
+                                      head="distill", teacher=dict(reference="sface"), teacher_views=2,
+                                      extra_data=[str(SAMPLE_ALIGNED)], lr=5e-4, epochs=4, warmup_epochs=0.5),
+    "composed-distill-sface-64-labels": dict(_COMPOSED, backbone="sface_mobilefacenet", pretrained="sface",
+                                             preprocess="sface64", head="distill", teacher=dict(reference="sface"),
+                                             teacher_views=2, extra_data=[str(SAMPLE_ALIGNED)], lr=5e-4, epochs=4,
+                                             warmup_epochs=0.5,
+                                             head_kwargs=dict(label_weight=1.0, scale=32.0, margin_rad=0.3)),
     "ce-efficientnet": dict(_CASIA, backbone="efficientnet_b3", pretrained="imagenet", head="softmax", epochs=30),
     "ce-inceptionresnetv1-1292": dict(_CASIA, backbone="inception_resnet_v1", pretrained=None, head="softmax", epochs=30),
     "arcface-efficientnet": dict(_CASIA, backbone="efficientnet_b2", pretrained="imagenet", head="arcface",
@@ -315,6 +326,8 @@ MODELS: dict[str, dict] = merged_models(
         "random-init": dict(random_init="efficientnet_b0", seed=0),
         # ... and of the ResNet-18 at 64 px recipes (the distilled student and the "-r18" objectives)
         "random-init-r18-64": dict(random_init="resnet18", seed=0, preprocess="arcface64", embedding_size=128),
+        # ... and of the composed-* recipes (half-width ResNet-18 at 112 px, 128-D)
+        "random-init-r18h": dict(random_init="resnet18_half", seed=0, preprocess="arcface112", embedding_size=128),
     },
     measured_thresholds=MEASURED_THRESHOLDS,
 )

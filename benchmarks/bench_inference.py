@@ -3,7 +3,8 @@
 Models: random-init checkpoints of MobileFaceNet, ResNet18, EfficientNet-B0 (speed does not depend on
 the weights), SFace's network in PyTorch at 112 and 64 px, ResNet18 at 64 px (the distilled students'
 sizes) and the SFace reference, on real aligned sample crops. Same run, same faces.
-``backbone@preset`` runs a backbone at a preprocess preset's input size (default arcface112).
+``backbone@preset`` runs a backbone at a preprocess preset's input size (default arcface112); a ``+bf16`` suffix
+runs it with bfloat16 autocast (the registry's ``"cpu_bf16": True``), to compare with the float32 row.
     python benchmarks/bench_inference.py [--faces 128] [--device cpu|cuda] [--threads 2] [--models ...]
 """
 from __future__ import annotations
@@ -41,7 +42,8 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--models", nargs="+", default=["mobilefacenet", "resnet18", "efficientnet_b0", "sface",
                                                    "sface_mobilefacenet@sface112", "sface_mobilefacenet@sface64",
-                                                   "resnet18@arcface64"])
+                                                   "resnet18@arcface64", "resnet18_half", "resnet18_half+bf16",
+                                                   "mobilefacenet+bf16"])
     p.add_argument("--threads", type=int, default=2)  # 2 cores here; 1 when another job holds a core
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -52,13 +54,14 @@ def main() -> None:
         registry = {"sface": config.MODELS["sface"]}
         for name in args.models:
             if name != "sface":
-                backbone, _, preset = name.partition("@")
+                plain, bf16 = name.removesuffix("+bf16"), name.endswith("+bf16")
+                backbone, _, preset = plain.partition("@")
                 pre = get_preset(preset or "arcface112")
-                size = 128 if backbone == "sface_mobilefacenet" else 512  # SFace's own embedding size
+                size = 128 if backbone in ("sface_mobilefacenet", "resnet18_half") else 512  # SFace's size; ours
                 ckpt = Path(tmp) / f"{backbone}-{pre.size_px}.pt"
                 save_checkpoint(ckpt, build_embedder(backbone, size, input_px=pre.size_px).eval(),
                                 {"backbone": backbone, "embedding_size": size, "preprocess": pre.to_dict()})
-                registry[name] = {"checkpoint": ckpt, "recipe": backbone}
+                registry[name] = {"checkpoint": ckpt, "recipe": backbone, "cpu_bf16": bf16}
             emb = load_model(name, registry, device=args.device, batch_size=64)
             batched = rate(emb, faces, 64)
             single = rate(emb, faces, 1)

@@ -61,8 +61,12 @@ def fingerprint_parts(embedder: "FaceEmbedder") -> dict[str, Any]:
         weights: Any = {"checkpoint_sha256": file_sha256(ckpt)}
     else:  # no file: the spec names the weights (a checkpoint deleted since it loaded: its spec, the best left)
         weights = embedder.spec
-    return {"version": EMBEDDING_VERSION, "weights": weights, "embedding_size": embedder.embedding_size,
-            "preprocess": embedder.preprocess.to_dict(), "flip_tta": bool(embedder.flip_tta)}
+    parts = {"version": EMBEDDING_VERSION, "weights": weights, "embedding_size": embedder.embedding_size,
+             "preprocess": embedder.preprocess.to_dict(), "flip_tta": bool(embedder.flip_tta)}
+    dtype = embedder.spec.get("inference_dtype")
+    if dtype is not None:  # mixed-precision inference gives other embeddings (float32 keys stay as they were)
+        parts["inference_dtype"] = dtype
+    return parts
 
 
 def model_fingerprint(embedder: "FaceEmbedder") -> str:

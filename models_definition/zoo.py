@@ -23,6 +23,7 @@ from facedata.preprocess import Preprocess
 
 from .backbones import fuse_conv_bn
 from .checkpoint import model_from_checkpoint
+from .precision import autocast, autocast_dtype
 from .reference import DLIB_PREPROCESS, SFACE_PREPROCESS, DlibNet, SFaceNet
 from .shipped import check_shipped
 from .thresholds import entry_records, load_measured, pick_threshold
@@ -113,19 +114,28 @@ def require_threshold(embedder: FaceEmbedder, given: float | None = None) -> flo
     return float(check_threshold(float(embedder.threshold), f"model {embedder.name!r}'s measured threshold"))
 
 
-def _torch_forward(model: torch.nn.Module, device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
+def _torch_forward(model: torch.nn.Module, device: torch.device, cpu_bf16: bool = False) -> Callable[[np.ndarray], np.ndarray]:
     """Inference on an eval-mode model, its Conv+BN folded and NHWC: measured 1.3x (MobileFaceNet) on a
-    2-core CPU (benchmarks/README.md)."""
+    2-core CPU (benchmarks/README.md). Mixed precision: float16 on CUDA always; bfloat16 on a CPU with bf16 units
+    only when the registry entry asks (``"cpu_bf16": True``): it pays for plain convolutions (half-width ResNet-18)
+    and not for depthwise ones (MobileFaceNet), measured by benchmarks/bench_inference.py."""
     model = fuse_conv_bn(model).to(device).to(memory_format=torch.channels_last)
-    amp = device.type == "cuda"
+    amp = device.type == "cuda" or cpu_bf16
 
     @torch.inference_mode()
     def forward(x: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+        with autocast(device, amp):
             return model(t).float().cpu().numpy()
 
     return forward
+
+
+def _precision_spec(spec: dict, entry: Mapping[str, Any], device: torch.device) -> dict:
+    """``spec`` plus the inference dtype when it is not float32, so embedding caches key on it (bfloat16
+    embeddings differ from float32 ones in the third decimal)."""
+    dtype = autocast_dtype(device, device.type == "cuda" or bool(entry.get("cpu_bf16")))
+    return spec if dtype is None else {**spec, "inference_dtype": str(dtype).removeprefix("torch.")}
 
 
 def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str | None = None,
@@ -165,8 +175,8 @@ def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str
             torch.manual_seed(seed)
             model = build_embedder(entry["random_init"], size, input_px=preprocess.size_px).eval()
         # the spec names everything that makes these weights (embedding caches key on it and on the preprocess)
-        return made(_torch_forward(model, dev), preprocess, model.embedding_size,
-                    {"random_init": entry["random_init"], "seed": seed, "embedding_size": size})
+        return made(_torch_forward(model, dev, bool(entry.get("cpu_bf16"))), preprocess, model.embedding_size,
+                    _precision_spec({"random_init": entry["random_init"], "seed": seed, "embedding_size": size}, entry, dev))
     if "pretrained_backbone" in entry:  # published weights as they come, e.g. SFace converted into PyTorch
         from facedata.preprocess import get_preset
 
@@ -176,7 +186,8 @@ def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str
         model = build_embedder(entry["pretrained_backbone"], entry.get("embedding_size", 512), entry["pretrained"],
                                preprocess.size_px).eval()
         spec = {k: entry.get(k) for k in ("pretrained_backbone", "pretrained", "embedding_size", "preprocess")}
-        return made(_torch_forward(model, dev), preprocess, model.embedding_size, spec)
+        return made(_torch_forward(model, dev, bool(entry.get("cpu_bf16"))), preprocess, model.embedding_size,
+                    _precision_spec(spec, entry, dev))
     if "reference" in entry:
         raise ModelNotFoundError(f"model {name!r}: unknown reference embedder {entry['reference']!r}; valid: sface, dlib")
     path = Path(entry["checkpoint"])
@@ -189,4 +200,5 @@ def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str
             f"(writes {path.parent}/best.pt and last.pt), or point config.MODELS[{name!r}]['checkpoint'] at a file")
     st = path.stat()  # before the weights are read: a rewrite while they load makes the stamp stale
     model, preprocess, spec = model_from_checkpoint(path, map_location=dev)
-    return made(_torch_forward(model, dev), preprocess, model.embedding_size, spec, path, (st.st_size, st.st_mtime_ns))
+    return made(_torch_forward(model, dev, bool(entry.get("cpu_bf16"))), preprocess, model.embedding_size,
+                _precision_spec(spec, entry, dev), path, (st.st_size, st.st_mtime_ns))

@@ -248,3 +248,22 @@ def test_a_checkpoint_rewritten_while_its_weights_load_is_stale(tmp_path, monkey
         model_fingerprint(emb)
     monkeypatch.undo()  # the control: loaded again, the model keys on the new file
     assert model_fingerprint(load_model("m", {"m": {"checkpoint": path}}, device="cpu"))
+
+
+@pytest.mark.skipif(not __import__("models_definition.precision", fromlist=["x"]).cpu_has_bf16(),
+                    reason="this CPU has no bfloat16 units")
+def test_cpu_bf16_inference_is_close_to_float32_and_keys_its_own_cache(small_aligned, tmp_path):
+    from models_definition.fingerprint import model_fingerprint
+
+    ckpt = tmp_path / "m.pt"
+    torch.manual_seed(0)
+    save_checkpoint(ckpt, build_embedder("resnet18_half", 64).eval(),
+                    {"backbone": "resnet18_half", "embedding_size": 64, "preprocess": get_preset("arcface112").to_dict()})
+    registry = {"fp32": {"checkpoint": ckpt}, "bf16": {"checkpoint": ckpt, "cpu_bf16": True}}
+    crops = [load_image(p) for p in sorted(small_aligned.glob("*/*.jpg"))[:8]]
+    fp32, bf16 = (load_model(n, registry, device="cpu") for n in ("fp32", "bf16"))
+    a, b = fp32(crops), bf16(crops)
+    cos = (a * b).sum(1)
+    assert cos.min() > 0.995 and not np.array_equal(a, b)  # rounding, not another model
+    assert bf16.spec["inference_dtype"] == "bfloat16" and "inference_dtype" not in fp32.spec
+    assert model_fingerprint(fp32) != model_fingerprint(bf16)  # their embeddings are cached apart
