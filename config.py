@@ -128,7 +128,11 @@ _COMPOSED = dict(
     verify_sets=[f"{LFW_ROOT / 'pairsDevTest.txt'}@{LFW_ALIGNED}"], monitor="select",
     verify_flip=False,  # selection only: one forward per image
 )
-_COMPOSED_PK = dict(sampler="pk", pk_k=4)  # P x K batches for the metric losses (K views of a person with fewer images)
+_COMPOSED_PK = dict(sampler="pk", pk_k=4)
+# the distillation recipes' teacher: SFace on 2 fixed views of every training face and the sample faces, one table
+# for all four (content-addressed, computed once: ~10 minutes here)
+_COMPOSED_TEACHER = dict(head="distill", teacher=dict(reference="sface"), teacher_views=2,
+                         extra_data=[str(SAMPLE_ALIGNED)], teacher_cache=str(DATA_DIR / "cache" / "teacher"))  # P x K batches for the metric losses (K views of a person with fewer images)
 TRAIN_RECIPES: dict[str, dict] = {
     # The seed's objectives on the composed set (_COMPOSED above), from random init; budgets in epochs (README's
     # training table gives the minutes each took). ArcFace margin 0.3 / scale 32, as the other random-init recipes.
@@ -140,20 +144,16 @@ TRAIN_RECIPES: dict[str, dict] = {
                              head_kwargs=dict(margin=1.4, pairs="all", average="nonzero")),
     # Distilled from SFace on every training face of the composed set and the sample faces (2 fixed views each,
     # embedded once: the teacher table), with ("-labels": ArcFace on the identities too) and without the label term.
-    "composed-distill-sface": dict(_COMPOSED, head="distill", teacher=dict(reference="sface"), teacher_views=2,
-                                   extra_data=[str(SAMPLE_ALIGNED)], epochs=12),
-    "composed-distill-sface-labels": dict(_COMPOSED, head="distill", teacher=dict(reference="sface"), teacher_views=2,
-                                          extra_data=[str(SAMPLE_ALIGNED)], epochs=24,
+    "composed-distill-sface": dict(_COMPOSED, **_COMPOSED_TEACHER, epochs=12),
+    "composed-distill-sface-labels": dict(_COMPOSED, **_COMPOSED_TEACHER, epochs=24,
                                           head_kwargs=dict(label_weight=1.0, scale=32.0, margin_rad=0.3)),
     # SFace's own network at 64 px (celeba-distill-sface-64's student, started from SFace's weights) distilled the
     # same way at scale: a pretrained start needs few epochs and a low rate. 5.3M parameters: 10.7 MB even in
     # float16, over the 10 MB a shipped model may take, so it is compared, not shipped.
-    "composed-distill-sface-64": dict(_COMPOSED, backbone="sface_mobilefacenet", pretrained="sface", preprocess="sface64",
-                                      head="distill", teacher=dict(reference="sface"), teacher_views=2,
-                                      extra_data=[str(SAMPLE_ALIGNED)], lr=5e-4, epochs=4, warmup_epochs=0.5),
-    "composed-distill-sface-64-labels": dict(_COMPOSED, backbone="sface_mobilefacenet", pretrained="sface",
-                                             preprocess="sface64", head="distill", teacher=dict(reference="sface"),
-                                             teacher_views=2, extra_data=[str(SAMPLE_ALIGNED)], lr=5e-4, epochs=4,
+    "composed-distill-sface-64": dict(_COMPOSED, **_COMPOSED_TEACHER, backbone="sface_mobilefacenet", pretrained="sface",
+                                      preprocess="sface64", lr=5e-4, epochs=4, warmup_epochs=0.5),
+    "composed-distill-sface-64-labels": dict(_COMPOSED, **_COMPOSED_TEACHER, backbone="sface_mobilefacenet",
+                                             pretrained="sface", preprocess="sface64", lr=5e-4, epochs=4,
                                              warmup_epochs=0.5,
                                              head_kwargs=dict(label_weight=1.0, scale=32.0, margin_rad=0.3)),
     "ce-efficientnet": dict(_CASIA, backbone="efficientnet_b3", pretrained="imagenet", head="softmax", epochs=30),

@@ -198,6 +198,7 @@ def test_every_recipe_builds_and_trains_a_step(small_aligned, tmp_path):
             open_set_distractor_images=None, max_train_classes=None, min_images_per_class=1, val_fraction=0.0,
             verify_sets=[], monitor=None, batch_size=8, batches_per_epoch=1, epochs=1, workers=0, progress=False,
             extra_data=[], teacher_views=min(2, recipe.get("teacher_views", 0)),  # the teacher's table stays small
+            benchmark_query=0, benchmark_distractor=0, teacher_cache=None,  # a set this small; the run's own folder
             pretrained=None if recipe.get("pretrained") == "imagenet" else recipe.get("pretrained"))
         t = Trainer(cfg, tmp_path / name)
         t.epoch = 1  # as fit() numbers epochs (a frozen-backbone recipe freezes epoch 1)
@@ -246,6 +247,14 @@ def test_distillation_views_are_the_pixels_the_teacher_embedded(small_aligned, t
     monkeypatch.setattr(FaceEmbedder, "__call__", no_teacher)
     again = Trainer(cfg, tmp_path / "run")
     assert torch.equal(again.head.teacher, t.head.teacher)
+    # a shared teacher_cache: another run folder reads the table a first run left there
+    shared = tmp_path / "teacher-cache"
+    monkeypatch.undo()
+    Trainer(cfg.replace(teacher_cache=str(shared)), tmp_path / "first")
+    assert list(shared.glob("teacher-*.npy")) and not list((tmp_path / "first").glob("teacher-*.npy"))
+    monkeypatch.setattr(FaceEmbedder, "__call__", no_teacher)
+    second = Trainer(cfg.replace(teacher_cache=str(shared)), tmp_path / "second")
+    assert torch.equal(second.head.teacher, t.head.teacher)
     # other views (another seed) are another table, not the cached one
     with pytest.raises(AssertionError, match="asked to embed again"):
         Trainer(cfg.replace(seed=4), tmp_path / "run")

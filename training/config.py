@@ -35,7 +35,8 @@ def monitor_mode(name: str) -> str:
 
 
 # Fields that may change when a run is resumed (they do not change what is computed).
-RESUMABLE_CHANGES = ("epochs", "workers", "progress", "device", "early_stop_patience", "in_memory_gb")
+RESUMABLE_CHANGES = ("epochs", "workers", "progress", "device", "early_stop_patience", "in_memory_gb",
+                     "teacher_cache")
 
 
 class SettingError(FaceKitError, ValueError):
@@ -142,6 +143,10 @@ class TrainConfig:
     # pixels. 0: the teacher embeds the plain crop once and the student sees freshly augmented crops
     # (the first distillation recipes; the target then disagrees with what the student sees).
     teacher_views: int = 0
+    # distillation: the folder the teacher's table is cached in (None: the run folder). The table is
+    # content-addressed (teacher, image list, views, augmentation, seed), so runs that share it (the composed
+    # distillation recipes) compute it once
+    teacher_cache: str | None = None
     # distillation: more aligned-face folders (<identity>/<image>, identities ignored) whose faces the student
     # also learns from, through the teacher term only (a label term skips them); the run's validation,
     # held-out and verification images are refused (checked by file); no set you report later (LFW) belongs here

@@ -64,7 +64,7 @@ def student_folder(cfg: TrainConfig, splits: Splits, scored_paths: Sequence[Path
 
 def teacher_table(cfg: TrainConfig, folder: FaceFolder, embedding_size: int, augment: Augment | None,
                   out: Path, procs: distributed.Processes) -> np.ndarray:
-    """The teacher's unit embeddings of the student's images (cached in ``out``, saved in parts as it goes:
+    """The teacher's unit embeddings of the student's images (cached in ``teacher_cache`` or else ``out``, saved in parts as it goes:
     a resumed or interrupted run reads them back). ``teacher_views`` V >= 1: row ``i * V + v`` holds view
     ``v`` of image ``i``, the pixels the student is shown (facedata.augment.teacher_view); 0: one row per
     plain image."""
@@ -80,6 +80,7 @@ def teacher_table(cfg: TrainConfig, folder: FaceFolder, embedding_size: int, aug
                             f"student's embedding_size is {embedding_size}: set embedding_size="
                             f"{teacher.embedding_size} (the student regresses the teacher's vector, no projection)")
     views, seed = max(1, cfg.teacher_views), cfg.seed
+    out = Path(cfg.teacher_cache) if cfg.teacher_cache else out
     if procs.is_main:
         print(f"distillation: embedding {len(folder)} images x {views} view(s) with the teacher "
               f"(cached in {out})", file=sys.stderr)
