@@ -114,28 +114,29 @@ _CELEBA_R18 = dict(
 COMPOSED_SPLIT = dict(
     data=str(COMPOSED), val_fraction=0.0, split_seed=SPLIT_SEED,
     # set aside first, for `python -m id_rate.benchmark` alone (never trained on, never used to choose an epoch):
-    # 200 identities x 6 images as queries, 400 distractor identities with every image they have (~1,600)
+    # 200 identities x 6 images as queries, 400 distractor identities with every image they have (1,675)
     benchmark_query=200, benchmark_distractor=400, benchmark_query_images=6,
     # then the slice that chooses best.pt with LFW View 1 DevTest (monitor "select"): 100 x 6 and 100 distractors
     open_set_query=100, open_set_query_images=6, open_set_distractor=100,
 )
-# The rest (~4,260 identities, ~17,000 faces) trains. Backbone: ResNet-18 at half width (2.8M parameters, 5.7 MB in
-# float16, small enough to ship) at 112 px: ~500 training images/s here in bfloat16, where full ResNet-18 at 64 px
-# gives ~330 and loses the detail 112 px keeps (benchmarks/README.md). An epoch is ~40 s with its checks.
+# The rest (4,262 identities, 16,328 faces) trains. Backbone: ResNet-18 at half width (2.8M parameters, 5.7 MB in
+# float16, small enough to ship) at 112 px: ~500 training images/s here in bfloat16 on 2 threads, where full
+# ResNet-18 at 64 px gives ~330 and loses the detail 112 px keeps (benchmarks/README.md). An epoch is ~65 s with
+# its checks on one thread, two runs side by side (make composed-models).
 _COMPOSED = dict(
     COMPOSED_SPLIT, backbone="resnet18_half", preprocess="arcface112", embedding_size=128,  # SFace's size
     batch_size=128, optimizer="adamw", lr=2e-3, schedule="cosine", warmup_epochs=1.0,
     verify_sets=[f"{LFW_ROOT / 'pairsDevTest.txt'}@{LFW_ALIGNED}"], monitor="select",
     verify_flip=False,  # selection only: one forward per image
 )
-_COMPOSED_PK = dict(sampler="pk", pk_k=4)
+_COMPOSED_PK = dict(sampler="pk", pk_k=4)  # P x K batches for the metric losses (K views of a person with fewer images)
 # the distillation recipes' teacher: SFace on 2 fixed views of every training face and the sample faces, one table
 # for all four (content-addressed, computed once: ~10 minutes here)
 _COMPOSED_TEACHER = dict(head="distill", teacher=dict(reference="sface"), teacher_views=2,
-                         extra_data=[str(SAMPLE_ALIGNED)], teacher_cache=str(DATA_DIR / "cache" / "teacher"))  # P x K batches for the metric losses (K views of a person with fewer images)
+                         extra_data=[str(SAMPLE_ALIGNED)], teacher_cache=str(DATA_DIR / "cache" / "teacher"))
 TRAIN_RECIPES: dict[str, dict] = {
-    # The seed's objectives on the composed set (_COMPOSED above), from random init; budgets in epochs (README's
-    # training table gives the minutes each took). ArcFace margin 0.3 / scale 32, as the other random-init recipes.
+    # The seed's objectives on the composed set (_COMPOSED above), from random init; budgets in epochs (docs/composed.md
+    # gives the minutes each took). ArcFace margin 0.3 / scale 32, as the other random-init recipes.
     "composed-arcface": dict(_COMPOSED, head="arcface", head_kwargs=dict(scale=32.0, margin_rad=0.3), epochs=24),
     "composed-ce": dict(_COMPOSED, head="softmax", epochs=16),
     "composed-triplet": dict(_COMPOSED, **_COMPOSED_PK, head="triplet", epochs=12,

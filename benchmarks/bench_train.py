@@ -29,7 +29,8 @@ from training import TrainConfig, Trainer  # noqa: E402
 def engine_rate(backbone: str, steps: int, batch: int, workers: int, channels_last: bool = True) -> tuple[float, Trainer]:
     cfg = TrainConfig(data=str(config.SAMPLE_ALIGNED), backbone=backbone, head="softmax", sampler="shuffle",
                       batch_size=batch, batches_per_epoch=None, val_fraction=0.0, epochs=1, workers=workers,
-                      progress=False, channels_last=channels_last)
+                      progress=False, channels_last=channels_last,
+                      amp=False)  # the naive loop runs in float32: compare the pipelines, not the precision
     out = Path(tempfile.mkdtemp())
     try:
         tr = Trainer(cfg, out)

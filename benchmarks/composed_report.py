@@ -118,9 +118,13 @@ def read_run(runs: Path, recipe: str) -> Run | None:
     log = folder / "log.csv"
     if not log.is_file():
         return None
-    rows = [r for r in csv.DictReader(io.StringIO(log.read_text())) if r.get("epoch")]
     cfg_path = folder / "config.json"
-    settings = json.loads(cfg_path.read_text()) if cfg_path.is_file() else dict(config.TRAIN_RECIPES.get(recipe, {}))
+    try:
+        rows = [r for r in csv.DictReader(io.StringIO(log.read_text())) if r.get("epoch")]
+        settings = json.loads(cfg_path.read_text()) if cfg_path.is_file() else dict(config.TRAIN_RECIPES.get(recipe, {}))
+    except (OSError, ValueError, csv.Error) as exc:
+        raise UsageError(f"{folder}: its log.csv or config.json cannot be read ({exc}); let the run finish or "
+                         f"resume it (python train.py --recipe {recipe} --resume)") from None
     best = folder / "best.pt"
     return Run(recipe, rows, settings, best.stat().st_size if best.is_file() else None)
 

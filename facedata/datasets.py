@@ -26,6 +26,10 @@ from .preprocess import Preprocess
 from .splits import DEFAULT_SPLIT_SEED, SplitSpec
 
 
+class CropSizeError(DatasetError):
+    """A folder's crops are not all one size, so they cannot share one in-memory array."""
+
+
 @dataclass(frozen=True)
 class FaceFolder:
     """An indexed face set: item ``i`` belongs to ``classes[labels[i]]``. Its image is the file ``paths[i]``,
@@ -73,7 +77,8 @@ class FaceFolder:
     def in_memory(self, side_px: int, threads: int = 2) -> "FaceFolder":
         """This folder with every crop decoded once into one uint8 (N, side, side, 3) array, so a training epoch
         decodes no JPEG (loader workers share the array: forked, never written). A crop of another size is an
-        error naming it (aligned sets are one size); an unreadable file raises its ImageReadError."""
+        :class:`CropSizeError` naming it (aligned sets are one size); an unreadable file raises its ImageReadError.
+        The array is read-only: an augmentation that wrote into a crop would change every later epoch."""
         from concurrent.futures import ThreadPoolExecutor
 
         out = np.empty((len(self), side_px, side_px, 3), np.uint8)
@@ -81,13 +86,14 @@ class FaceFolder:
         def fill(i: int) -> None:
             crop = self.read(i)
             if crop.shape != out.shape[1:]:
-                raise DatasetError(f"{self.paths[i]}: a {crop.shape[1]}x{crop.shape[0]} crop where the set's crops "
-                                   f"are {side_px}x{side_px}; re-align it (python -m facedata.prepare) or train with "
-                                   "in_memory_gb=0")
+                raise CropSizeError(f"{self.paths[i]}: a {crop.shape[1]}x{crop.shape[0]} crop where the set's "
+                                    f"first is {side_px}x{side_px}")
             out[i] = crop
 
-        with ThreadPoolExecutor(max(1, threads)) as pool:  # decoding releases the GIL
+        # decoding releases the GIL; a pack's records share one file handle per process: one thread
+        with ThreadPoolExecutor(1 if self.pack is not None else max(1, threads)) as pool:
             list(pool.map(fill, range(len(self))))
+        out.setflags(write=False)
         return dataclasses.replace(self, crops=out)
 
 

@@ -138,13 +138,25 @@ def split_protocol(root: str | Path, n_query: int, n_distractor: int, seed: int 
 
 def held_out_protocol(spec: Mapping[str, Any], root: str | Path | None = None) -> Protocol:
     """The query / distractor identities a training run held out, rebuilt from its checkpoint's training
-    config (the engine makes its split with the same function, so they are the same people)."""
+    config (the engine makes its split with the same function, so they are the same people). A run that set
+    identities aside for the benchmark (``SplitSpec.benchmark_*``) is scored on those: its own open-set hold-out
+    chose its best epoch (monitor "select"), so a figure on it would flatter the model."""
     split = SplitSpec.from_checkpoint(spec)
-    if not split.holds_out:
+    if not split.holds_out and not split.benchmark_holds_out:
         raise MetricError("the checkpoint's training run held out no identities (open_set_query = 0); "
                           "evaluate it on other data (e.g. --benchmark lfw)")
     held = held_out_split(split, root)
     data = root or split.data
+    if split.benchmark_holds_out:
+        return _from_split("set aside for the benchmark",
+                           f"the identities the training run set aside for the benchmark of {data}: "
+                           f"{split.benchmark_query} query x {split.benchmark_query_images} images, "
+                           f"{split.benchmark_distractor} distractors with every image (seed {split.split_seed} + 1)",
+                           held.benchmark_query, held.benchmark_distractor, split.split_seed,
+                           dict(data=str(data), held_out_from_checkpoint=True, benchmark=True,
+                                n_query=split.benchmark_query, n_distractor=split.benchmark_distractor,
+                                seed=split.split_seed, query_images=split.benchmark_query_images,
+                                distractor_images=None))
     return _from_split("held out by training",
                        f"the identities the training run held out of {data}: {split.open_set_query} query, "
                        f"{split.open_set_distractor} distractor (split seed {split.split_seed})",

@@ -56,18 +56,28 @@ def test_crops_over_the_memory_cap_stay_on_disk(small_aligned, tmp_path):
     assert t.train_folder.crops is None
 
 
-def test_a_crop_of_another_size_is_a_named_error_before_training(small_aligned, tmp_path):
+def test_a_crop_of_another_size_trains_from_disk_and_an_unreadable_one_is_named(small_aligned, tmp_path, capsys):
     import shutil
 
     import cv2
 
     data = tmp_path / "data"
     shutil.copytree(small_aligned, data)
+    one = dict(open_set_query=0, open_set_distractor=0, val_fraction=0.0)
     victim = sorted(data.glob("pyfeat_man/*.jpg"))[0]
     cv2.imwrite(str(victim), np.zeros((64, 64, 3), np.uint8))
-    with pytest.raises(TrainingError, match=victim.name):
-        Trainer(tiny(data, open_set_query=0, open_set_distractor=0, val_fraction=0.0), tmp_path / "r")
-    assert Trainer(tiny(data, open_set_query=0, open_set_distractor=0, val_fraction=0.0, in_memory_gb=0.0), tmp_path / "r2")
+    t = Trainer(tiny(data, **one), tmp_path / "r")  # the files still train (resized per step), from disk
+    assert t.train_folder.crops is None and victim.name in capsys.readouterr().err
+    assert np.isfinite(_batches(t, 1)[0][0].numpy()).all()
+    victim.write_bytes(b"not a jpeg")
+    with pytest.raises(TrainingError, match=f"{victim.name}: cannot be read"):
+        Trainer(tiny(data, **one), tmp_path / "r2")
+
+
+def test_crops_in_memory_are_read_only(small_aligned, tmp_path):
+    t = Trainer(tiny(small_aligned), tmp_path / "r")
+    with pytest.raises(ValueError, match="read-only"):
+        t.train_folder.read(0)[0, 0, 0] = 1  # an augmentation writing in place would change every later epoch
 
 
 @pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bfloat16 units: autocast would stay float32")
@@ -97,7 +107,11 @@ def test_bf16_autocast_gives_the_fp32_loss_and_gradient_within_tolerance(small_a
 def test_the_head_and_loss_run_in_float32_under_autocast(small_aligned, tmp_path):
     t = Trainer(tiny(small_aligned, amp=True), tmp_path / "r")
     seen = {}
-    t.head.register_forward_pre_hook(lambda mod, args: seen.setdefault("dtype", args[0].dtype))
+
+    def look(mod, args) -> None:  # returns None: the arguments go on unchanged
+        seen["dtype"] = args[0].dtype
+
+    t.head.register_forward_pre_hook(look)
     x, y = _batches(t, 1)[0]
     assert t.module(x, y).dtype == torch.float32
     assert seen["dtype"] == torch.float32
@@ -111,3 +125,12 @@ def test_loader_workers_default_to_none_for_crops_in_memory_on_cpu(small_aligned
     assert loader_workers(t.cfg, t.train_folder, "cuda") == 2
     assert loader_workers(t.cfg, scan_face_folder(Path(small_aligned)), "cpu") == 2  # files: workers decode them
     assert loader_workers(TrainConfig(workers=1), t.train_folder, "cpu") == 1  # a setting is kept
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bfloat16 units")
+def test_a_run_resumes_only_in_the_precision_it_trained_in(small_aligned, tmp_path):
+    out = tmp_path / "run"
+    Trainer(tiny(small_aligned, amp=False, epochs=2), out).fit(max_epochs=1)
+    with pytest.raises(TrainingError, match="trained its forward passes in float32; here they would run in bfloat16"):
+        Trainer(tiny(small_aligned, amp=True, epochs=2), out, resume=True)
+    assert Trainer(tiny(small_aligned, amp=False, epochs=2), out, resume=True).epoch == 1

@@ -187,8 +187,9 @@ def load_verify_sets(specs: list[str], monitor: str) -> list:
     if len(set(names)) != len(names):
         raise TrainingError(f"verify_sets: two sets are named alike ({names}); rename one of the files")
     for ps in sets:
-        if monitor in (f"verify_{ps.name}_acc", f"verify_{ps.name}_tar@1e-3", "select") and is_lfw_view2(ps):
-            raise TrainingError(f"monitor {monitor!r} would choose best.pt on LFW View 2 ({ps.name}), the "
+        if monitor in (f"verify_{ps.name}_acc", f"verify_{ps.name}_tar@1e-3", "select") and (
+                is_lfw_view2(ps) or ps.name.lower().startswith("cfp")):
+            raise TrainingError(f"monitor {monitor!r} would choose best.pt on {ps.name} (LFW View 2 or CFP), a "
                                 "set its figures are reported on; monitor View 1 (pairsDevTest) or held-out "
                                 "identities instead")
     if monitor.startswith("verify_") and not any(monitor.startswith(f"verify_{n}_") for n in names):

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from models_definition.checkpoint import load_checkpoint, save_checkpoint
+from models_definition.precision import autocast_dtype
 
 from .config import RESUMABLE_CHANGES, TrainConfig
+
 from .errors import TrainingError
 
 if TYPE_CHECKING:
@@ -43,8 +45,24 @@ def check_resume(cfg: TrainConfig, last: Path) -> dict[str, Any]:
     return ckpt
 
 
+def forward_dtype(trainer: "Trainer") -> str:
+    """The dtype the trainer's forward passes run in: 'float32', 'bfloat16' or 'float16'."""
+    dtype = autocast_dtype(trainer.device, trainer.amp)
+    return "float32" if dtype is None else str(dtype).removeprefix("torch.")
+
+
 def load_state(trainer: "Trainer", ckpt: dict[str, Any]) -> None:
-    """Put a ``last.pt``'s state back into the trainer: weights, optimiser, schedule, scaler, RNG, progress."""
+    """Put a ``last.pt``'s state back into the trainer: weights, optimiser, schedule, scaler, RNG, progress.
+    A run continues only in the precision it trained in (exact resume): before this was recorded, CPU runs
+    trained in float32 and CUDA runs with ``amp`` in float16."""
+    saved_cfg = ckpt["spec"].get("train_config", {})
+    was = ckpt.get("autocast_dtype") or ("float16" if trainer.cuda and saved_cfg.get("amp", True) else "float32")
+    now = forward_dtype(trainer)
+    if was != now:
+        raise TrainingError(f"the run trained its forward passes in {was}; here they would run in {now}, so it would "
+                            f"not continue exactly. Resume with --set amp={'false' if was == 'float32' else 'true'} "
+                            f"(amp: mixed precision where the device has it), on a {trainer.device.type} that trains "
+                            f"in {was}")
     trainer.model.load_state_dict(ckpt["model"])
     trainer.head.load_state_dict(ckpt["head"])
     trainer.optimizer.load_state_dict(ckpt["optimizer"])
@@ -67,5 +85,6 @@ def save(trainer: "Trainer", metrics: dict[str, Any], improved: bool) -> None:
     save_checkpoint(out / "last.pt", trainer.model, spec, head=trainer.head.state_dict(),
                     optimizer=trainer.optimizer.state_dict(), scheduler=trainer.scheduler.state_dict(),
                     scaler=trainer.scaler.state_dict(), rng_cpu=torch.get_rng_state(),
+                    autocast_dtype=forward_dtype(trainer),
                     rng_cuda=torch.cuda.get_rng_state(trainer.device) if trainer.cuda else None,
                     history=trainer.history, best=trainer.best, stale=trainer.stale)

@@ -35,8 +35,9 @@ def monitor_mode(name: str) -> str:
 
 
 # Fields that may change when a run is resumed (they do not change what is computed).
+# amp may change on resume only where the precision stays the same (training.checkpoints.load_state checks it)
 RESUMABLE_CHANGES = ("epochs", "workers", "progress", "device", "early_stop_patience", "in_memory_gb",
-                     "teacher_cache")
+                     "teacher_cache", "amp")
 
 
 class SettingError(FaceKitError, ValueError):
@@ -200,6 +201,9 @@ class TrainConfig:
                                    ("schedule", self.schedule, SCHEDULES)):
             if value not in valid:
                 raise UsageError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+        if self.monitor == "select" and not (self.verify_sets and self.open_set_query):
+            raise SettingError("monitor", self.monitor, "'select' averages the verify_sets' accuracy and the held-out "
+                               "identities' AUC: it needs verify_sets and open_set_query > 0")
         if self.monitor is not None and self.monitor not in MONITORS and not _is_verify_metric(self.monitor):
             raise UsageError(f"unknown monitor {self.monitor!r}; valid: {', '.join(MONITORS)}, or "
                              "verify_<set>_acc for a set of verify_sets")

@@ -11,6 +11,7 @@ value (:class:`ReadFailure`), since an exception crossing the worker boundary lo
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -32,6 +33,9 @@ class Splits:
     val: FaceFolder  # closed-set: training identities, other images (may be empty)
     query: FaceFolder  # open-set, unseen identities (may be empty)
     distractor: FaceFolder
+    # the images of the benchmark's people (SplitSpec.benchmark_*): never trained on, never used in the run; kept
+    # so that a distillation run refuses them in extra_data
+    benchmark_paths: list = dataclasses.field(default_factory=list)
 
 
 def make_splits(cfg: TrainConfig) -> Splits:
@@ -57,7 +61,9 @@ def make_splits(cfg: TrainConfig) -> Splits:
         lab = remap[f.labels] if not keep_unknown else f.labels
         return f.relabel(classes if not keep_unknown else folder.classes, lab)
 
-    return Splits(relabel(train, False), relabel(val, False), relabel(query, True), relabel(distractor, True))
+    benchmark_paths = [p for f in (held.benchmark_query, held.benchmark_distractor) if f is not None for p in f.paths]
+    return Splits(relabel(train, False), relabel(val, False), relabel(query, True), relabel(distractor, True),
+                  benchmark_paths)
 
 
 class KeyedBatches:

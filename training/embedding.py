@@ -128,7 +128,9 @@ def embed_crops(trainer: "Trainer", crops: list[np.ndarray], flip: bool = False)
 
 
 def _embed(trainer: "Trainer", batches: Iterable[Sequence[np.ndarray]], flip: bool) -> Embedded:
-    embedder = live_embedder(trainer.model, trainer.preprocess, trainer.device, trainer.amp, trainer.channels_last,
+    # the precision load_model serves the model in (float16 on CUDA, float32 on a CPU unless the registry entry says
+    # cpu_bf16), so the thresholds the checkpoint records are those of the embeddings it will be used with
+    embedder = live_embedder(trainer.model, trainer.preprocess, trainer.device, trainer.cuda, trainer.channels_last,
                              flip)
     with evaluating(trainer.model):
         return embed_batches(embedder, batches)

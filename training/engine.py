@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -25,7 +26,7 @@ from torch import nn
 
 from facedata.audit import AuditError, check_trainable
 from facedata.augment import Augment
-from facedata.datasets import FaceFolder
+from facedata.datasets import CropSizeError, FaceFolder
 from facedata.errors import FaceDataError, ImageReadError
 from facedata.io import write_bytes_atomic
 from facedata.preprocess import Preprocess, get_preset
@@ -126,6 +127,10 @@ class Trainer:
             return folder
         try:
             return folder.in_memory(side, threads=max(1, torch.get_num_threads()))
+        except CropSizeError as exc:  # it trains from the files, resized per step as before: slower, not wrong
+            if self.is_main:
+                print(f"note: crops not kept in memory ({exc}); reading them from disk each step", file=sys.stderr)
+            return folder
         except ImageReadError as exc:  # the named error a training step would give
             raise ReadFailure(exc.path, exc.detail).error("loading the training crops") from None
         except FaceDataError as exc:  # a crop of another size, a pack record that is not an image

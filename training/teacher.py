@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ def _refuse_pack(pack: Path | None, what: str) -> None:  # the teacher's cache k
 def student_folder(cfg: TrainConfig, splits: Splits, scored_paths: Sequence[Path | None]) -> FaceFolder:
     """The student's images: the training split, then every face of ``extra_data`` (unlabelled, class -1:
     no identity is needed to regress a teacher, and a label term skips them). Refused: a pack, and any
-    extra image that is also a validation, held-out or per-epoch verification image (``scored_paths``:
+    extra image that is also a validation, held-out, benchmark or per-epoch verification image (``scored_paths``:
     those figures would score faces the student saw)."""
     t = splits.train
     _refuse_pack(t.pack, "")
@@ -45,7 +46,8 @@ def student_folder(cfg: TrainConfig, splits: Splits, scored_paths: Sequence[Path
             raise TrainingError(f"extra_data: {exc}") from None
         _refuse_pack(extra.pack, "extra_data ")
         paths += extra.paths
-    scored = set(resolved_paths([p for part in (splits.val, splits.query, splits.distractor) for p in part.paths]))
+    scored = set(resolved_paths([p for part in (splits.val, splits.query, splits.distractor) for p in part.paths]
+                                + list(splits.benchmark_paths)))
     scored |= set(resolved_paths([Path(p) for p in scored_paths if p is not None]))
     resolved = resolved_paths(paths)
     clash = [p for p, r in zip(paths, resolved) if r in scored]
@@ -87,13 +89,28 @@ def teacher_table(cfg: TrainConfig, folder: FaceFolder, embedding_size: int, aug
     out.mkdir(parents=True, exist_ok=True)
     if not procs.is_main:
         distributed.barrier(procs)  # rank 0 computes the table; the others then read it from the cache
-    emb = embed_paths(teacher, folder.paths, cache_dir=out, progress=cfg.progress and procs.is_main, views=views,
-                      view_fn=lambda crop, i, v: teacher_view(augment, crop, i, v, seed),
-                      view_key={"augment": None if augment is None else augment.to_dict(), "seed": seed,
-                                "teacher_view": TEACHER_VIEW_VERSION})
+    with _cache_lock(out):  # a run sharing the cache waits for the table another run is making, then reads it
+        emb = embed_paths(teacher, folder.paths, cache_dir=out, progress=cfg.progress and procs.is_main, views=views,
+                          view_fn=lambda crop, i, v: teacher_view(augment, crop, i, v, seed),
+                          view_key={"augment": None if augment is None else augment.to_dict(), "seed": seed,
+                                    "teacher_view": TEACHER_VIEW_VERSION})
     if procs.is_main:
         distributed.barrier(procs)
     return emb
+
+
+@contextmanager
+def _cache_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on ``folder``'s teacher tables for the block (blocking: the table another run is
+    computing is worth the wait; released when the process ends, however it ends)."""
+    import fcntl
+
+    with open(folder / ".teacher.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def set_teacher_targets(head: torch.nn.Module, folder: FaceFolder, table: np.ndarray, views: int) -> None:
