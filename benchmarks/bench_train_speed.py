@@ -82,8 +82,10 @@ print(json.dumps([stats["images_per_s"], stats["train_loss"]]))
 """
 
 
-def before_rate(checkout: Path, data: str, backbone: str, px: int, steps: int, batch: int, threads: int) -> tuple[float, float]:
-    """(images/s, mean loss) of the same measurement run by an older checkout's engine with its defaults."""
+def before_rate(checkout: Path, data: str, backbone: str, px: int, steps: int, batch: int,
+                threads: int) -> tuple[float, float] | None:
+    """(images/s, mean loss) of the same measurement run by an older checkout's engine with its defaults; None
+    when that checkout cannot run it (a backbone it does not have)."""
     import json
     import os
     import subprocess
@@ -91,7 +93,9 @@ def before_rate(checkout: Path, data: str, backbone: str, px: int, steps: int, b
     code = BEFORE_SCRIPT.format(threads=threads, data=str(Path(data).resolve()), backbone=backbone,
                                 preset=PRESETS[px], batch=batch, steps=steps)
     env = dict(os.environ, PYTHONPATH=str(checkout))
-    r = subprocess.run([sys.executable, "-c", code], cwd=checkout, env=env, capture_output=True, text=True, check=True)
+    r = subprocess.run([sys.executable, "-c", code], cwd=checkout, env=env, capture_output=True, text=True)
+    if r.returncode != 0:  # e.g. a backbone that checkout does not have
+        return None
     img_s, loss = json.loads(r.stdout.strip().splitlines()[-1])
     return img_s, loss
 
@@ -113,8 +117,11 @@ def main() -> None:
         backbone, px = spec.split("@")
         older = None
         if args.before is not None:
-            img_s, loss = before_rate(args.before, args.data, backbone, int(px), args.steps, args.batch, args.threads)
-            older = img_s
+            got = before_rate(args.before, args.data, backbone, int(px), args.steps, args.batch, args.threads)
+            if got is None:
+                print(f"{args.before}: cannot train {backbone} (not in that checkout?): no older-engine row")
+            img_s, loss = got if got is not None else (float("nan"), float("nan"))
+            older = got[0] if got is not None else None
             rows.append({"backbone": backbone, "input_px": int(px), "workers": "its default",
                          "setting": f"older checkout {args.before.name}, its defaults", "images_per_s": round(img_s, 1),
                          "x_previous": None, "loss": round(loss, 4)})

@@ -291,7 +291,8 @@ class FaceDataset:
     def _uint8(self, crop: np.ndarray):
         import torch
 
-        return torch.from_numpy(np.ascontiguousarray(self.preprocess.to_uint8(crop)))
+        x = np.ascontiguousarray(self.preprocess.to_uint8(crop))
+        return torch.from_numpy(x if x.flags.writeable else x.copy())  # a crop of the read-only in-memory store
 
     def __len__(self) -> int:
         return len(self.folder)
