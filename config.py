@@ -305,6 +305,9 @@ def merged_models(*parts: dict[str, dict], measured_thresholds: Path) -> dict[st
 
 
 _RECIPE_MODELS = recipe_models(TRAIN_RECIPES, CHECKPOINTS, RECIPE_THRESHOLD_FPR)
+# The model `make demo` and the real-time script use when none is named: the small model shipped in the repository
+# (its card: models_definition/shipped/<name>.md), so a fresh clone recognises people without training or a download.
+DEFAULT_MODEL = "sface"
 MODELS: dict[str, dict] = merged_models(
     _RECIPE_MODELS,
     {

@@ -1,5 +1,6 @@
 """Live face recognition against people_faces/: a camera, a video file, one image or a folder of images.
 
+    python real-time-recognition.py                       # the small model shipped in the repository, camera 0
     python real-time-recognition.py -model_name=ce-efficientnet
     python real-time-recognition.py -model_name=sface -cam data/sample_video.mp4 -output_path gifs/demo.gif --no-display
 
@@ -32,7 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from facedata.io import add_max_megapixels_option
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-model_name", default="ce-efficientnet", help="a model name in config.MODELS")
+    p.add_argument("-model_name", default=None, help="a model name in config.MODELS (default: config.DEFAULT_MODEL, "
+                   "the small model shipped in the repository)")
     p.add_argument("-device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("-cam", default="0", help="camera index, or a video file, an image or a folder of images")
     p.add_argument("-people_faces", default=None, help="gallery folder: <name>.jpg or <name>/*.jpg "
@@ -169,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import config
     from facedata.io import create_output_folder
+
+    args.model_name = args.model_name or config.DEFAULT_MODEL
 
     # Values and outputs first, before the model, the gallery and the first frame: a bad one costs nothing yet.
     max_pixels = check_args(args)
