@@ -307,10 +307,16 @@ def merged_models(*parts: dict[str, dict], measured_thresholds: Path) -> dict[st
 _RECIPE_MODELS = recipe_models(TRAIN_RECIPES, CHECKPOINTS, RECIPE_THRESHOLD_FPR)
 # The model `make demo` and the real-time script use when none is named: the small model shipped in the repository
 # (its card: models_definition/shipped/<name>.md), so a fresh clone recognises people without training or a download.
-DEFAULT_MODEL = "sface"
+DEFAULT_MODEL = "small-r18h-distill"
 MODELS: dict[str, dict] = merged_models(
     _RECIPE_MODELS,
     {
+        # Shipped in the repository (models_definition/shipped/small-r18h-distill.md, its card: data, licences,
+        # benchmark, thresholds): composed-distill-sface's best.pt in float16, 5.8 MB. The half-width ResNet-18
+        # distilled from SFace on the composed set; the best own model of at most 10 MB (docs/composed.md).
+        "small-r18h-distill": shipped_model("small-r18h-distill",
+                                            "87dc4bf575b34ede76bb3913b2f946263218b594bb149276be4d2c7364d87d51",
+                                            recipe="composed-distill-sface"),
         # The seed's name for the triplet run's min-validation-loss checkpoint (its best.pt).
         "triplet-efficientnet-min-val-loss": _RECIPE_MODELS["triplet-efficientnet"],
         # OpenCV Zoo SFace: its published cosine threshold 0.363, chosen on LFW by its authors (their FPR).

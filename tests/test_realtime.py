@@ -31,9 +31,10 @@ def load_script():
 
 @pytest.fixture(scope="module")
 def demo_run(sample_data, tmp_path_factory):
-    """The script as a user runs it, in a subprocess, on data/sample_video.mp4 with SFace."""
+    """The script as a user runs it, in a subprocess, on data/sample_video.mp4 with its default model: the small
+    model shipped in the repository (config.DEFAULT_MODEL), its threshold the one its training run measured."""
     out = tmp_path_factory.mktemp("demo")
-    cmd = [sys.executable, str(SCRIPT), "-model_name=sface", f"-cam={sample_data / 'sample_video.mp4'}",
+    cmd = [sys.executable, str(SCRIPT), f"-cam={sample_data / 'sample_video.mp4'}",
            f"-people_faces={ROOT / 'people_faces'}", f"-output_path={out / 'run.gif'}", "--no-display",
            "--log", str(out / "faces.csv"), "--summary", str(out / "summary.json"), "--record-max-side", "160",
            "--gallery-cache", str(out / "cache")]

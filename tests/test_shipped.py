@@ -234,3 +234,21 @@ def test_bad_names_a_missing_run_and_an_existing_file_are_named_errors(shipped, 
     assert ship([run, "--name", NAME, "--recipe", RECIPE, "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err and shipped.pt.stat().st_mtime_ns == before
     assert not [p for p in os.listdir(out) if p.startswith(".")]  # no temporary left behind
+
+
+def test_the_default_model_is_shipped_and_loads_by_name_with_its_spec_and_threshold():
+    """config.DEFAULT_MODEL (make demo, the real-time script): a file in the repository, checked by its SHA-256,
+    that loads with its preprocessing and the threshold its training run measured."""
+    import config
+    from models_definition.fingerprint import file_sha256
+    from models_definition.zoo import load_model
+
+    entry = config.MODELS[config.DEFAULT_MODEL]
+    path = Path(entry["checkpoint"])
+    assert path.parent == config.SHIPPED_DIR and path.stat().st_size <= 10e6
+    assert file_sha256(path) == entry["sha256"]
+    assert (config.SHIPPED_DIR / f"{config.DEFAULT_MODEL}.md").is_file()  # its model card
+    emb = load_model(config.DEFAULT_MODEL, config.MODELS, device="cpu")
+    assert emb.threshold is not None and 0 < emb.threshold < 1 and emb.threshold_fpr == config.RECIPE_THRESHOLD_FPR
+    assert emb.spec["preprocess"] == emb.preprocess.to_dict() and emb.spec["train_config"]["data"]
+    assert entry["recipe"] in config.TRAIN_RECIPES  # how to make it again
