@@ -137,7 +137,8 @@ compose: venv
 # The seed's objectives from random init on the composed set (`make compose` first), then their benchmark and
 # docs/composed.md. Two runs at a time, one torch thread each (on 2 cores, two 1-thread runs lose less to each
 # other and to anything else running than one 2-thread run); each resumes where it stopped. The budgets are the
-# recipes' epochs: about 20-40 minutes a run here (docs/composed.md gives each run's minutes).
+# recipes' epochs: 13-26 minutes a run here, SFace at 64 px about 25 (docs/composed.md gives each run's minutes); dlib is left
+# out (its first LFW pass takes 30 minutes here: its figures are in docs/results/benchmark-dlib.json).
 COMPOSED_RECIPES ?= composed-arcface composed-ce composed-triplet composed-siamese composed-distill-sface \
 	composed-distill-sface-labels composed-distill-sface-64 composed-distill-sface-64-labels
 COMPOSED_COMPARE ?= --compare composed-arcface composed-ce --compare composed-ce composed-triplet \
@@ -147,7 +148,7 @@ COMPOSED_COMPARE ?= --compare composed-arcface composed-ce --compare composed-ce
 composed-models: venv
 	printf '%s\n' $(COMPOSED_RECIPES) | OMP_NUM_THREADS=1 xargs -P 2 -I{} $(PY) train.py --recipe {} --threads 1 \
 		--resume --no-progress
-	$(PY) -m id_rate.benchmark --models $(COMPOSED_RECIPES) random-init-r18h sface dlib random-init --bootstrap 200 \
+	$(PY) -m id_rate.benchmark --models $(COMPOSED_RECIPES) random-init-r18h sface random-init --bootstrap 200 \
 		--lfw-dir $(LFW_ALIGNED) --lfw-pairs $(LFW_ROOT)/pairs.txt --cfp-root $(CFP_ROOT) --cfp-dir $(CFP_ALIGNED) \
 		--celeba-dir $(CELEBA_ALIGNED) --composed-dir $(COMPOSED) --out id_rate/results/composed --no-progress \
 		$(foreach m,$(COMPOSED_RECIPES),--compare $(m) random-init-r18h) $(COMPOSED_COMPARE)
