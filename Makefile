@@ -141,10 +141,14 @@ compose: venv
 # out (its first LFW pass takes 30 minutes here: its figures are in docs/results/benchmark-dlib.json).
 COMPOSED_RECIPES ?= composed-arcface composed-ce composed-triplet composed-siamese composed-distill-sface \
 	composed-distill-sface-labels composed-distill-sface-64 composed-distill-sface-64-labels
-COMPOSED_COMPARE ?= --compare composed-arcface composed-ce --compare composed-ce composed-triplet \
-	--compare composed-triplet composed-siamese --compare composed-distill-sface composed-distill-sface-labels \
-	--compare composed-distill-sface-labels composed-arcface \
-	--compare composed-distill-sface-64 composed-distill-sface-64-labels --compare composed-distill-sface-64-labels sface
+# every pair of the objectives trained from random init (a ranking needs each pair tested, not only neighbours chosen
+# in advance), and the SFace-64 students against each other and against SFace
+COMPOSED_OBJECTIVES ?= composed-arcface composed-ce composed-triplet composed-siamese composed-distill-sface \
+	composed-distill-sface-labels
+COMPOSED_COMPARE ?= $(shell printf '%s\n' $(COMPOSED_OBJECTIVES) | awk '{a[NR]=$$0} END {for (i=1;i<=NR;i++) \
+	for (j=i+1;j<=NR;j++) printf "--compare %s %s ", a[i], a[j]}') \
+	--compare composed-distill-sface-64 composed-distill-sface-64-labels --compare composed-distill-sface-64 sface \
+	--compare composed-distill-sface-64 composed-distill-sface
 composed-models: venv
 	printf '%s\n' $(COMPOSED_RECIPES) | OMP_NUM_THREADS=1 xargs -P 2 -I{} $(PY) train.py --recipe {} --threads 1 \
 		--resume --no-progress

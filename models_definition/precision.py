@@ -3,7 +3,8 @@
 CUDA: float16 autocast (training adds a GradScaler). CPU: bfloat16 autocast where the CPU has bf16 matrix
 instructions (AVX512-BF16 or AMX, as oneDNN reports them); elsewhere, and when turned off, float32. bfloat16
 keeps float32's exponent range, so a CPU run needs no loss scaling. Measured on this project's 2-core CPU
-(AVX512-BF16): ResNet-18 training 1.6-1.9x, its half-width variant at 112 px 1.9x (benchmarks/README.md).
+(AVX512-BF16): training 1.5-1.6x with the same loss (2.1x with the training crops in memory), inference
+1.7-3.0x batched (benchmarks/README.md).
 """
 from __future__ import annotations
 

@@ -117,8 +117,8 @@ def require_threshold(embedder: FaceEmbedder, given: float | None = None) -> flo
 def _torch_forward(model: torch.nn.Module, device: torch.device, cpu_bf16: bool = False) -> Callable[[np.ndarray], np.ndarray]:
     """Inference on an eval-mode model, its Conv+BN folded and NHWC: measured 1.3x (MobileFaceNet) on a
     2-core CPU (benchmarks/README.md). Mixed precision: float16 on CUDA always; bfloat16 on a CPU with bf16 units
-    only when the registry entry asks (``"cpu_bf16": True``): it pays for plain convolutions (half-width ResNet-18)
-    and not for depthwise ones (MobileFaceNet), measured by benchmarks/bench_inference.py."""
+    only when the registry entry asks (``"cpu_bf16": True``): 1.7-3.0x batched, 1.0-1.2x one face at a time here
+    (benchmarks/README.md), and its embeddings differ from float32 ones in the third decimal."""
     model = fuse_conv_bn(model).to(device).to(memory_format=torch.channels_last)
     amp = device.type == "cuda" or cpu_bf16
 

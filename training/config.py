@@ -182,7 +182,7 @@ class TrainConfig:
     # machine
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     # mixed precision (models_definition.precision): float16 + GradScaler on CUDA; bfloat16 autocast on a CPU with
-    # bf16 units (AVX512-BF16 / AMX), 1.6-1.9x the float32 images/s here with the same loss curve (tests,
+    # bf16 units (AVX512-BF16 / AMX), 1.3-1.6x the float32 images/s here with the loss within 0.5% (tests,
     # benchmarks/README.md); the head and its loss stay float32 (ArcFace's margin needs the precision)
     amp: bool = True
     # decode the training crops once and keep them in memory (uint8) when they take at most this many GB: an epoch
@@ -190,7 +190,7 @@ class TrainConfig:
     in_memory_gb: float = 4.0
     channels_last: bool = True  # NHWC: faster convolutions on GPUs (tensor cores) and, measured, on this CPU too
     # loader processes. None: none for crops held in memory on a CPU (the processes would take the cores the model
-    # trains on: measured 1.1-1.2x slower with 1 or 2 of them on 2 cores, benchmarks/README.md), else 2
+    # trains on: 553 against 488 images/s with 2 of them on 2 cores, benchmarks/README.md), else 2
     workers: int | None = None
     seed: int = 0
     progress: bool = True
