@@ -355,9 +355,10 @@ def test_pk_batch_size_that_is_not_p_times_k_is_refused():
 
 
 def _one_batch_config(data: Path, tmp_path: Path, n_images: int) -> Path:
-    """Every image in one training batch, read by a loader worker process: the bad one is certainly read."""
+    """Every image in one training batch, read by a loader worker process: the bad one is certainly read. (Crops
+    not kept in memory: a bad crop then stops the loading before training, tests/test_precision.py.)"""
     cfg = tiny(data, head="softmax", head_kwargs={}, sampler="shuffle", batch_size=n_images, open_set_query=0,
-               open_set_distractor=0, val_fraction=0.0, workers=1, epochs=1)
+               open_set_distractor=0, val_fraction=0.0, workers=1, epochs=1, in_memory_gb=0.0)
     (tmp_path / "cfg.json").write_text(json.dumps(cfg.to_dict()))
     return tmp_path / "cfg.json"
 
