@@ -137,7 +137,7 @@ compose: venv
 # The seed's objectives from random init on the composed set (`make compose` first), then their benchmark and
 # docs/composed.md. Two runs at a time, one torch thread each (on 2 cores, two 1-thread runs lose less to each
 # other and to anything else running than one 2-thread run); each resumes where it stopped. The budgets are the
-# recipes' epochs: 13-26 minutes a run here, SFace at 64 px about 25 (docs/composed.md gives each run's minutes); dlib is left
+# recipes' epochs: 12-29 training minutes a run here, SFace at 64 px 23 (docs/composed.md gives each run's minutes); dlib is left
 # out (its first LFW pass takes 30 minutes here: its figures are in docs/results/benchmark-dlib.json).
 COMPOSED_RECIPES ?= composed-arcface composed-ce composed-triplet composed-siamese composed-distill-sface \
 	composed-distill-sface-labels composed-distill-sface-64 composed-distill-sface-64-labels

@@ -131,7 +131,7 @@ _COMPOSED = dict(
 )
 _COMPOSED_PK = dict(sampler="pk", pk_k=4)  # P x K batches for the metric losses (K views of a person with fewer images)
 # the distillation recipes' teacher: SFace on 2 fixed views of every training face and the sample faces, one table
-# for all four (content-addressed, computed once: ~10 minutes here)
+# for all four (content-addressed, computed once: ~13 minutes here on one thread)
 _COMPOSED_TEACHER = dict(head="distill", teacher=dict(reference="sface"), teacher_views=2,
                          extra_data=[str(SAMPLE_ALIGNED)], teacher_cache=str(DATA_DIR / "cache" / "teacher"))
 TRAIN_RECIPES: dict[str, dict] = {
