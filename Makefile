@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv data demo sample-models lfw celeba celeba-models benchmarks compose composed-models test test-fast test-durations lint bench notebooks clean
+.PHONY: venv data demo sample-models lfw celeba celeba-models benchmarks compose composed-models deploy test test-fast test-durations lint bench notebooks clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -157,6 +157,23 @@ composed-models: venv
 		--celeba-dir $(CELEBA_ALIGNED) --composed-dir $(COMPOSED) --out id_rate/results/composed --no-progress \
 		$(foreach m,$(COMPOSED_RECIPES),--compare $(m) random-init-r18h) $(COMPOSED_COMPARE)
 	$(PY) benchmarks/composed_report.py --results id_rate/results/composed --out docs/composed.md
+
+# Deployment (docs/deployment.md; `make benchmarks` first, for aligned LFW and CFP): export the shipped model to ONNX,
+# checked against PyTorch on LFW View 2 and CFP-FP before it is written, with its int8 form (kept only within
+# config.INT8_MAX_DROP_POINTS); then the embedding backends, the two detectors, galleries up to a million faces
+# (augmented views of CFP and sample faces pad the real ones; cached in data/cache, resumable) and ID-rate scoring
+# at 10k x 1M against the matrix-multiply floor. About an hour on 2 cores, most of it embedding the gallery.
+deploy: venv
+	$(PY) -m models_definition.export $$($(PY) -c "import config; print(config.DEFAULT_MODEL)") --int8 --overwrite \
+		--lfw-dir $(LFW_ALIGNED) --lfw-pairs $(LFW_ROOT)/pairs.txt --cfp-root $(CFP_ROOT) --cfp-dir $(CFP_ALIGNED)
+	$(PY) benchmarks/bench_backends.py
+	$(PY) -m facedata.prepare $(LFW_ROOT)/lfw-deepfunneled data/lfw_aligned_yunet --fallback centred --workers 1 \
+		--no-progress --detector yunet
+	$(PY) -m facedata.prepare $(CFP_ROOT)/Data/Images data/cfp_aligned_yunet --fallback hints --hints \
+		$(CFP_ROOT)/face_boxes.csv --detect-max-side 640 --pad 0.3 --workers 1 --no-progress --detector yunet
+	$(PY) benchmarks/bench_detectors.py
+	$(PY) benchmarks/bench_gallery.py --distractors 1e6 --sizes 1e3 1e4 1e5 1e6 --kinds flat ivf hnsw --hnsw-max 1e5
+	$(PY) benchmarks/bench_idrate.py --distractors 1000000
 
 # Everything CI checks (.ci/run calls this): lint, then every test, printing the 15 slowest.
 test: data lint

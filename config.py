@@ -53,10 +53,32 @@ DATASET_DETECTOR = DetectorConfig()
 # Live video: the seed script's stricter thresholds and 60-px minimum skip tiny background faces and
 # cost fewer pyramid levels per frame.
 REALTIME_DETECTOR = DetectorConfig(thresholds=(0.65, 0.75, 0.85), min_face_size_px=60)
+# The live script's detector network when --detector names none (facedata.detect.DETECTORS; it enrols the gallery
+# and reads the frames with it): MTCNN, the project's design and the one every recorded benchmark aligned with.
+# "yunet" (OpenCV's YuNet) is the faster option: same five landmarks, same alignment (benchmarks/bench_detectors.py).
+DEFAULT_DETECTOR = "mtcnn"
 
 # --- alignment ----------------------------------------------------------------------------------------
 ALIGNMENT = "arcface"  # 5-point similarity warp to the ArcFace template (facedata.align.ALIGNERS)
 CROP_SIZE_PX = 112  # ArcFace-family input side; InceptionResnetV1 models use 160
+
+# --- large galleries (recognition.index.IndexPolicy; benchmarks/bench_gallery.py measured them) ---------------
+GALLERY_INDEX = dict(
+    # Brute force (numpy, one matmul) below this: a few hundred images take microseconds a face and need no file.
+    min_faces=1000,
+    # Exact inner product (IndexFlatIP) up to this many images: one search of 100,000 128-D images took 4.7 ms on one
+    # core (IVF 2.5 ms at recall 0.998), so exact still fits a live frame and gives the exact top-1; at 1e6 exact took
+    # 43 ms a search, IVF 6.5 ms (bench_gallery, 2026-12-02).
+    exact_max_faces=100_000,
+    # IVF-Flat: built in 6 s at 1e5 where HNSW took 27 s on 2 cores, recall@1 0.998 against HNSW's 0.971 at its
+    # settings below (bench_gallery); "hnsw" stays selectable.
+    approx="ivf",
+    rebuild_growth=4.0,  # retrain IVF lists at 4x the size they were trained on (lists 2x longer than planned)
+    ivf_lists_per_sqrt=1.0,  # sqrt(N) lists: ~sqrt(N) vectors a list, the usual balance of list and centroid scans
+    # lists searched a query: recall@1 against exact 0.998 at 1e5 and 0.977 at 1e6 (32 gave 0.93 and 0.80)
+    ivf_nprobe=128,
+    hnsw_m=32, hnsw_ef_construction=40, hnsw_ef_search=64,  # FAISS's usual graph settings for 128-D
+)
 
 # --- datasets -----------------------------------------------------------------------------------------
 # CASIA-WebFace identities with >= 75 images: 1,292 identities, the seed project's training set.
@@ -269,6 +291,18 @@ TRAIN_RECIPES: dict[str, dict] = {
 MEASURED_THRESHOLDS = CHECKPOINTS / "thresholds.json"
 RECIPE_THRESHOLD_FPR = 1e-3  # the FPR every training run measures its unknown-face threshold at
 
+# ONNX exports (`python -m models_definition.export NAME`, checked against the PyTorch model before writing; the
+# onnx backend runs them under onnxruntime): beside the checkpoints they come from, git-ignored like them.
+ONNX_DIR = CHECKPOINTS / "onnx"
+# int8 exports are calibrated on these aligned faces: the sample faces, which no benchmark holds (a model is never
+# calibrated on faces that measure it; the exporter also leaves out every face of the pair sets it checks).
+INT8_CALIBRATION = SAMPLE_ALIGNED
+# The int8 refusal rule: an int8 export is written only if no checked pair set loses more 10-fold accuracy than
+# this (points) against the float32 PyTorch model. LFW: half a point, under the models' own LFW spread over folds
+# (about 1 point); CFP-FP, harder and noisier (profiles), a point. Any other set: the default.
+INT8_MAX_DROP_POINTS = {"lfw": 0.5, "cfp_fp": 1.0}
+INT8_DEFAULT_MAX_DROP_POINTS = 0.5
+
 # Models shipped in the repository (`python -m models_definition.ship RUN --name NAME` writes NAME.pt, float16, and
 # its model card NAME.md here, tracked by git): register one in MODELS below as "NAME": shipped_model(...) with the
 # digest the command printed.
@@ -292,15 +326,18 @@ def recipe_models(recipes: Iterable[str], checkpoints: Path, threshold_fpr: floa
             for recipe in recipes for suffix, file in (("", "best.pt"), ("-last-epoch", "last.pt"))}
 
 
-def merged_models(*parts: dict[str, dict], measured_thresholds: Path) -> dict[str, dict]:
-    """One registry from ``parts``, each entry told where its measured thresholds are; a name given twice is
-    refused (a later part would silently replace the earlier entry)."""
+def merged_models(*parts: dict[str, dict], measured_thresholds: Path, onnx_dir: Path) -> dict[str, dict]:
+    """One registry from ``parts``, each entry told where its measured thresholds are and, for a model with a
+    PyTorch network, where its ONNX export goes (``onnx_dir/<name>.onnx``: the onnx backend's file); a name
+    given twice is refused (a later part would silently replace the earlier entry)."""
     out: dict[str, dict] = {}
     for part in parts:
         for name, entry in part.items():
             if name in out:
                 raise UsageError(f"config.MODELS: model name {name!r} given twice; rename one")
             out[name] = dict(entry, measured_thresholds=measured_thresholds)
+            if {"checkpoint", "random_init", "pretrained_backbone"} & set(entry):
+                out[name].setdefault("onnx", onnx_dir / f"{name}.onnx")
     return out
 
 
@@ -317,6 +354,13 @@ MODELS: dict[str, dict] = merged_models(
         "small-r18h-distill": shipped_model("small-r18h-distill",
                                             "87dc4bf575b34ede76bb3913b2f946263218b594bb149276be4d2c7364d87d51",
                                             recipe="composed-distill-sface"),
+        # The shipped model's int8 ONNX export (`python -m models_definition.export small-r18h-distill --int8`),
+        # run by onnxruntime: the deployment form, written only if it kept LFW / CFP-FP accuracy (INT8_MAX_DROP_POINTS).
+        "small-r18h-distill-int8": dict(shipped_model("small-r18h-distill",
+                                                      "87dc4bf575b34ede76bb3913b2f946263218b594bb149276be4d2c7364d87d51",
+                                                      recipe="composed-distill-sface"),
+                                        backend="onnx", onnx=ONNX_DIR / "small-r18h-distill-int8.onnx",
+                                        export_of="small-r18h-distill --int8"),
         # The seed's name for the triplet run's min-validation-loss checkpoint (its best.pt).
         "triplet-efficientnet-min-val-loss": _RECIPE_MODELS["triplet-efficientnet"],
         # OpenCV Zoo SFace: its published cosine threshold 0.363, chosen on LFW by its authors (their FPR).
@@ -340,4 +384,5 @@ MODELS: dict[str, dict] = merged_models(
         "random-init-r18h": dict(random_init="resnet18_half", seed=0, preprocess="arcface112", embedding_size=128),
     },
     measured_thresholds=MEASURED_THRESHOLDS,
+    onnx_dir=ONNX_DIR,
 )

@@ -36,6 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("-model_name", default=None, help="a model name in config.MODELS (default: config.DEFAULT_MODEL, "
                    "the small model shipped in the repository)")
     p.add_argument("-device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default=None, help="run the network on torch or onnx (onnxruntime, the model's ONNX export: python -m models_definition.export NAME); default: the model entry's own")
     p.add_argument("-cam", default="0", help="camera index, or a video file, an image or a folder of images")
     p.add_argument("-people_faces", default=None, help="gallery folder: <name>.jpg or <name>/*.jpg "
                    "(default: config.PEOPLE_FACES)")
@@ -44,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--landmarks", action=argparse.BooleanOptionalAction, default=True, help="draw the 5 landmarks")
     p.add_argument("--threshold", type=float, default=None, help="cosine similarity below which a face is "
                    "Unknown (default: the model's, from config.py)")
+    p.add_argument("--target-fpir", type=float, default=None, metavar="F", help="instead of --threshold: the share "
+                   "of strangers that may be given a gallery name (e.g. 0.01); the threshold is computed for the "
+                   "gallery's size from the model's measured false-match rates (recognition.open_set)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--display", action=argparse.BooleanOptionalAction, default=None,
                    help="show a window (default: when a camera is used and a display is available)")
@@ -62,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--record-every", type=int, default=1, help="record one frame in N (a smaller gif)")
     speed = p.add_argument_group("speed")
     speed.add_argument("--detect-scale", type=float, default=0.5, help="detect on a copy this much smaller")
+    speed.add_argument("--detector", default=None, metavar="NAME", help="face detector of the gallery and the frames: "
+                       "mtcnn or yunet (default: config.DEFAULT_DETECTOR, mtcnn); yunet detects 6-13x faster a frame")
     speed.add_argument("--detect-every", type=int, default=3, help="run the detector every N frames; track between")
     speed.add_argument("--reembed-every", type=int, default=15, help="embed a tracked face again every M frames")
     speed.add_argument("--track", action=argparse.BooleanOptionalAction, default=True,
@@ -83,6 +89,18 @@ def check_args(args: argparse.Namespace) -> int:
     from models_definition.zoo import check_threshold
 
     check_threshold(args.threshold)
+    if args.target_fpir is not None:
+        from facedata.errors import UsageError
+        from recognition.open_set import check_fpir
+
+        if args.threshold is not None:
+            raise UsageError("--threshold and --target-fpir: give one (a raw cosine threshold, or a false-positive "
+                             "identification rate the threshold is computed for)")
+        check_fpir(args.target_fpir)
+    if args.detector is not None:
+        from facedata.detect import check_detector_name
+
+        check_detector_name(args.detector)
     torch_device("-device", args.device)
     at_least("--threads", args.threads, 1)
     at_least("--max-frames", args.max_frames, 1)
@@ -173,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     from facedata.io import create_output_folder
 
     args.model_name = args.model_name or config.DEFAULT_MODEL
+    args.detector = args.detector or config.DEFAULT_DETECTOR
 
     # Values and outputs first, before the model, the gallery and the first frame: a bad one costs nothing yet.
     max_pixels = check_args(args)
@@ -187,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     from facedata.errors import FaceKitError, UsageError
     from models_definition.zoo import load_model, require_threshold
     from recognition.gallery import enrol
+    from recognition.index import IndexPolicy
+    from recognition.open_set import model_fpir_threshold
     from recognition.realtime import Recognizer, run
     from recognition.recorder import FaceLog, Recorder
     from recognition.sources import ImageSource, iterate, open_source
@@ -202,20 +223,26 @@ def main(argv: list[str] | None = None) -> int:
         if display and not _gui_available():
             raise UsageError("--display: this OpenCV build has no window support (opencv-python-headless) or "
                              "there is no display; run with --no-display, or install opencv-python for a window")
-        embedder = load_model(args.model_name, config.MODELS, device=device)
-        threshold = require_threshold(embedder, args.threshold)
+        embedder = load_model(args.model_name, config.MODELS, device=device, backend=args.backend)
+        threshold = require_threshold(embedder, args.threshold) if args.target_fpir is None else None
         gallery = enrol(args.people_faces or config.PEOPLE_FACES, embedder,
-                        FaceDetector(dataclasses.replace(config.DATASET_DETECTOR, device=device)),
-                        cache, allow_empty=args.allow_empty_gallery, say=say, max_pixels=max_pixels)
+                        FaceDetector(dataclasses.replace(config.DATASET_DETECTOR, device=device, backend=args.detector)),
+                        cache, allow_empty=args.allow_empty_gallery, say=say, max_pixels=max_pixels,
+                        index_policy=IndexPolicy(**config.GALLERY_INDEX))
         say(gallery.summary())
-        recognizer = Recognizer(embedder, gallery, threshold, dataclasses.replace(config.REALTIME_DETECTOR, device=device),
-                                speed)
+        if args.target_fpir is not None:  # for this gallery's size: more images, more chances of a false match
+            fpir = model_fpir_threshold(embedder, config.MODELS[args.model_name], args.target_fpir, max(1, len(gallery)))
+            threshold = fpir.cos
+            say(fpir.describe())
+        recognizer = Recognizer(embedder, gallery, threshold,
+                                dataclasses.replace(config.REALTIME_DETECTOR, device=device, backend=args.detector), speed)
         log = FaceLog(log_path) if log_path else None
         recorder = Recorder(output, args.frame_ms, args.record_max_side, args.record_every) if output else None
     except BaseException:
         source.close()
         raise
     at = f" (measured at FPR {embedder.threshold_fpr:g})" if args.threshold is None and embedder.threshold_fpr else ""
+    at = f" (for FPIR {args.target_fpir:g})" if args.target_fpir is not None else at
     say(f"model {embedder.name}, threshold {threshold:.3f}{at}; source {source.description}"
         + ("; press q in the window to stop" if display else "; Ctrl+C stops and saves"))
     frames, reader = iterate(source, speed.threaded_reader)
@@ -243,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         from facedata.io import write_bytes_atomic
 
         try:
-            write_bytes_atomic(json.dumps({"model": embedder.name, "threshold": threshold, "source": source.description,
+            write_bytes_atomic(json.dumps({"model": embedder.name, "threshold": threshold, "detector": args.detector,
+                                           "source": source.description,
                                            **summary.to_dict()}, indent=1).encode(), summary_path)
         except OSError as exc:
             print(f"real-time-recognition: error: --summary {summary_path} could not be written ({exc}); the summary "

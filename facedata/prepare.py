@@ -29,7 +29,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .cli import command
-from .detect import DetectorConfig, Face
+from .detect import DETECTORS, YUNET_RELAXED_SCORE, DetectorConfig, Face, check_detector_name
 from .errors import DatasetError, FaceDataError, ImageReadError, ImageTooLargeError, UsageError
 from .io import DEFAULT_MAX_PIXELS, add_max_megapixels_option, create_output_folder, folder_lock, max_pixels_of
 
@@ -88,6 +88,8 @@ class PrepareConfig:
         for name, th in (("thresholds", self.detector.thresholds), ("relaxed thresholds", self.relaxed_thresholds)):
             if len(th) != 3 or not all(0.0 < t <= 1.0 for t in th):
                 problems.append(f"{name} {tuple(th)} must be three MTCNN stage thresholds in (0, 1]")
+        if self.detector.backend not in DETECTORS:
+            problems.append(f"detector {self.detector.backend!r} must be one of {', '.join(sorted(DETECTORS))}")
         if self.detector.min_face_size_px < 1:
             problems.append(f"min face size {self.detector.min_face_size_px} must be >= 1 pixel")
         if self.max_pixels <= 0:
@@ -182,13 +184,12 @@ def _init_worker(config: PrepareConfig, threads: int, hints: dict | None = None)
     global _DETECTOR, _RELAXED, _CONFIG, _HINTS
     import torch
 
-    from .detect import FaceDetector
+    from .detect import FaceDetector, relaxed_config
 
     torch.set_num_threads(max(1, threads))
     _CONFIG = config
     _DETECTOR = FaceDetector(config.detector)
-    _RELAXED = FaceDetector(dataclasses.replace(config.detector, thresholds=tuple(config.relaxed_thresholds))) \
-        if config.fallback else None
+    _RELAXED = FaceDetector(relaxed_config(config.detector, config.relaxed_thresholds)) if config.fallback else None
     _HINTS = hints or {}  # read and checked once by prepare_folder
 
 
@@ -286,14 +287,15 @@ def find_face(rgb: np.ndarray, rel: str = "") -> tuple[Face | None, int, str]:
         pick = lambda fs, shape: pick_hinted_face(fs, hint)  # noqa: E731
     else:
         pick = pick_centred_face if fallback == "centred" else pick_main_face
+    backend = _CONFIG.detector.backend  # the manifest's method names the detector: mtcnn, yunet, *_relaxed
     faces = _DETECTOR.detect_rgb(rgb)
     face = pick(faces, rgb.shape)
     if face is not None or fallback is None:
-        return face, len(faces), "mtcnn"
+        return face, len(faces), backend
     faces = _RELAXED.detect_rgb(rgb)
     face = pick(faces, rgb.shape)
     if face is not None:
-        return face, len(faces), "mtcnn_relaxed"
+        return face, len(faces), f"{backend}_relaxed"
     if fallback == "hints":
         return hint_template_face(hint, hint_lm), len(faces), "hint_template"
     return centred_template_face(rgb.shape), 0, "centred_template"
@@ -315,7 +317,8 @@ def _process(job: tuple[str, str, str]) -> dict:
         row["n_faces"] = n_faces
         if face is None:
             unhinted = cfg.fallback == "hints" and rel not in _HINTS
-            row.update(status="no_face", reason="no face found by MTCNN" + ("; no hint for this image" if unhinted else ""))
+            by = {"mtcnn": "MTCNN", "yunet": "YuNet"}.get(cfg.detector.backend, cfg.detector.backend)
+            row.update(status="no_face", reason=f"no face found by {by}" + ("; no hint for this image" if unhinted else ""))
             return row
         crop, _ = get_aligner(cfg.method)(rgb, face, size=cfg.size_px)
         out_rel = output_name(Path(rel))
@@ -326,7 +329,9 @@ def _process(job: tuple[str, str, str]) -> dict:
             x1=f"{x1:.2f}", y1=f"{y1:.2f}", x2=f"{x2:.2f}", y2=f"{y2:.2f}",
             landmarks=" ".join(f"{v:.2f}" for v in np.asarray(face.landmarks).ravel()),
         )
-        if method == "mtcnn_relaxed":
+        if method == "yunet_relaxed":
+            row["reason"] = f"found only with YuNet's relaxed score {min(cfg.detector.yunet_score_threshold, YUNET_RELAXED_SCORE)}"
+        elif method.endswith("_relaxed"):
             row["reason"] = f"found only with relaxed thresholds {tuple(cfg.relaxed_thresholds)}"
         elif method == "centred_template":
             row["reason"] = "no face found even with relaxed thresholds; centred template crop"
@@ -547,6 +552,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     p.add_argument("--detect-max-side", type=int, default=defaults.detect_max_side_px, metavar="PX",
                    help=f"detect on a copy whose longer side is at most PX (default {defaults.detect_max_side_px}; "
                         "crops are cut from the full image): photos whose face fills the frame (CFP) stay fast at 640")
+    p.add_argument("--detector", default=defaults.backend, metavar="NAME",
+                   help=f"face detector: {', '.join(sorted(DETECTORS))} (default {defaults.backend}); yunet is faster, "
+                        "align a benchmark set through it into its own folder (the folder's prepare.json records it)")
     p.add_argument("--pad", type=float, default=defaults.pad_frac, metavar="FRAC",
                    help="detect on a copy with a black border of FRAC x the longer side: for photos cropped tight "
                         "around the face (CFP: 0.3), where MTCNN's landmarks otherwise go wrong")
@@ -570,7 +578,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     if not 0 <= args.pad <= 1:  # also NaN
         raise UsageError(f"--pad {args.pad} must be a share of the photo's longer side in [0, 1] (0.3 for tight crops)")
     detector = DetectorConfig(thresholds=tuple(args.thresholds), min_face_size_px=args.min_face_size,
-                              detect_max_side_px=args.detect_max_side, pad_frac=args.pad)
+                              detect_max_side_px=args.detect_max_side, pad_frac=args.pad,
+                              backend=check_detector_name(args.detector))
     config = PrepareConfig(method=args.method, size_px=args.size, detector=detector,
                            max_pixels=max_pixels_of(args.max_megapixels), fallback=args.fallback,
                            relaxed_thresholds=tuple(args.relaxed_thresholds),
@@ -580,7 +589,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     n = sum(result.counts.values())
     rate = n / result.seconds if result.seconds > 0 else 0.0
     summary = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())) or "nothing new"
-    if set(result.methods) - {"mtcnn"}:
+    if set(result.methods) - {detector.backend}:
         summary += " (" + ", ".join(f"{k} {v}" for k, v in sorted(result.methods.items())) + ")"
     print(f"{n} images in {result.seconds:.1f} s ({rate:.1f} img/s): {summary}; "
           f"{result.skipped} already done. Manifest: {result.manifest}")

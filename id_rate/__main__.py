@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"store each model's cosine threshold at this FPR in {THRESHOLDS}")
     p.add_argument("--thresholds-file", type=Path, default=THRESHOLDS, help=argparse.SUPPRESS)
     p.add_argument("--device", default=None)
+    p.add_argument("--backend", choices=("torch", "onnx"), default=None, help="run the network on torch or onnx (onnxruntime, the model's ONNX export: python -m models_definition.export NAME); default: the model entry's own")
     p.add_argument("--out", type=Path, default=ROOT / "results")
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--no-progress", action="store_true")
@@ -207,7 +208,8 @@ def run(args: argparse.Namespace, bin_set: PairSet | None = None) -> Report:
     from models_definition.zoo import check_model_names, load_model
 
     check_model_names(args.models, config.MODELS)  # before any embedding work
-    embedders = [load_model(name, config.MODELS, device=args.device, flip_tta=args.flip) for name in args.models]
+    embedders = [load_model(name, config.MODELS, device=args.device, flip_tta=args.flip, backend=args.backend)
+                 for name in args.models]
     specs = {e.name: e.spec for e in embedders if e.checkpoint is not None}
     protocol = build_protocol(args, specs, config)
     if bin_set is not None:

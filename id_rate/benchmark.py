@@ -537,6 +537,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="a pair whose image is missing: stop with an error (default) or count it as a wrong answer")
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     p.add_argument("--device", default=None)
+    p.add_argument("--backend", choices=("torch", "onnx"), default=None, help="run the network on torch or onnx (onnxruntime, the model's ONNX export: python -m models_definition.export NAME); default: the model entry's own")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "benchmark")
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--no-progress", action="store_true")
@@ -563,7 +564,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, dict[str, Cell]], dict[tupl
     if args.default_sets:
         args.sets = drop_missing(args.sets, paths)
     check_sources(args.sets, paths)
-    embedders = [load_model(m, cfg.MODELS, device=args.device, flip_tta=args.flip) for m in args.models]
+    embedders = [load_model(m, cfg.MODELS, device=args.device, flip_tta=args.flip, backend=args.backend)
+                 for m in args.models]
     protocols = {s: build_protocol(s, paths, args, cfg) for s in args.sets}
     for s in args.sets:  # a model whose training audit did not cover these people: said before its figures
         for line in ev.audit_warnings(embedders, protocols[s]):

@@ -66,6 +66,9 @@ class FaceEmbedder:
     # (size, mtime_ns) of ``checkpoint`` when the weights were read: the cache key hashes the file later, and
     # must not take a file rewritten since (other weights) for these
     checkpoint_stamp: tuple[int, int] | None = field(default=None, repr=False)
+    # the PyTorch network behind ``forward`` (eval mode, float32), for export; None for other backends
+    module: torch.nn.Module | None = field(default=None, repr=False)
+    backend: str = "torch"  # what runs ``forward``: "torch", "onnx" (onnxruntime) or "reference" (OpenCV, dlib)
 
     def __post_init__(self) -> None:
         if self.checkpoint is not None and self.checkpoint_stamp is None and Path(self.checkpoint).is_file():
@@ -138,32 +141,62 @@ def _precision_spec(spec: dict, entry: Mapping[str, Any], device: torch.device) 
     return spec if dtype is None else {**spec, "inference_dtype": str(dtype).removeprefix("torch.")}
 
 
+# Backends that run a model's network: its PyTorch weights, or its ONNX export under onnxruntime (the entry's
+# "onnx" file, written by `python -m models_definition.export`). Reference embedders run their own runtime.
+BACKENDS = ("torch", "onnx")
+
+
+class StaleExportError(ModelNotFoundError):
+    """An ONNX export whose source checkpoint has changed since it was exported (other weights)."""
+
+
+def check_backend(backend: str | None) -> str | None:
+    """Refuse an unknown backend name, listing the valid ones; None (the entry's own) passes."""
+    if backend is not None and backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    return backend
+
+
 def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str | None = None,
-               flip_tta: bool = False, batch_size: int = 64) -> FaceEmbedder:
+               flip_tta: bool = False, batch_size: int = 64, backend: str | None = None) -> FaceEmbedder:
     """The embedder called ``name`` in ``registry`` (the caller's, e.g. ``config.MODELS``), ready for
-    inference, with the unknown-face threshold measured for its flip setting (see ``thresholds``)."""
+    inference, with the unknown-face threshold measured for its flip setting (see ``thresholds``).
+    ``backend``: "torch" or "onnx" (the entry's ONNX export under onnxruntime); None: the entry's ``backend``,
+    else "onnx" for an entry that is only an ONNX file, else "torch"."""
     check_model_names([name], registry)
+    check_backend(backend)
     entry = registry[name]
     # read now, not when the registry was built: a bad file fails here, before any weights load, and a
     # threshold just written by `id_rate --write-thresholds` is the one used
     file = entry.get("measured_thresholds")
     measured = load_measured(file).get(name, []) if file is not None else []
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    backend = backend or entry.get("backend") or ("onnx" if "onnx" in entry and len(
+        {"checkpoint", "reference", "random_init", "pretrained_backbone"} & set(entry)) == 0 else "torch")
+    check_backend(backend)
 
     def made(forward, preprocess: Preprocess, size: int, spec: dict, path: Path | None = None,
-             stamp: tuple[int, int] | None = None) -> FaceEmbedder:
-        t = pick_threshold(entry_records(entry, spec, measured), flip_tta, entry.get("threshold_fpr"))
+             stamp: tuple[int, int] | None = None, module: torch.nn.Module | None = None,
+             runtime: str = "torch", extra_records: Iterable[Mapping[str, Any]] = ()) -> FaceEmbedder:
+        records = entry_records(entry, spec, measured) + list(extra_records)
+        t = pick_threshold(records, flip_tta, entry.get("threshold_fpr"))
         return FaceEmbedder(name, forward, preprocess, size, None if t is None else t["cos"],
-                            None if t is None else t.get("fpr"), spec, flip_tta, batch_size, path, stamp)
+                            None if t is None else t.get("fpr"), spec, flip_tta, batch_size, path, stamp, module,
+                            runtime)
 
+    if backend == "onnx":
+        if "reference" in entry:
+            raise UsageError(f"model {name!r} is a reference embedder with its own runtime; the onnx backend runs "
+                             "this project's exported models (python -m models_definition.export NAME)")
+        return _onnx_embedder(name, entry, made)
     if entry.get("reference") == "sface":
         net = SFaceNet()
-        return made(net, SFACE_PREPROCESS, net.embedding_size, {"reference": "sface"})
+        return made(net, SFACE_PREPROCESS, net.embedding_size, {"reference": "sface"}, runtime="reference")
     if entry.get("reference") == "dlib":
         jitters = entry.get("num_jitters", 1)
         net = DlibNet(jitters)
         spec = {"reference": "dlib"} if jitters == 1 else {"reference": "dlib", "num_jitters": jitters}
-        return made(net, DLIB_PREPROCESS, net.embedding_size, spec)
+        return made(net, DLIB_PREPROCESS, net.embedding_size, spec, runtime="reference")
     if "random_init" in entry:  # the untrained baseline of a comparison: seeded, so every run is the same model
         from facedata.preprocess import get_preset
 
@@ -176,7 +209,8 @@ def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str
             model = build_embedder(entry["random_init"], size, input_px=preprocess.size_px).eval()
         # the spec names everything that makes these weights (embedding caches key on it and on the preprocess)
         return made(_torch_forward(model, dev, bool(entry.get("cpu_bf16"))), preprocess, model.embedding_size,
-                    _precision_spec({"random_init": entry["random_init"], "seed": seed, "embedding_size": size}, entry, dev))
+                    _precision_spec({"random_init": entry["random_init"], "seed": seed, "embedding_size": size}, entry, dev),
+                    module=model)
     if "pretrained_backbone" in entry:  # published weights as they come, e.g. SFace converted into PyTorch
         from facedata.preprocess import get_preset
 
@@ -187,7 +221,7 @@ def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str
                                preprocess.size_px).eval()
         spec = {k: entry.get(k) for k in ("pretrained_backbone", "pretrained", "embedding_size", "preprocess")}
         return made(_torch_forward(model, dev, bool(entry.get("cpu_bf16"))), preprocess, model.embedding_size,
-                    _precision_spec(spec, entry, dev))
+                    _precision_spec(spec, entry, dev), module=model)
     if "reference" in entry:
         raise ModelNotFoundError(f"model {name!r}: unknown reference embedder {entry['reference']!r}; valid: sface, dlib")
     path = Path(entry["checkpoint"])
@@ -201,4 +235,36 @@ def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str
     st = path.stat()  # before the weights are read: a rewrite while they load makes the stamp stale
     model, preprocess, spec = model_from_checkpoint(path, map_location=dev)
     return made(_torch_forward(model, dev, bool(entry.get("cpu_bf16"))), preprocess, model.embedding_size,
-                _precision_spec(spec, entry, dev), path, (st.st_size, st.st_mtime_ns))
+                _precision_spec(spec, entry, dev), path, (st.st_size, st.st_mtime_ns), model)
+
+
+def _onnx_embedder(name: str, entry: Mapping[str, Any], made: Callable[..., FaceEmbedder]) -> FaceEmbedder:
+    """The entry's ONNX export under onnxruntime: its preprocessing and thresholds from the file's metadata
+    (after the measured and the entry's own), refused when its source checkpoint has changed since the export."""
+    from .fingerprint import file_sha256
+    from .onnx_backend import describe, forward_of, metadata, session
+
+    if entry.get("onnx") is None:
+        raise ModelNotFoundError(f"model {name!r} has no ONNX export in its registry entry; export one with "
+                                 f"`python -m models_definition.export {name} OUT.onnx` and name it as the entry's "
+                                 "'onnx' file")
+    path = Path(entry["onnx"])
+    if "sha256" in entry and "checkpoint" not in entry:  # an ONNX file shipped in the repository
+        check_shipped(path, entry["sha256"], name)
+    if not path.is_file():
+        how = entry.get("export_of") or f"{name} {path}"
+        raise ModelNotFoundError(f"model {name!r}: ONNX export {path} not found. Export it with `python -m "
+                                 f"models_definition.export {how}`")
+    st = path.stat()
+    sess = session(path)
+    meta = metadata(sess, str(path))
+    preprocess, size = describe(meta, str(path))
+    source = entry.get("checkpoint")
+    if meta.get("source_sha256") and source is not None and Path(source).is_file() \
+            and file_sha256(source) != meta["source_sha256"]:
+        raise StaleExportError(f"model {name!r}: {path} was exported from another version of {source} (its "
+                               "weights changed since); export it again with `python -m models_definition.export "
+                               f"{name} {path} --overwrite`")
+    spec = dict(meta.get("spec") or {}, backend="onnx", precision=meta.get("precision", "float32"))
+    return made(forward_of(sess), preprocess, size, spec, path, (st.st_size, st.st_mtime_ns), runtime="onnx",
+                extra_records=meta.get("thresholds") or ())

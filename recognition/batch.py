@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=None, help="cosine similarity (default: the model's)")
     p.add_argument("--out", type=Path, default=Path("recognised.csv"), help="CSV written (atomically)")
     p.add_argument("--device", default=None)
+    p.add_argument("--backend", choices=("torch", "onnx"), default=None, help="run the network on torch or onnx (onnxruntime, the model's ONNX export: python -m models_definition.export NAME); default: the model entry's own")
     p.add_argument("--gallery-cache", default=str(config.DATA_DIR / "cache" / "gallery"),
                    help="folder of the gallery embedding cache; 'none' disables it")
     add_max_megapixels_option(p)
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                                      "--gallery-cache")
     if not args.folder.is_dir():  # nor a missing input folder
         raise SourceError(f"{args.folder}: not a folder; pass a folder of photos")
-    embedder = load_model(args.model, config.MODELS, device=args.device)
+    embedder = load_model(args.model, config.MODELS, device=args.device, backend=args.backend)
     threshold = require_threshold(embedder, args.threshold)
     gallery = enrol(args.people_faces, embedder, FaceDetector(config.DATASET_DETECTOR), cache, say=say,
                     max_pixels=max_pixels)

@@ -31,6 +31,7 @@ from models_definition.fingerprint import model_fingerprint
 from models_definition.zoo import FaceEmbedder
 
 from .embed import embed_faces
+from .index import GalleryIndex, GalleryIndexCorruptError, IndexPolicy, row_ids
 
 UNKNOWN = "Unknown"
 # A second face smaller than this share of the largest one's area (a face in the background) does not
@@ -70,6 +71,10 @@ class Gallery:
     files: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     from_cache: int = 0  # images whose embedding came from the cache
+    # A FAISS index over ``embeddings`` (recognition.index) and the row of each of its vectors: when set, match()
+    # searches it for each face's top-1 image (the best image is the best person's best image).
+    index: GalleryIndex | None = field(default=None, repr=False)
+    index_rows: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         # Columns grouped by person once, so that matching a frame is one matmul and one reduceat.
@@ -98,6 +103,12 @@ class Gallery:
         embeddings = np.atleast_2d(np.asarray(embeddings, np.float32))
         if len(self) == 0:
             return [Match(UNKNOWN, float("-inf"), None) for _ in range(len(embeddings))]
+        if self.index is not None and self.index_rows is not None and len(self.index) == len(self):
+            scores, rows = self.index.search(embeddings, 1)
+            # a row of -1: an approximate index found no vector near enough to look at (an empty IVF list)
+            return [Match(self.names[r] if s >= threshold else UNKNOWN, float(s), self.names[r]) if i >= 0
+                    else Match(UNKNOWN, float("-inf"), None)
+                    for s, i, r in zip(scores[:, 0], rows[:, 0], self.index_rows[rows[:, 0]])]
         sims = similarity_matrix(embeddings, self.embeddings)  # (M, N)
         best_per_person = np.maximum.reduceat(sims[:, self._order], self._starts, axis=1)  # (M, people)
         people = self._people
@@ -148,9 +159,11 @@ def _main_face(faces: Sequence[Face], image_shape: tuple[int, ...]) -> tuple[Fac
 
 def enrol(folder: str | Path, embedder: FaceEmbedder, detector: FaceDetector, cache_dir: str | Path | None = None,
           allow_empty: bool = False, say: Callable[[str], None] | None = None,
-          max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Gallery:
+          max_pixels: int | None = DEFAULT_MAX_PIXELS, index_policy: IndexPolicy | None = None) -> Gallery:
     """Detect, align and embed every gallery image (new or changed ones only, when cached); images above
-    ``max_pixels`` are skipped with the reason (``--max-megapixels``)."""
+    ``max_pixels`` are skipped with the reason (``--max-megapixels``). With ``index_policy`` (e.g.
+    ``IndexPolicy(**config.GALLERY_INDEX)``) a gallery of at least its ``min_faces`` images is matched through a
+    FAISS index, kept beside the cache (``<cache>.faiss``) and updated with the new images only."""
     folder = Path(folder)
     items = scan_gallery(folder)
     if not items and not allow_empty:
@@ -202,7 +215,43 @@ def enrol(folder: str | Path, embedder: FaceEmbedder, detector: FaceDetector, ca
         raise GalleryError(f"{folder}: none of its {len(items)} images could be enrolled: "
                            + "; ".join(f"{s.path}: {s.reason}" for s in skipped))
     emb = np.stack(embs) if embs else np.zeros((0, embedder.embedding_size), np.float32)
-    return Gallery(names, emb, files, skipped, hits)
+    gallery = Gallery(names, emb, files, skipped, hits)
+    if index_policy is not None and len(gallery) and len(gallery) >= index_policy.min_faces:
+        key = model_key(embedder, detector)
+        where = None if cache_path is None else cache_path.with_suffix(".faiss")
+        gallery.index, gallery.index_rows = gallery_index(emb, files, index_policy, key, embedder.name, where, say)
+    return gallery
+
+
+def gallery_index(emb: np.ndarray, files: list[str], policy: IndexPolicy, key: str, model_name: str = "",
+                  path: Path | None = None, say: Callable[[str], None] | None = None) -> tuple[GalleryIndex, np.ndarray]:
+    """(index, gallery row of each of its vectors) for gallery rows ``emb`` (images ``files``): the index saved at
+    ``path`` with the rows it lacks added, or a new one when there is none, when it holds a row the gallery no
+    longer has (an image removed or changed: a rebuild is simpler than a removal every index kind supports) or
+    when it is damaged (said, like a damaged embedding cache). An index of another model is refused."""
+    ids = row_ids(files, emb)
+    index = None
+    if path is not None and path.is_file():
+        try:
+            index = GalleryIndex.load(path, key, policy)
+        except GalleryIndexCorruptError as exc:
+            if say:
+                say(f"gallery: {exc}: rebuilt")
+    pos = {int(i): r for r, i in enumerate(ids)}
+    if index is not None and not all(int(i) in pos for i in index.ids):
+        index = None  # an image removed or changed since
+    before = -1 if index is None else len(index)
+    if index is None:
+        index = GalleryIndex(emb.shape[1], policy, key, model_name)
+    held = {int(i) for i in index.ids}
+    new = np.array([r for r, i in enumerate(ids) if int(i) not in held], np.int64)
+    index.add(emb[new], ids[new])
+    if path is not None and len(index) != before:
+        index.save(path)
+    for line in index.log:
+        if say:
+            say(f"gallery: {line}")
+    return index, np.array([pos[int(i)] for i in index.ids], np.int64)
 
 
 def _enrol_one(path: Path, embedder: FaceEmbedder, detector: FaceDetector,

@@ -55,7 +55,7 @@ def embed_photo(image: str | Path | np.ndarray, embedder: FaceEmbedder, detector
 def verify(img1: str | Path | np.ndarray, img2: str | Path | np.ndarray, model_name: str = "sface",
            threshold: float | None = None, embedder: FaceEmbedder | None = None,
            detector: FaceDetector | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-           registry: Mapping[str, Mapping] | None = None) -> Verdict:
+           registry: Mapping[str, Mapping] | None = None, backend: str | None = None) -> Verdict:
     """Similarity, threshold and same-person verdict for the main faces of two photos (photos above
     ``max_pixels`` are refused, see ``--max-megapixels``)."""
     # Both photos are read before the model loads: a bad file costs nothing yet.
@@ -64,7 +64,7 @@ def verify(img1: str | Path | np.ndarray, img2: str | Path | np.ndarray, model_n
     if embedder is None:
         if registry is None:
             raise UsageError("verify needs an embedder, or a registry (e.g. config.MODELS) to load model_name from")
-        embedder = load_model(model_name, registry)
+        embedder = load_model(model_name, registry, backend=backend)
     thr = require_threshold(embedder, threshold)  # checked there: a NaN from a thresholds file is refused too
     detector = detector or FaceDetector()
     a, b = (embed_photo(rgb, embedder, detector, name=n) for rgb, n in zip(rgbs, names))
@@ -81,12 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="sface", help="a name in config.MODELS")
     p.add_argument("--threshold", type=float, default=None, help="cosine similarity in [-1, 1] (default: the "
                    "model's)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default=None, help="run the network on torch or onnx (onnxruntime, the model's ONNX export: python -m models_definition.export NAME); default: the model entry's own")
     add_max_megapixels_option(p)
     args = p.parse_args(argv)
     check_threshold(args.threshold)  # before the photos are read and the model loads
     max_pixels = max_pixels_of(args.max_megapixels)
     import config  # the script layer: the project's model registry
-    v = verify(args.image1, args.image2, args.model, args.threshold, max_pixels=max_pixels, registry=config.MODELS)
+    v = verify(args.image1, args.image2, args.model, args.threshold, max_pixels=max_pixels, registry=config.MODELS,
+               backend=args.backend)
     verdict = "same person" if v.same_person else "different people"
     at = f" (measured at FPR {v.threshold_fpr:g})" if v.threshold_fpr else ""
     print(f"{verdict}: cosine similarity {v.similarity:.3f}, threshold {v.threshold:.3f}{at}")

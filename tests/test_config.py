@@ -88,7 +88,8 @@ def test_each_recipe_gives_its_best_and_last_checkpoint():
 
 def test_a_model_name_given_twice_is_refused():
     with pytest.raises(FaceKitError, match="config.MODELS: model name 'x' given twice"):
-        config.merged_models({"x": {"reference": "sface"}}, {"x": {"reference": "dlib"}}, measured_thresholds=Path("t"))
+        config.merged_models({"x": {"reference": "sface"}}, {"x": {"reference": "dlib"}}, measured_thresholds=Path("t"),
+                              onnx_dir=Path("o"))
 
 
 def test_measured_thresholds_live_outside_the_packages():
