@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from facedata.cli import command, error_message
+from models_definition.onnx_backend import add_backend_option
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,7 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("-model_name", default=None, help="a model name in config.MODELS (default: config.DEFAULT_MODEL, "
                    "the small model shipped in the repository)")
     p.add_argument("-device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--backend", choices=("torch", "onnx"), default=None, help="run the network on torch or onnx (onnxruntime, the model's ONNX export: python -m models_definition.export NAME); default: the model entry's own")
+    add_backend_option(p)
     p.add_argument("-cam", default="0", help="camera index, or a video file, an image or a folder of images")
     p.add_argument("-people_faces", default=None, help="gallery folder: <name>.jpg or <name>/*.jpg "
                    "(default: config.PEOPLE_FACES)")

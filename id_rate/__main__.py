@@ -33,6 +33,7 @@ from facedata.datasets import choose_open_set_identities, scan_face_folder
 from facedata.errors import UsageError
 from facedata.io import create_output_file, output_folder
 from facedata.splits import DEFAULT_SPLIT_SEED
+from models_definition.onnx_backend import add_backend_option
 
 from .evaluate import (PairSet, Protocol, Report, bin_pairs, cfp_protocol, evaluate, evaluate_embeddings, held_out_protocol,
                        lfw_protocol, split_protocol, write_thresholds)
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"store each model's cosine threshold at this FPR in {THRESHOLDS}")
     p.add_argument("--thresholds-file", type=Path, default=THRESHOLDS, help=argparse.SUPPRESS)
     p.add_argument("--device", default=None)
-    p.add_argument("--backend", choices=("torch", "onnx"), default=None, help="run the network on torch or onnx (onnxruntime, the model's ONNX export: python -m models_definition.export NAME); default: the model entry's own")
+    add_backend_option(p)
     p.add_argument("--out", type=Path, default=ROOT / "results")
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--no-progress", action="store_true")

@@ -45,6 +45,7 @@ from facedata.cli import at_least, command, torch_device
 from facedata.datasets import BENCHMARK_SEED_OFFSET, held_out_split
 from facedata.io import output_folder, write_bytes_atomic
 from facedata.splits import DEFAULT_SPLIT_SEED, SplitSpec
+from models_definition.onnx_backend import add_backend_option
 
 from . import evaluate as ev
 from .evaluate import (PairSet, Protocol, check_not_trained_on, lfw_protocol, score_embeddings, score_pairs,
@@ -537,7 +538,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="a pair whose image is missing: stop with an error (default) or count it as a wrong answer")
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     p.add_argument("--device", default=None)
-    p.add_argument("--backend", choices=("torch", "onnx"), default=None, help="run the network on torch or onnx (onnxruntime, the model's ONNX export: python -m models_definition.export NAME); default: the model entry's own")
+    add_backend_option(p)
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "benchmark")
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--no-progress", action="store_true")

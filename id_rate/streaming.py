@@ -209,7 +209,7 @@ class ScoreHistogram:
             return None
         if keep_all:
             return x
-        return np.concatenate(parts) if len(parts) != 1 else parts[0]
+        return np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.empty(0, np.float32)
 
     def update_pairs(self, s: torch.Tensor, row0: int, labels: np.ndarray,
                      above: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -243,7 +243,8 @@ class ScoreHistogram:
             return x[rows][keep]
 
         parts = self._candidates(n_cand, floor, share)
-        return positives, np.concatenate(parts) if len(parts) != 1 else parts[0]
+        return positives, (np.concatenate(parts) if len(parts) > 1 else parts[0] if parts
+                           else np.empty(0, np.float32))
 
     def _threads(self, rows: int, n: int) -> int:
         """Threads for a kernel call over ``rows`` rows and ``n`` scores, the local counts ready for them."""

@@ -280,21 +280,26 @@ def export_model(name: str, registry: Mapping[str, Mapping[str, Any]], out: Path
                  overwrite: bool = False, log=print) -> ExportResult:
     """Export ``name`` to ``out`` (and ``out``'s ``-int8`` sibling with ``int8``), each checked before it is
     written (module docstring). Returns what was written and how it compares."""
+    entry = registry[name]
+    if entry.get("backend") == "onnx":  # e.g. small-r18h-distill-int8: a file this command writes from another entry
+        raise UsageError(f"model {name!r} is an ONNX export itself; export its source instead: python -m "
+                         f"models_definition.export {entry.get('export_of') or '<source model>'}")
     out = check_output_file(out, "output", overwrite, (".onnx",))
     int8_out = out.with_name(out.stem + "-int8.onnx")
     if int8:
         check_output_file(int8_out, "int8 output", overwrite, (".onnx",))
     if not pair_sets and not parity_faces:
         raise UsageError("nothing to check the export on: give LFW (--lfw-dir/--lfw-pairs), --pairs or --faces")
-    reference = load_model(name, registry, device="cpu", backend="torch")
+    # the reference in float32 even where the entry serves in bfloat16: parity is with the network's own numbers
+    reference = load_model(name, {name: dict(entry, cpu_bf16=False)}, device="cpu", backend="torch")
     module = torch_network(reference)
-    entry = registry[name]
     measured = load_measured(entry["measured_thresholds"]).get(name, []) if entry.get("measured_thresholds") else []
     spec = {k: v for k, v in reference.spec.items() if k != "inference_dtype"}
     meta: dict[str, Any] = dict(name=name, spec=spec, preprocess=reference.preprocess.to_dict(),
                                 embedding_size=reference.embedding_size,
                                 thresholds=[dict(r) for r in entry_records(entry, spec, measured)],
-                                torch=torch.__version__, opset=OPSET)
+                                torch=torch.__version__, opset=OPSET,
+                                benchmark_check=sorted(pair_sets))  # [] = checked on the parity faces alone
     if reference.checkpoint is not None:
         from .fingerprint import file_sha256
 
@@ -344,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "when it and --cfp-dir are there)")
     p.add_argument("--cfp-dir", type=Path, default=config.CFP_ALIGNED)
     p.add_argument("--pairs", action="append", default=[], metavar="PAIRS@DIR",
-                   help="another pair set to check (an LFW-style pairs file over an aligned folder, or a .bin)")
+                   help="another pair set to check (an LFW-style pairs file over an aligned folder)")
     p.add_argument("--no-benchmark-check", action="store_true",
                    help="check the cosine on --faces alone, without LFW/CFP (recorded in the file's metadata)")
     p.add_argument("--faces", type=Path, default=config.SAMPLE_ALIGNED,
@@ -369,6 +374,10 @@ def pair_sets_of(args: argparse.Namespace) -> dict[str, Any]:
                          "`python -m facedata.fetch lfw` and `python -m facedata.prepare`), point --lfw-dir/"
                          "--lfw-pairs at your copy, or pass --no-benchmark-check to check the cosine on --faces alone")
     sets["lfw"] = pair_set(f"{args.lfw_pairs}@{args.lfw_dir}")
+    for spec in args.pairs:
+        if str(spec).endswith(".bin"):  # decoded crops, not files: the check embeds aligned image files
+            raise UsageError(f"--pairs {spec}: a .bin holds decoded crops; the export check takes PAIRS@DIR over "
+                             "aligned image files (python -m facedata.insightface_io can unpack a .bin into one)")
     if (args.cfp_root / "Protocol").is_dir() and args.cfp_dir.is_dir():
         sets["cfp_fp"] = cfp_protocol(args.cfp_root, args.cfp_dir, "FP").pairs
     for spec in args.pairs:
@@ -384,6 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads < 1:
         raise UsageError(f"--threads {args.threads}: at least 1")
+    if args.calibration_images < 1:
+        raise UsageError(f"--calibration-images {args.calibration_images}: at least 1 (default {CALIBRATION_IMAGES})")
     torch.set_num_threads(args.threads)
     from .zoo import check_model_names
 

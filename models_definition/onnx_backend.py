@@ -25,6 +25,18 @@ FORMAT = "facekit-embedder/1"  # raise when the metadata's meaning changes; olde
 INPUT_NAME, OUTPUT_NAME = "input", "embedding"
 
 
+# Backends that run a model's network: its PyTorch weights, or its ONNX export under onnxruntime (the entry's
+# "onnx" file, written by `python -m models_definition.export`). Reference embedders run their own runtime.
+BACKENDS = ("torch", "onnx")
+
+
+def add_backend_option(parser) -> None:
+    """The one ``--backend`` option of every command that loads a model."""
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="run the network on torch or onnx (onnxruntime: the model's ONNX export, written by "
+                             "python -m models_definition.export NAME); default: the model entry's own")
+
+
 class OnnxModelError(FaceKitError):
     """An ONNX file that cannot be used as an embedder: unreadable, cut short, or not runnable here."""
 

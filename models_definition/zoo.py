@@ -25,6 +25,7 @@ from .backbones import fuse_conv_bn
 from .checkpoint import model_from_checkpoint
 from .precision import autocast, autocast_dtype
 from .reference import DLIB_PREPROCESS, SFACE_PREPROCESS, DlibNet, SFaceNet
+from .onnx_backend import BACKENDS
 from .shipped import check_shipped
 from .thresholds import entry_records, load_measured, pick_threshold
 from facedata.errors import FaceKitError, UsageError
@@ -69,6 +70,9 @@ class FaceEmbedder:
     # the PyTorch network behind ``forward`` (eval mode, float32), for export; None for other backends
     module: torch.nn.Module | None = field(default=None, repr=False)
     backend: str = "torch"  # what runs ``forward``: "torch", "onnx" (onnxruntime) or "reference" (OpenCV, dlib)
+    # every threshold record it has, in precedence order (``threshold`` is the first that fits): open-set thresholds
+    # per gallery size read the same records (recognition.open_set)
+    records: tuple = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if self.checkpoint is not None and self.checkpoint_stamp is None and Path(self.checkpoint).is_file():
@@ -141,9 +145,6 @@ def _precision_spec(spec: dict, entry: Mapping[str, Any], device: torch.device) 
     return spec if dtype is None else {**spec, "inference_dtype": str(dtype).removeprefix("torch.")}
 
 
-# Backends that run a model's network: its PyTorch weights, or its ONNX export under onnxruntime (the entry's
-# "onnx" file, written by `python -m models_definition.export`). Reference embedders run their own runtime.
-BACKENDS = ("torch", "onnx")
 
 
 class StaleExportError(ModelNotFoundError):
@@ -182,7 +183,7 @@ def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str
         t = pick_threshold(records, flip_tta, entry.get("threshold_fpr"))
         return FaceEmbedder(name, forward, preprocess, size, None if t is None else t["cos"],
                             None if t is None else t.get("fpr"), spec, flip_tta, batch_size, path, stamp, module,
-                            runtime)
+                            runtime, tuple(records))
 
     if backend == "onnx":
         if "reference" in entry:
@@ -265,6 +266,13 @@ def _onnx_embedder(name: str, entry: Mapping[str, Any], made: Callable[..., Face
         raise StaleExportError(f"model {name!r}: {path} was exported from another version of {source} (its "
                                "weights changed since); export it again with `python -m models_definition.export "
                                f"{name} {path} --overwrite`")
-    spec = dict(meta.get("spec") or {}, backend="onnx", precision=meta.get("precision", "float32"))
+    built = meta.get("spec") or {}
+    changed = [k for k in ("random_init", "seed", "embedding_size", "pretrained_backbone", "pretrained", "preprocess")
+               if k in entry and k in built and built[k] != entry[k]]
+    if changed and "checkpoint" not in entry:  # a seeded or converted model: its entry names the weights
+        raise StaleExportError(f"model {name!r}: {path} was exported with other settings ({', '.join(changed)} "
+                               "differ from the registry entry); export it again with `python -m "
+                               f"models_definition.export {name} {path} --overwrite`")
+    spec = dict(built, backend="onnx", precision=meta.get("precision", "float32"))
     return made(forward_of(sess), preprocess, size, spec, path, (st.st_size, st.st_mtime_ns), runtime="onnx",
                 extra_records=meta.get("thresholds") or ())

@@ -23,6 +23,7 @@ from facedata.io import (
     image_files, load_image, max_pixels_of, write_bytes_atomic,
 )
 from models_definition.zoo import check_threshold, load_model, require_threshold
+from models_definition.onnx_backend import add_backend_option
 
 from .gallery import enrol
 from .realtime import Recognizer, SpeedOptions
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=None, help="cosine similarity (default: the model's)")
     p.add_argument("--out", type=Path, default=Path("recognised.csv"), help="CSV written (atomically)")
     p.add_argument("--device", default=None)
-    p.add_argument("--backend", choices=("torch", "onnx"), default=None, help="run the network on torch or onnx (onnxruntime, the model's ONNX export: python -m models_definition.export NAME); default: the model entry's own")
+    add_backend_option(p)
     p.add_argument("--gallery-cache", default=str(config.DATA_DIR / "cache" / "gallery"),
                    help="folder of the gallery embedding cache; 'none' disables it")
     add_max_megapixels_option(p)

@@ -106,7 +106,7 @@ class Gallery:
         if self.index is not None and self.index_rows is not None and len(self.index) == len(self):
             scores, rows = self.index.search(embeddings, 1)
             # a row of -1: an approximate index found no vector near enough to look at (an empty IVF list)
-            return [Match(self.names[r] if s >= threshold else UNKNOWN, float(s), self.names[r]) if i >= 0
+            return [Match(self.names[r] if float(s) >= threshold else UNKNOWN, float(s), self.names[r]) if i >= 0
                     else Match(UNKNOWN, float("-inf"), None)
                     for s, i, r in zip(scores[:, 0], rows[:, 0], self.index_rows[rows[:, 0]])]
         sims = similarity_matrix(embeddings, self.embeddings)  # (M, N)

@@ -25,6 +25,7 @@ from facedata.errors import FaceDataError, UsageError
 from facedata.io import DEFAULT_MAX_PIXELS, add_max_megapixels_option, load_image, max_pixels_of
 from id_rate.scoring import paired_scores
 from models_definition.zoo import FaceEmbedder, check_threshold, load_model, require_threshold
+from models_definition.onnx_backend import add_backend_option
 
 from .embed import embed_faces
 
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="sface", help="a name in config.MODELS")
     p.add_argument("--threshold", type=float, default=None, help="cosine similarity in [-1, 1] (default: the "
                    "model's)")
-    p.add_argument("--backend", choices=("torch", "onnx"), default=None, help="run the network on torch or onnx (onnxruntime, the model's ONNX export: python -m models_definition.export NAME); default: the model entry's own")
+    add_backend_option(p)
     add_max_megapixels_option(p)
     args = p.parse_args(argv)
     check_threshold(args.threshold)  # before the photos are read and the model loads

@@ -56,7 +56,8 @@ SEED_OTHER_MODELS = {
 
 
 def without_file(entry: dict) -> dict:
-    return {k: v for k, v in entry.items() if k != "measured_thresholds"}
+    """The entry without the files merged_models adds to every entry (thresholds file, ONNX export)."""
+    return {k: v for k, v in entry.items() if k not in ("measured_thresholds", "onnx")}
 
 
 @pytest.mark.parametrize("name, checkpoint, recipe", SEED_CHECKPOINT_MODELS)
@@ -110,3 +111,12 @@ def test_importing_config_imports_no_torch_from_any_folder(tmp_path):
                       "print(config.ROOT)", tmp_path)
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()) == config.ROOT
+
+
+def test_models_with_a_network_know_where_their_onnx_export_goes():
+    assert config.MODELS["small-r18h-distill"]["onnx"] == config.ONNX_DIR / "small-r18h-distill.onnx"
+    assert config.MODELS["random-init"]["onnx"] == config.ONNX_DIR / "random-init.onnx"
+    assert "onnx" not in config.MODELS["sface"] and "onnx" not in config.MODELS["dlib"]
+    # the int8 entry names its own file, written by exporting its source with --int8
+    int8 = config.MODELS["small-r18h-distill-int8"]
+    assert int8["backend"] == "onnx" and int8["onnx"] == config.ONNX_DIR / "small-r18h-distill-int8.onnx"

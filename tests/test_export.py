@@ -17,7 +17,8 @@ from facedata.io import image_files, load_image
 from id_rate.evaluate import PairSet
 from models_definition import export as ex
 from models_definition.onnx_backend import NotAFaceModelError, OnnxModelError
-from models_definition.zoo import StaleExportError, load_model
+from facedata.errors import UsageError
+from models_definition.zoo import ModelNotFoundError, StaleExportError, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = config.DEFAULT_MODEL
@@ -130,9 +131,9 @@ def test_onnx_files_that_are_not_our_face_models_are_named_errors(tmp_path):
     junk.write_bytes(b"not a protobuf at all" * 10)
     with pytest.raises(OnnxModelError, match="junk.onnx: onnxruntime cannot load it"):
         load_model("x", {"x": {"onnx": junk}})
-    with pytest.raises(Exception, match="not found. Export it with `python -m models_definition.export x"):
+    with pytest.raises(ModelNotFoundError, match="not found. Export it with `python -m models_definition.export x"):
         load_model("x", {"x": {"onnx": tmp_path / "none.onnx"}})
-    with pytest.raises(Exception, match="unknown backend 'tflite'; valid: torch, onnx"):
+    with pytest.raises(UsageError, match="unknown backend 'tflite'; valid: torch, onnx"):
         load_model("sface", config.MODELS, backend="tflite")
 
 
@@ -158,6 +159,10 @@ def test_cli_export_checks_and_names_bad_input(tmp_path, capsys):
     assert "must end in .onnx" in capsys.readouterr().err
     assert ex.main([MODEL, str(tmp_path / "o.onnx"), "--lfw-dir", str(tmp_path / "nolfw")]) == 2
     assert "LFW is needed to check the export" in capsys.readouterr().err
+    assert ex.main([f"{MODEL}-int8", "--no-benchmark-check"]) == 2  # an export itself: its source is exported
+    assert f"export its source instead: python -m models_definition.export {MODEL} --int8" in capsys.readouterr().err
+    assert ex.main([MODEL, str(tmp_path / "o.onnx"), "--int8", "--calibration-images", "0"]) == 2
+    assert "--calibration-images 0: at least 1" in capsys.readouterr().err
 
 
 def _live(script, registry_patch, monkeypatch, sample_data, out: Path, backend: str) -> list[dict]:

@@ -42,6 +42,8 @@ def test_threshold_interpolates_and_extrapolates_in_log_fpr():
     cos, how = threshold_at_fmr(TABLE, 1e-4)
     assert cos == pytest.approx(0.94) and how.startswith("extrapolated")
     with pytest.raises(FpirThresholdError, match="cosine 1"):  # 0.74 + 0.2 x 1.5 > 1
+        threshold_at_fmr([(1e-4, 0.94), (1e-3, 0.74), (1e-2, 0.54)], 10 ** -4.5)
+    with pytest.raises(FpirThresholdError, match="more than 1 decades below"):  # beyond one decade: refused
         threshold_at_fmr(TABLE, 10 ** -4.5)
     with pytest.raises(FpirThresholdError, match="decades below"):
         threshold_at_fmr([(1e-3, 0.3), (1e-2, 0.29)], 1e-6)

@@ -145,3 +145,16 @@ def test_streaming_idrate_with_raised_floors_equals_exact(monkeypatch):
     stream = idrate(q, labels, d, device="cpu", chunk=50, exact_limit=0)
     for e, s in zip(exact.points, stream.points):
         assert s.exact and (s.tpr, s.threshold, s.fpr) == (e.tpr, e.threshold, e.fpr)
+
+
+def test_one_query_row_a_block_with_no_negative_pair_left(path):
+    """chunk=1: the last query row's block holds no pair j > i, so it passes nothing on; both paths agree with the
+    exact protocol (the numpy path once failed on such an empty block)."""
+    rng = np.random.default_rng(3)
+    q = rng.standard_normal((40, 16)).astype(np.float32)
+    d = rng.standard_normal((20, 16)).astype(np.float32)
+    labels = np.repeat(np.arange(10), 4)
+    exact = idrate(q, labels, d, fprs=(1e-2,), device="cpu")
+    stream = idrate(q, labels, d, fprs=(1e-2,), device="cpu", chunk=1, exact_limit=0)
+    assert stream.auc == pytest.approx(exact.auc, abs=stream.auc_error + 1e-12)
+    assert stream.points[0].tpr == exact.points[0].tpr
