@@ -100,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SourceError(f"{args.folder}: not a folder; pass a folder of photos")
     embedder = load_model(args.model, config.MODELS, device=args.device, backend=args.backend)
     threshold = require_threshold(embedder, args.threshold)
+    from .index import IndexPolicy  # large galleries are searched through a FAISS index, as in the live script
+
     gallery = enrol(args.people_faces, embedder, FaceDetector(config.DATASET_DETECTOR), cache, say=say,
-                    max_pixels=max_pixels)
+                    max_pixels=max_pixels, index_policy=IndexPolicy(**config.GALLERY_INDEX))
     say(gallery.summary())
     # Photos are unrelated: full-resolution detection of every face, no tracking from one to the next.
     recognizer = Recognizer(embedder, gallery, threshold, config.DATASET_DETECTOR,
