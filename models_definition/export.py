@@ -264,6 +264,22 @@ def calibration_paths(folder: Path, n: int, exclude: set[Path], seed: int = 0) -
     return sorted(paths) if len(paths) <= n else sorted(rng.choice(np.array(paths, dtype=object), n, replace=False))
 
 
+def check_exportable(name: str, registry: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The registry entry of ``name``, refused unless it has a PyTorch network of ours to export (checked before
+    any data is read)."""
+    from .zoo import check_model_names
+
+    check_model_names([name], registry)
+    entry = registry[name]
+    if entry.get("backend") == "onnx":  # e.g. small-r18h-distill-int8: a file this command writes from another entry
+        raise UsageError(f"model {name!r} is an ONNX export itself; export its source instead: python -m "
+                         f"models_definition.export {entry.get('export_of') or '<source model>'}")
+    if not {"checkpoint", "random_init", "pretrained_backbone"} & set(entry):
+        raise ExportError(f"model {name!r} is not a PyTorch network of ours: nothing to export (reference embedders "
+                          "such as sface and dlib run their own published files)")
+    return entry
+
+
 # --- the command -------------------------------------------------------------------------------------------
 @dataclass
 class ExportResult:
@@ -280,10 +296,7 @@ def export_model(name: str, registry: Mapping[str, Mapping[str, Any]], out: Path
                  overwrite: bool = False, log=print) -> ExportResult:
     """Export ``name`` to ``out`` (and ``out``'s ``-int8`` sibling with ``int8``), each checked before it is
     written (module docstring). Returns what was written and how it compares."""
-    entry = registry[name]
-    if entry.get("backend") == "onnx":  # e.g. small-r18h-distill-int8: a file this command writes from another entry
-        raise UsageError(f"model {name!r} is an ONNX export itself; export its source instead: python -m "
-                         f"models_definition.export {entry.get('export_of') or '<source model>'}")
+    entry = check_exportable(name, registry)
     out = check_output_file(out, "output", overwrite, (".onnx",))
     int8_out = out.with_name(out.stem + "-int8.onnx")
     if int8:
@@ -396,10 +409,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.calibration_images < 1:
         raise UsageError(f"--calibration-images {args.calibration_images}: at least 1 (default {CALIBRATION_IMAGES})")
     torch.set_num_threads(args.threads)
-    from .zoo import check_model_names
-
-    check_model_names([args.model], config.MODELS)
+    check_exportable(args.model, config.MODELS)
     out = args.out or config.MODELS[args.model].get("onnx") or config.ONNX_DIR / f"{args.model}.onnx"
+    out = check_output_file(out, "output", args.overwrite, (".onnx",))  # before any data is read
+    if args.int8:
+        check_output_file(out.with_name(out.stem + "-int8.onnx"), "int8 output", args.overwrite, (".onnx",))
     sets = pair_sets_of(args)
     faces = []
     if args.faces.is_dir():
