@@ -162,7 +162,9 @@ composed-models: venv
 # checked against PyTorch on LFW View 2 and CFP-FP before it is written, with its int8 form (kept only within
 # config.INT8_MAX_DROP_POINTS); then the embedding backends, the two detectors, galleries up to a million faces
 # (augmented views of CFP and sample faces pad the real ones; cached in data/cache, resumable) and ID-rate scoring
-# at 10k x 1M against the matrix-multiply floor. About an hour on 2 cores, most of it embedding the gallery.
+# at 10k x 1M against the matrix-multiply floor. Embedding a million augmented faces takes hours on 2 cores;
+# GALLERY_ARGS="--synthetic --max-blocks 1" pads with synthetic embeddings instead (minutes; said so in the output).
+GALLERY_ARGS ?=
 deploy: venv
 	$(PY) -m models_definition.export $$($(PY) -c "import config; print(config.DEFAULT_MODEL)") --int8 --overwrite \
 		--lfw-dir $(LFW_ALIGNED) --lfw-pairs $(LFW_ROOT)/pairs.txt --cfp-root $(CFP_ROOT) --cfp-dir $(CFP_ALIGNED)
@@ -172,7 +174,8 @@ deploy: venv
 	$(PY) -m facedata.prepare $(CFP_ROOT)/Data/Images data/cfp_aligned_yunet --fallback hints --hints \
 		$(CFP_ROOT)/face_boxes.csv --detect-max-side 640 --pad 0.3 --workers 1 --no-progress --detector yunet
 	$(PY) benchmarks/bench_detectors.py
-	$(PY) benchmarks/bench_gallery.py --distractors 1e6 --sizes 1e3 1e4 1e5 1e6 --kinds flat ivf hnsw --hnsw-max 1e5
+	$(PY) benchmarks/bench_gallery.py --distractors 1e6 --sizes 1e3 1e4 1e5 1e6 --kinds flat ivf hnsw --hnsw-max 1e5 \
+		$(GALLERY_ARGS)
 	$(PY) benchmarks/bench_idrate.py --distractors 1000000
 
 # Everything CI checks (.ci/run calls this): lint, then every test, printing the 15 slowest.
