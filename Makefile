@@ -162,8 +162,9 @@ composed-models: venv
 # checked against PyTorch on LFW View 2 and CFP-FP before it is written, with its int8 form (kept only within
 # config.INT8_MAX_DROP_POINTS); then the embedding backends, the two detectors, galleries up to a million faces
 # (augmented views of CFP and sample faces pad the real ones; cached in data/cache, resumable) and ID-rate scoring
-# at 10k x 1M against the matrix-multiply floor. Embedding a million augmented faces takes hours on 2 cores;
-# GALLERY_ARGS="--synthetic --max-blocks 1" pads with synthetic embeddings instead (minutes; said so in the output).
+# at 10k x 1M against the matrix-multiply floor. The gallery's million augmented faces take about 25 minutes on an
+# idle 2-core CPU (hours when it is shared); GALLERY_ARGS="--synthetic --max-blocks 1" pads with synthetic
+# embeddings instead (minutes; said so in the output).
 GALLERY_ARGS ?=
 deploy: venv
 	$(PY) -m models_definition.export $$($(PY) -c "import config; print(config.DEFAULT_MODEL)") --int8 --overwrite \
