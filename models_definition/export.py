@@ -39,7 +39,7 @@ from facedata.io import check_output_file, image_files, load_image, write_bytes_
 
 from .onnx_backend import INPUT_NAME, OUTPUT_NAME, encode_metadata, forward_of, session
 from .thresholds import entry_records, load_measured
-from .zoo import FaceEmbedder, load_model
+from .zoo import NETWORK_KEYS, FaceEmbedder, check_model_names, load_model
 
 PROG = "python -m models_definition.export"
 OPSET = 17  # every op of our backbones; onnxruntime 1.2x runs it
@@ -153,14 +153,13 @@ def compare(reference: FaceEmbedder, candidate: FaceEmbedder, precision: str, fa
 
     paths = sorted({Path(p) for p in faces} | {p for ps in pair_sets.values() for p in ps.paths if p is not None})
     index = {p: i for i, p in enumerate(paths)}
-    ref, cand = np.zeros((0, reference.embedding_size), np.float32), None
-    ref_parts, cand_parts = [], []
+    ref_parts = [np.zeros((0, reference.embedding_size), np.float32)]
+    cand_parts = list(ref_parts)
     for i in range(0, len(paths), 1024):  # a few MB of crops at a time
         crops = read_crops(paths[i:i + 1024])
         ref_parts.append(reference(crops))
         cand_parts.append(candidate(crops))
-    ref = np.concatenate(ref_parts) if ref_parts else ref
-    cand = np.concatenate(cand_parts) if cand_parts else ref
+    ref, cand = np.concatenate(ref_parts), np.concatenate(cand_parts)
     cos = np.einsum("ij,ij->i", ref.astype(np.float64), cand.astype(np.float64))
     checks = []
     for name, ps in pair_sets.items():
@@ -267,14 +266,12 @@ def calibration_paths(folder: Path, n: int, exclude: set[Path], seed: int = 0) -
 def check_exportable(name: str, registry: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any]:
     """The registry entry of ``name``, refused unless it has a PyTorch network of ours to export (checked before
     any data is read)."""
-    from .zoo import check_model_names
-
     check_model_names([name], registry)
     entry = registry[name]
     if entry.get("backend") == "onnx":  # e.g. small-r18h-distill-int8: a file this command writes from another entry
         raise UsageError(f"model {name!r} is an ONNX export itself; export its source instead: python -m "
                          f"models_definition.export {entry.get('export_of') or '<source model>'}")
-    if not {"checkpoint", "random_init", "pretrained_backbone"} & set(entry):
+    if not NETWORK_KEYS & set(entry):
         raise ExportError(f"model {name!r} is not a PyTorch network of ours: nothing to export (reference embedders "
                           "such as sface and dlib run their own published files)")
     return entry

@@ -147,6 +147,11 @@ def _precision_spec(spec: dict, entry: Mapping[str, Any], device: torch.device) 
 
 
 
+# The keys of a registry entry whose model is a PyTorch network of ours (what the exporter can export); config's
+# merged_models (torch-free, so it cannot import this) gives such entries their "onnx" path by the same keys.
+NETWORK_KEYS = frozenset({"checkpoint", "random_init", "pretrained_backbone"})
+
+
 class StaleExportError(ModelNotFoundError):
     """An ONNX export whose source checkpoint has changed since it was exported (other weights)."""
 
@@ -165,15 +170,15 @@ def load_model(name: str, registry: Mapping[str, Mapping[str, Any]], device: str
     ``backend``: "torch" or "onnx" (the entry's ONNX export under onnxruntime); None: the entry's ``backend``,
     else "onnx" for an entry that is only an ONNX file, else "torch"."""
     check_model_names([name], registry)
-    check_backend(backend)
     entry = registry[name]
     # read now, not when the registry was built: a bad file fails here, before any weights load, and a
     # threshold just written by `id_rate --write-thresholds` is the one used
     file = entry.get("measured_thresholds")
     measured = load_measured(file).get(name, []) if file is not None else []
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    backend = backend or entry.get("backend") or ("onnx" if "onnx" in entry and len(
-        {"checkpoint", "reference", "random_init", "pretrained_backbone"} & set(entry)) == 0 else "torch")
+    if backend is None:
+        backend = entry.get("backend") or ("onnx" if "onnx" in entry and not (NETWORK_KEYS | {"reference"})
+                                           & set(entry) else "torch")
     check_backend(backend)
 
     def made(forward, preprocess: Preprocess, size: int, spec: dict, path: Path | None = None,
